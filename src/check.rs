@@ -1,0 +1,609 @@
+//! The app's side: the [`Updater`], its builder, the startup check in a
+//! background thread, asking the user, progress.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use semver::Version;
+
+use crate::error::{io_err, Error, Result};
+use crate::fetch::{self, Limits, ProgressFn};
+use crate::hop::{self, StagePlan};
+use crate::journal::Journal;
+use crate::manifest::{self, Manifest, Release};
+use crate::settings::{self, AppConfig};
+
+/// How the user is asked whether to update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ask {
+    /// A native dialog when a display is present (with the `dialog`
+    /// feature), else a y/n question when stdin and stderr are a terminal,
+    /// else no update (nobody to ask).
+    Auto,
+    /// Always the native dialog.
+    Dialog,
+    /// Always the terminal question.
+    Terminal,
+    /// Never ask; update. (`LEAPFROG_ASSUME_YES=1` has the same effect.)
+    AssumeYes,
+    /// Never ask; never update, only report (for [`Updater::check`] users).
+    Never,
+}
+
+/// What happens once an update is staged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Restart {
+    /// Hop out at once: the app is replaced by the update (same PID on Unix).
+    Now,
+    /// Leave the staged update for the next launch, where
+    /// [`finish_pending`](crate::finish_pending) applies it.
+    NextLaunch,
+}
+
+/// An update found by [`Updater::check`].
+#[derive(Debug, Clone)]
+pub struct Available {
+    /// The release line.
+    pub release: Release,
+    /// The version running now.
+    pub current: Version,
+    /// Where the archive is downloaded from.
+    pub archive_url: String,
+    /// Where the release notes are, when the manifest names a file.
+    pub notes_url: Option<String>,
+    /// The manifest it came from.
+    pub manifest_url: String,
+}
+
+/// How a check or an update ended (when it did not replace the process).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The running version is the newest.
+    UpToDate,
+    /// An update exists and the user (or the settings) said not now.
+    Declined(Version),
+    /// An update was staged and will be applied at the next launch.
+    Staged(Version),
+}
+
+/// What [`find_update`] looks for.
+#[derive(Debug, Clone)]
+pub struct Query<'a> {
+    /// The manifest's URL or path.
+    pub manifest_url: &'a str,
+    /// The program.
+    pub program: &'a str,
+    /// The running version.
+    pub current: &'a Version,
+    /// Whether a stable version is offered pre-releases.
+    pub prereleases: bool,
+    /// Whether a release without a sha256 may be returned.
+    pub allow_unverified: bool,
+    /// Archive name template (`{version}` replaced) for lines that name no file.
+    pub archive_template: Option<&'a str>,
+}
+
+/// Fetches a manifest and returns the newest release of `query.program` newer
+/// than `query.current`, if any. A manifest that lists no release of the
+/// program at all is an error (a wrong URL or name, most likely).
+pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Option<Available>> {
+    let url = query.manifest_url;
+    log::info!("checking {url} for {} newer than {}", query.program, query.current);
+    let text = fetch::fetch_text(url, limits)?;
+    let manifest = Manifest::parse_any(&text, url, query.program)?;
+    if manifest.newest(query.program).is_none() {
+        return Err(Error::UnknownProgram {
+            origin: url.to_owned(),
+            program: query.program.to_owned(),
+        });
+    }
+    let Some(release) = manifest.update_for(query.program, query.current, query.prereleases) else {
+        log::info!("{} {} is up to date", query.program, query.current);
+        return Ok(None);
+    };
+    if release.sha256.is_none() && !query.allow_unverified {
+        return Err(Error::Unverified {
+            origin: url.to_owned(),
+            program: release.program.clone(),
+            version: release.version.to_string(),
+        });
+    }
+    let file = match (&release.file, query.archive_template) {
+        (Some(file), _) => file.clone(),
+        (None, Some(template)) => template.replace("{version}", &release.version.to_string()),
+        (None, None) => release.file_name(),
+    };
+    log::info!("update available: {} {} -> {}", query.program, query.current, release.version);
+    Ok(Some(Available {
+        archive_url: manifest::resolve(url, &file),
+        notes_url: release.notes.as_ref().map(|n| manifest::resolve(url, n)),
+        release: release.clone(),
+        current: query.current.clone(),
+        manifest_url: url.to_owned(),
+    }))
+}
+
+struct Options {
+    program: String,
+    current: String,
+    manifest_url: Option<String>,
+    install_dir: Option<PathBuf>,
+    backup_dir: Option<PathBuf>,
+    exe: Option<PathBuf>,
+    config: Option<AppConfig>,
+    archive_template: Option<String>,
+    ask: Ask,
+    restart: Restart,
+    progress: Option<ProgressFn>,
+    limits: Limits,
+    allow_unverified: bool,
+    prereleases: bool,
+    read_env: bool,
+}
+
+/// Builds an [`Updater`]; `build()` checks the settings.
+pub struct UpdaterBuilder {
+    opts: Options,
+}
+
+/// Checks for, stages and starts updates of one program.
+pub struct Updater {
+    opts: Options,
+    current: Version,
+    manifest_url: String,
+    install_dir: PathBuf,
+    backup_dir: PathBuf,
+    exe: PathBuf,
+}
+
+impl Updater {
+    /// Starts a builder for `program` at version `current` (usually
+    /// `env!("CARGO_PKG_VERSION")`).
+    pub fn builder(program: impl Into<String>, current: impl Into<String>) -> UpdaterBuilder {
+        UpdaterBuilder {
+            opts: Options {
+                program: program.into(),
+                current: current.into(),
+                manifest_url: None,
+                install_dir: None,
+                backup_dir: None,
+                exe: None,
+                config: None,
+                archive_template: None,
+                ask: Ask::Auto,
+                restart: Restart::Now,
+                progress: None,
+                limits: Limits::default(),
+                allow_unverified: false,
+                prereleases: false,
+                read_env: true,
+            },
+        }
+    }
+
+    /// Starts a builder from a `data/config.json` (its `Update_app` block):
+    /// the program and executable are `main_app_name`, the version is
+    /// `current_version`, the manifest is `server`/`api_get_version`, and
+    /// `current_version` is rewritten after an update. The install dir is the
+    /// folder that holds `data/`.
+    pub fn from_config(path: impl AsRef<Path>) -> Result<UpdaterBuilder> {
+        let path = path.as_ref();
+        let config = AppConfig::read(path)?;
+        let absolute = std::path::absolute(path).map_err(io_err("resolving", path))?;
+        let install_dir = absolute
+            .parent()
+            .and_then(Path::parent)
+            .ok_or_else(|| Error::Settings(format!("{}: expected it in a data/ folder", path.display())))?
+            .to_owned();
+        let program = Path::new(&config.main_app_name)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or(&config.main_app_name)
+            .to_owned();
+        let mut builder = Updater::builder(program, config.current_version.clone())
+            .manifest_url(config.manifest_url())
+            .install_dir(install_dir)
+            .executable(config.main_app_name.clone());
+        builder.opts.archive_template = config.update_zip_name.clone();
+        builder.opts.config = Some(AppConfig {
+            path: absolute,
+            ..config
+        });
+        Ok(builder)
+    }
+
+    /// The program's name.
+    pub fn program(&self) -> &str {
+        &self.opts.program
+    }
+
+    /// The running version.
+    pub fn current_version(&self) -> &Version {
+        &self.current
+    }
+
+    /// The manifest URL checked.
+    pub fn manifest_url(&self) -> &str {
+        &self.manifest_url
+    }
+
+    /// The install dir.
+    pub fn install_dir(&self) -> &Path {
+        &self.install_dir
+    }
+
+    /// The backup dir.
+    pub fn backup_dir(&self) -> &Path {
+        &self.backup_dir
+    }
+
+    /// Fetches the manifest and returns the update to install, if any.
+    pub fn check(&self) -> Result<Option<Available>> {
+        let query = Query {
+            manifest_url: &self.manifest_url,
+            program: &self.opts.program,
+            current: &self.current,
+            prereleases: self.opts.prereleases,
+            allow_unverified: self.opts.allow_unverified,
+            archive_template: self.opts.archive_template.as_deref(),
+        };
+        find_update(&query, &self.opts.limits)
+    }
+
+    /// The release notes of `available`: inline ones, or the notes file
+    /// fetched (capped like a manifest). `None` when there are none or they
+    /// cannot be fetched.
+    pub fn release_notes(&self, available: &Available) -> Option<String> {
+        if let Some(text) = &available.release.notes_text {
+            return Some(text.clone());
+        }
+        let url = available.notes_url.as_ref()?;
+        match fetch::fetch_text(url, &self.opts.limits) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                log::warn!("release notes unavailable: {e}");
+                None
+            }
+        }
+    }
+
+    /// Asks the user, as the builder's [`Ask`] says, whether to install `available`.
+    pub fn ask(&self, available: &Available) -> bool {
+        let ask = if self.opts.read_env && settings::assume_yes_from_env() {
+            Ask::AssumeYes
+        } else {
+            self.opts.ask
+        };
+        match ask {
+            Ask::AssumeYes => true,
+            Ask::Never => false,
+            Ask::Dialog => ask_dialog(self, available),
+            Ask::Terminal => ask_terminal(self, available),
+            Ask::Auto => {
+                if cfg!(feature = "dialog") && display_present() {
+                    ask_dialog(self, available)
+                } else if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+                    ask_terminal(self, available)
+                } else {
+                    log::info!("no display and no terminal to ask on: not updating now");
+                    false
+                }
+            }
+        }
+    }
+
+    /// Step 2: stages `available` in the backup dir (copy, download, verify,
+    /// unpack, journal). The install dir is not touched; on error nothing
+    /// changes and the app goes on.
+    pub fn stage(&self, available: &Available) -> Result<Journal> {
+        if let Some(journal) = Journal::read(&self.backup_dir)? {
+            if journal.step != crate::journal::Step::Confirmed {
+                return Err(Error::Settings(format!(
+                    "an update to {} is already in progress in {}; restart the app to finish it",
+                    journal.to_version,
+                    self.backup_dir.display()
+                )));
+            }
+        }
+        let progress = self.progress();
+        let plan = StagePlan {
+            program: &self.opts.program,
+            from_version: self.current.to_string(),
+            release: &available.release,
+            archive_url: available.archive_url.clone(),
+            install_dir: self.install_dir.clone(),
+            backup_dir: self.backup_dir.clone(),
+            exe: self.exe.clone(),
+            config: self.opts.config.as_ref().and_then(|c| {
+                c.path.strip_prefix(&self.install_dir).ok().map(Path::to_owned)
+            }),
+            limits: &self.opts.limits,
+            progress: progress.as_ref(),
+        };
+        hop::stage(&plan)
+    }
+
+    /// Steps 3 to 5: hops out to the backup copy, which applies the staged
+    /// update and relaunches the new version. Returns only on failure.
+    pub fn restart(&self, journal: &Journal) -> Error {
+        hop::hop_out(journal)
+    }
+
+    /// The whole update: check, ask, stage, and restart (or leave it for the
+    /// next launch, as the builder's [`Restart`] says).
+    pub fn update(&self) -> Result<Outcome> {
+        let Some(available) = self.check()? else {
+            return Ok(Outcome::UpToDate);
+        };
+        if !self.ask(&available) {
+            return Ok(Outcome::Declined(available.release.version));
+        }
+        let journal = self.stage(&available)?;
+        match self.opts.restart {
+            Restart::Now => Err(self.restart(&journal)),
+            Restart::NextLaunch => Ok(Outcome::Staged(available.release.version)),
+        }
+    }
+
+    /// Runs [`update`](Self::update) in a background thread, so the app's start is
+    /// never delayed. With [`Restart::Now`], an accepted update replaces the
+    /// process from that thread once it is staged.
+    pub fn spawn_startup_check(self) -> JoinHandle<Result<Outcome>> {
+        std::thread::Builder::new()
+            .name("leapfrog-check".into())
+            .spawn(move || {
+                let outcome = self.update();
+                if let Err(e) = &outcome {
+                    log::warn!("update check failed: {e}");
+                }
+                outcome
+            })
+            .expect("spawning the update check thread")
+    }
+
+    fn progress(&self) -> Option<ProgressFn> {
+        if let Some(p) = &self.opts.progress {
+            return Some(p.clone());
+        }
+        #[cfg(feature = "progress-bar")]
+        if matches!(self.opts.ask, Ask::Auto | Ask::Terminal) && std::io::stderr().is_terminal() {
+            return Some(terminal_progress());
+        }
+        None
+    }
+}
+
+impl UpdaterBuilder {
+    /// The URL (or path) of `versions.txt`, or of a JSON version endpoint.
+    pub fn manifest_url(mut self, url: impl Into<String>) -> Self {
+        self.opts.manifest_url = Some(url.into());
+        self
+    }
+
+    /// The install dir (default: the running executable's folder).
+    pub fn install_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.opts.install_dir = Some(dir.into());
+        self
+    }
+
+    /// The backup dir (default: the install dir's sibling `<install>.backup`).
+    /// An app that sets this must tell [`finish_pending`](crate::finish_pending)
+    /// through `LEAPFROG_BACKUP_DIR` as well.
+    pub fn backup_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.opts.backup_dir = Some(dir.into());
+        self
+    }
+
+    /// The executable to relaunch, relative to the install dir (default: the
+    /// running one).
+    pub fn executable(mut self, exe: impl Into<PathBuf>) -> Self {
+        self.opts.exe = Some(exe.into());
+        self
+    }
+
+    /// How to ask the user (default [`Ask::Auto`]).
+    pub fn ask(mut self, ask: Ask) -> Self {
+        self.opts.ask = ask;
+        self
+    }
+
+    /// What to do once an update is staged (default [`Restart::Now`]).
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.opts.restart = restart;
+        self
+    }
+
+    /// Reports download progress (bytes so far, total) to `f`, e.g. for a GUI.
+    pub fn on_progress(mut self, f: impl Fn(u64, Option<u64>) + Send + Sync + 'static) -> Self {
+        self.opts.progress = Some(Arc::new(f));
+        self
+    }
+
+    /// Network limits and timeouts.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.opts.limits = limits;
+        self
+    }
+
+    /// Installs releases whose manifest line has no sha256 (default: refused).
+    pub fn allow_unverified(mut self, allow: bool) -> Self {
+        self.opts.allow_unverified = allow;
+        self
+    }
+
+    /// Offers pre-releases to a program running a stable version.
+    pub fn prereleases(mut self, allow: bool) -> Self {
+        self.opts.prereleases = allow;
+        self
+    }
+
+    /// Whether `LEAPFROG_*` environment variables override the settings (default yes).
+    pub fn read_env(mut self, read: bool) -> Self {
+        self.opts.read_env = read;
+        self
+    }
+
+    /// Checks the settings and builds the updater.
+    pub fn build(self) -> Result<Updater> {
+        let mut opts = self.opts;
+        if opts.read_env {
+            if let Ok(url) = std::env::var(settings::ENV_MANIFEST_URL) {
+                opts.manifest_url = Some(url);
+            }
+            if let Some(dir) = std::env::var_os(settings::ENV_BACKUP_DIR) {
+                opts.backup_dir = Some(dir.into());
+            }
+        }
+        if opts.program.is_empty() {
+            return Err(Error::Settings("the program name is empty".into()));
+        }
+        let current = manifest::parse_version(&opts.current)?;
+        let manifest_url = opts.manifest_url.clone().ok_or_else(|| {
+            Error::Settings(format!(
+                "no manifest URL: set one with .manifest_url(), {} or data/config.json",
+                settings::ENV_MANIFEST_URL
+            ))
+        })?;
+        let exe_path = std::env::current_exe().map_err(io_err("finding", "the running executable"))?;
+        let install_dir = match &opts.install_dir {
+            Some(dir) => std::path::absolute(dir).map_err(io_err("resolving", dir))?,
+            None => exe_path
+                .parent()
+                .ok_or_else(|| Error::Settings("the executable has no folder".into()))?
+                .to_owned(),
+        };
+        let exe = match &opts.exe {
+            Some(exe) if exe.is_absolute() => exe
+                .strip_prefix(&install_dir)
+                .map_err(|_| {
+                    Error::Settings(format!(
+                        "the executable {} is not inside the install dir {}",
+                        exe.display(),
+                        install_dir.display()
+                    ))
+                })?
+                .to_owned(),
+            Some(exe) => exe.clone(),
+            None => exe_path.strip_prefix(&install_dir).map(Path::to_owned).map_err(|_| {
+                Error::Settings(format!(
+                    "the running executable {} is not inside the install dir {}; set .executable()",
+                    exe_path.display(),
+                    install_dir.display()
+                ))
+            })?,
+        };
+        let backup_dir = match &opts.backup_dir {
+            Some(dir) => std::path::absolute(dir).map_err(io_err("resolving", dir))?,
+            None => hop::default_backup_dir(&install_dir)
+                .ok_or_else(|| Error::Settings(format!("{} has no name", install_dir.display())))?,
+        };
+        if backup_dir.starts_with(&install_dir) || install_dir.starts_with(&backup_dir) {
+            return Err(Error::Settings(format!(
+                "the backup dir {} and the install dir {} may not contain each other",
+                backup_dir.display(),
+                install_dir.display()
+            )));
+        }
+        Ok(Updater {
+            opts,
+            current,
+            manifest_url,
+            install_dir,
+            backup_dir,
+            exe,
+        })
+    }
+}
+
+fn human_size(bytes: Option<u64>) -> String {
+    match bytes {
+        Some(b) if b >= 1 << 20 => format!("{:.1} MB", b as f64 / 1e6),
+        Some(b) => format!("{:.0} kB", (b as f64 / 1e3).ceil()),
+        None => "unknown size".into(),
+    }
+}
+
+fn question(updater: &Updater, available: &Available) -> (String, Option<String>) {
+    let r = &available.release;
+    let title = format!(
+        "{} {} is available (you have {}, download {})",
+        r.program,
+        r.version,
+        available.current,
+        human_size(r.size)
+    );
+    (title, updater.release_notes(available))
+}
+
+fn ask_terminal(updater: &Updater, available: &Available) -> bool {
+    let (title, notes) = question(updater, available);
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{title}");
+    if let Some(notes) = notes {
+        for line in notes.lines().take(20) {
+            let _ = writeln!(err, "  {line}");
+        }
+    }
+    let _ = write!(err, "Update now? [y/N] ");
+    let _ = err.flush();
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+fn display_present() -> bool {
+    if cfg!(any(windows, target_os = "macos")) {
+        return true;
+    }
+    std::env::var_os("DISPLAY").is_some_and(|v| !v.is_empty())
+        || std::env::var_os("WAYLAND_DISPLAY").is_some_and(|v| !v.is_empty())
+}
+
+#[cfg(feature = "dialog")]
+fn ask_dialog(updater: &Updater, available: &Available) -> bool {
+    let (title, notes) = question(updater, available);
+    let mut text = title;
+    if let Some(notes) = notes {
+        text.push_str("\n\n");
+        text.push_str(&notes.lines().take(30).collect::<Vec<_>>().join("\n"));
+    }
+    let answer = rfd::MessageDialog::new()
+        .set_title(format!("Update {}", available.release.program))
+        .set_description(text)
+        .set_buttons(rfd::MessageButtons::OkCancelCustom("Update".into(), "Later".into()))
+        .show();
+    matches!(answer, rfd::MessageDialogResult::Custom(ref s) if s == "Update")
+        || matches!(answer, rfd::MessageDialogResult::Ok)
+}
+
+#[cfg(not(feature = "dialog"))]
+fn ask_dialog(updater: &Updater, available: &Available) -> bool {
+    log::warn!("built without the `dialog` feature: asking on the terminal instead");
+    ask_terminal(updater, available)
+}
+
+#[cfg(feature = "progress-bar")]
+fn terminal_progress() -> ProgressFn {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bytes}/{total_bytes} [{bar:30}] {bytes_per_sec} {eta}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    Arc::new(move |done, total| {
+        if let Some(total) = total {
+            bar.set_length(total);
+        }
+        bar.set_position(done);
+        if Some(done) == total {
+            bar.finish_and_clear();
+        }
+    })
+}

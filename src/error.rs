@@ -1,0 +1,147 @@
+//! The one error type of the library.
+//!
+//! Every variant names the file, URL or manifest line it is about, so that a
+//! message shown to a user or written to a log says what failed and where.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong while checking, staging or applying an update.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file or directory could not be read, written, renamed or removed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done ("reading", "renaming ... to", ...).
+        action: String,
+        /// The path touched.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A line of a manifest could not be understood.
+    #[error("{origin}:{line}: {message}")]
+    Manifest {
+        /// Where the manifest came from (URL or path).
+        origin: String,
+        /// The 1-based line number.
+        line: usize,
+        /// What is wrong with the line.
+        message: String,
+    },
+
+    /// A version string is not semver.
+    #[error("{version:?} is not a valid version (expected MAJOR.MINOR.PATCH, e.g. 1.2.0): {source}")]
+    Version {
+        /// The rejected text.
+        version: String,
+        /// The parser's complaint.
+        #[source]
+        source: semver::Error,
+    },
+
+    /// A download failed: connection, HTTP status, or transport error.
+    #[error("downloading {url}: {message}")]
+    Download {
+        /// The URL fetched.
+        url: String,
+        /// What went wrong, with advice where there is some.
+        message: String,
+    },
+
+    /// A downloaded file does not match what the manifest promised.
+    #[error("{url}: checksum mismatch: expected sha256 {expected}, got {computed}; the file on the server is not the one that was published (re-upload it, or publish again)")]
+    ChecksumMismatch {
+        /// The URL fetched.
+        url: String,
+        /// The sha256 named by the manifest.
+        expected: String,
+        /// The sha256 of what arrived.
+        computed: String,
+    },
+
+    /// A download ended at another size than the manifest promised.
+    #[error("{url}: size mismatch: expected {expected} bytes, got {got}{hint}", hint = if got < expected { " (the download was cut short; try again)" } else { "" })]
+    SizeMismatch {
+        /// The URL fetched.
+        url: String,
+        /// The size named by the manifest.
+        expected: u64,
+        /// What arrived (or would have, where the server said in advance).
+        got: u64,
+    },
+
+    /// A release archive holds something that may not be unpacked.
+    #[error("unsafe release archive {archive}: entry {entry:?}: {reason}; nothing was installed")]
+    UnsafeArchive {
+        /// The archive.
+        archive: PathBuf,
+        /// The offending entry's path as stored.
+        entry: String,
+        /// Why it is refused.
+        reason: String,
+    },
+
+    /// A release archive is not shaped as leapfrog packs them.
+    #[error("bad release archive {archive}: {reason}")]
+    BadArchive {
+        /// The archive.
+        archive: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The need_update journal could not be understood.
+    #[error("update journal {path}: {reason}")]
+    Journal {
+        /// The journal file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The updater or a publish was given settings that cannot work.
+    #[error("invalid settings: {0}")]
+    Settings(String),
+
+    /// A publish was refused (version not newer, bad input dir, ...).
+    #[error("publish refused: {0}")]
+    Publish(String),
+
+    /// The manifest has no release of this program at all.
+    #[error("{origin} lists no release of {program:?}; check the program name and the manifest URL")]
+    UnknownProgram {
+        /// Where the manifest came from.
+        origin: String,
+        /// The program asked for.
+        program: String,
+    },
+
+    /// A release line has no sha256 and unverified updates were not allowed.
+    #[error("{origin}: {program} {version} has no sha256, and unverified updates are not allowed; publish it with `leapfrog publish`")]
+    Unverified {
+        /// Where the manifest came from.
+        origin: String,
+        /// The program.
+        program: String,
+        /// The version.
+        version: String,
+    },
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Builds a closure that wraps an [`io::Error`] with the action and path, for `map_err`.
+pub(crate) fn io_err(action: &str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+    let action = action.to_owned();
+    let path = path.into();
+    move |source| Error::Io {
+        action,
+        path,
+        source,
+    }
+}

@@ -1,0 +1,82 @@
+//! `file://` URLs, plain paths and UNC paths (`\\server\share\...`) for
+//! releases on a file share or a local folder.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::fetch::{Limits, Source};
+
+/// The local path a `file://` URL or plain path names.
+pub fn to_path(url: &str) -> PathBuf {
+    match url.get(..7) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("file://") => {
+            let rest = &url[7..];
+            // file:///C:/x on Windows; file://server/share is a UNC path.
+            if rest.starts_with('/') {
+                if rest.len() > 3 && rest.as_bytes()[2] == b':' {
+                    PathBuf::from(&rest[1..])
+                } else {
+                    PathBuf::from(percent_decode(rest))
+                }
+            } else {
+                PathBuf::from(format!("//{}", percent_decode(rest)))
+            }
+        }
+        _ => PathBuf::from(url),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Opens the file for streaming.
+pub fn open(url: &str, _limits: &Limits) -> Result<Source> {
+    let path = to_path(url);
+    let fail = |e: std::io::Error| Error::Download {
+        url: url.to_owned(),
+        message: format!("cannot read {}: {e}", path.display()),
+    };
+    let file = File::open(&path).map_err(fail)?;
+    let meta = file.metadata().map_err(fail)?;
+    if !meta.is_file() {
+        return Err(Error::Download {
+            url: url.to_owned(),
+            message: format!("{} is not a file", path.display()),
+        });
+    }
+    Ok(Source {
+        reader: Box::new(BufReader::with_capacity(256 * 1024, file)),
+        len: Some(meta.len()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_urls_map_to_paths() {
+        assert_eq!(to_path("file:///srv/rel/versions.txt"), PathBuf::from("/srv/rel/versions.txt"));
+        assert_eq!(to_path("file:///srv/my%20rel/v.txt"), PathBuf::from("/srv/my rel/v.txt"));
+        assert_eq!(to_path("file://server/share/v.txt"), PathBuf::from("//server/share/v.txt"));
+        assert_eq!(to_path("/plain/path"), PathBuf::from("/plain/path"));
+        assert_eq!(to_path(r"\\server\share\v.txt"), PathBuf::from(r"\\server\share\v.txt"));
+    }
+}

@@ -1,0 +1,548 @@
+//! The update's steps, one function each, in the order they run.
+//!
+//! | step | function | runs in | a crash here leaves |
+//! |------|----------|---------|---------------------|
+//! | 2 stage | [`stage`] | the old app, install dir | the install dir untouched; a backup dir without a journal, or with a `staged` journal (all verified) |
+//! | 3 hop out | [`hop_out`] | the old app | a `staged` journal; the next launch hops out again |
+//! | 4 apply | [`apply`] | the old binary's copy, backup dir | an `applying` journal; the next launch hops out and applies again (every part re-runnable) |
+//! | 5 hop home | [`hop_home`] | the copy | an `applied` journal; the next launch is the new version's first |
+//! | 6 confirm | [`confirm_healthy`] | the new app | a `confirmed` journal |
+//!
+//! If applying fails (a file cannot be replaced), [`roll_back`] puts every
+//! release file back from the backup copy and the old version is relaunched.
+//!
+//! Platform code lives in `unix` and `windows`, with the same names:
+//! `replace_process` (exec on Unix; spawn then exit on Windows) and
+//! `replace_file` (a rename; on Windows retried while the exiting process
+//! still holds the file).
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+use unix as platform;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as platform;
+
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::archive::{self, FileList, Item, FILE_LIST};
+use crate::error::{io_err, Error, Result};
+use crate::fetch::{self, Expect, Limits, ProgressFn};
+use crate::journal::{Journal, Step, JOURNAL_FORMAT};
+use crate::manifest::Release;
+
+/// What the process will be replaced with: a pure description, so that the
+/// choice is testable apart from the call that replaces the process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Relaunch {
+    /// The executable.
+    pub program: PathBuf,
+    /// The arguments, the original ones passed on unchanged.
+    pub args: Vec<OsString>,
+}
+
+/// The command that runs `exe` (relative) inside `dir` with `args`.
+pub(crate) fn relaunch(dir: &Path, exe: &Path, args: impl IntoIterator<Item = OsString>) -> Relaunch {
+    Relaunch {
+        program: dir.join(exe),
+        args: args.into_iter().collect(),
+    }
+}
+
+fn original_args() -> Vec<OsString> {
+    std::env::args_os().skip(1).collect()
+}
+
+fn exec(relaunch: &Relaunch) -> Error {
+    log::info!("exec {} (pid {})", relaunch.program.display(), std::process::id());
+    let e = platform::replace_process(relaunch);
+    io_err("starting", &relaunch.program)(e)
+}
+
+/// Everything [`stage`] needs to know.
+pub(crate) struct StagePlan<'a> {
+    pub program: &'a str,
+    pub from_version: String,
+    pub release: &'a Release,
+    pub archive_url: String,
+    pub install_dir: PathBuf,
+    pub backup_dir: PathBuf,
+    pub exe: PathBuf,
+    pub config: Option<PathBuf>,
+    pub limits: &'a Limits,
+    pub progress: Option<&'a ProgressFn>,
+}
+
+/// Step 2: copies the install dir to the backup dir, downloads the archive
+/// into it while hashing, unpacks it into the staging folder, checks that it
+/// is the release the manifest named, and writes the `staged` journal.
+///
+/// The install dir is never written. On error everything staged so far is
+/// removed again and the app goes on running the old version.
+pub(crate) fn stage(plan: &StagePlan<'_>) -> Result<Journal> {
+    let result = stage_inner(plan);
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&plan.backup_dir);
+    }
+    result
+}
+
+fn stage_inner(plan: &StagePlan<'_>) -> Result<Journal> {
+    let release = plan.release;
+    let sha256 = release.sha256.clone().unwrap_or_default();
+    let mut journal = Journal {
+        format: JOURNAL_FORMAT,
+        program: plan.program.to_owned(),
+        install_dir: plan.install_dir.clone(),
+        backup_dir: plan.backup_dir.clone(),
+        exe: plan.exe.clone(),
+        from_version: plan.from_version.clone(),
+        to_version: release.version.to_string(),
+        archive: crate::manifest::archive_name(&release.program, &release.version),
+        sha256,
+        config: plan.config.clone(),
+        step: Step::Staged,
+        trial_launches: 0,
+    };
+    copy_to_backup(&plan.install_dir, &plan.backup_dir)?;
+    let archive = journal.archive_path();
+    log::info!("downloading {} to {}", plan.archive_url, archive.display());
+    let expect = Expect {
+        sha256: release.sha256.as_deref(),
+        size: release.size,
+    };
+    let (computed, size) = fetch::download(&plan.archive_url, &archive, &expect, plan.limits, plan.progress)?;
+    log::info!("verified {} ({size} bytes, sha256 {computed})", archive.display());
+    journal.sha256 = computed;
+    let staging = journal.staging_dir();
+    let list = archive::unpack(&archive, &staging)?;
+    if list.program != release.program || list.version != release.version {
+        return Err(Error::BadArchive {
+            archive,
+            reason: format!(
+                "it holds {} {}, but the manifest offered {} {}",
+                list.program, list.version, release.program, release.version
+            ),
+        });
+    }
+    let exe_rel = to_list_path(&plan.exe);
+    if !matches!(list.items.get(&exe_rel), Some(Item::File { .. })) {
+        return Err(Error::BadArchive {
+            archive,
+            reason: format!("it does not contain the program's executable {exe_rel:?}; the update would leave nothing to start"),
+        });
+    }
+    log::info!(
+        "unpacked {} items ({} bytes) into {}",
+        list.items.len(),
+        list.total_size(),
+        staging.display()
+    );
+    journal.write()?;
+    log::info!("journal written: {}", Journal::path_in(&journal.backup_dir).display());
+    Ok(journal)
+}
+
+fn to_list_path(p: &Path) -> String {
+    p.components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Makes `backup` a fresh copy of `install` (the old version, untouched).
+fn copy_to_backup(install: &Path, backup: &Path) -> Result<()> {
+    if backup.exists() {
+        fs::remove_dir_all(backup).map_err(io_err("removing the old backup", backup))?;
+    }
+    fs::create_dir_all(backup).map_err(io_err("creating the backup dir", backup))?;
+    log::info!("copying {} to {}", install.display(), backup.display());
+    let options = fs_extra::dir::CopyOptions::new().content_only(true).overwrite(true);
+    fs_extra::dir::copy(install, backup, &options).map_err(|e| Error::Io {
+        action: format!("copying {} to", install.display()),
+        path: backup.to_owned(),
+        source: io::Error::other(e.to_string()),
+    })?;
+    Ok(())
+}
+
+/// Step 3: replaces this process by the old binary's copy in the backup dir,
+/// which will apply the update. Returns only on failure.
+pub(crate) fn hop_out(journal: &Journal) -> Error {
+    log::info!("hopping out to the backup copy in {}", journal.backup_dir.display());
+    exec(&relaunch(&journal.backup_dir, &journal.exe, original_args()))
+}
+
+/// Step 5: replaces this process by the new binary in the install dir.
+/// Returns only on failure.
+pub(crate) fn hop_home(journal: &Journal) -> Error {
+    log::info!("hopping home to {}", journal.install_dir.join(&journal.exe).display());
+    exec(&relaunch(&journal.install_dir, &journal.exe, original_args()))
+}
+
+/// What [`apply`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Applied {
+    pub replaced: usize,
+    pub removed: usize,
+}
+
+/// Step 4: brings the install dir to the staged release: each release file
+/// moved in by one rename, files the old release shipped and the new one
+/// dropped removed, files no release shipped left alone. The file list goes
+/// last. Running it again after a crash finishes the job.
+pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
+    journal.advance(Step::Applying)?;
+    let staging = journal.staging_dir();
+    let install = journal.install_dir.clone();
+    let new_list = read_list(&staging)
+        .or_else(|| read_list(&install).filter(|l| l.version.to_string() == journal.to_version))
+        .ok_or_else(|| Error::Journal {
+            path: Journal::path_in(&journal.backup_dir),
+            reason: format!("the staged file list is gone from {}", staging.display()),
+        })?;
+    // The backup holds the old install's list, untouched by this step.
+    let old_list = FileList::read_installed(&journal.backup_dir)?;
+    let mut done = Applied::default();
+
+    for (path, item) in &new_list.items {
+        let dst = archive::join(&install, path);
+        if let Item::Dir = item {
+            if fs::symlink_metadata(&dst).is_ok_and(|m| !m.is_dir()) && was_shipped(&old_list, path) {
+                fs::remove_file(&dst).map_err(io_err("removing", &dst))?;
+            }
+            fs::create_dir_all(&dst).map_err(io_err("creating", &dst))?;
+            continue;
+        }
+        let src = archive::join(&staging, path);
+        match fs::symlink_metadata(&src) {
+            Ok(_) => {
+                move_into_place(&src, &dst)?;
+                done.replaced += 1;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Moved by an earlier run of this step.
+                fs::symlink_metadata(&dst).map_err(io_err("finding the already applied", &dst))?;
+            }
+            Err(e) => return Err(io_err("reading", &src)(e)),
+        }
+    }
+    if let Some(old) = &old_list {
+        let mut dropped_dirs = Vec::new();
+        for (path, item) in &old.items {
+            if new_list.items.contains_key(path) {
+                continue;
+            }
+            let dst = archive::join(&install, path);
+            if let Item::Dir = item {
+                dropped_dirs.push(dst);
+                continue;
+            }
+            match fs::remove_file(&dst) {
+                Ok(()) => done.removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("removing", &dst)(e)),
+            }
+        }
+        // Deepest first; a dir that still holds user files stays.
+        for dir in dropped_dirs.iter().rev() {
+            let _ = fs::remove_dir(dir);
+        }
+    }
+    let list_src = staging.join(FILE_LIST);
+    if list_src.exists() {
+        move_into_place(&list_src, &install.join(FILE_LIST))?;
+    }
+    if let Some(config) = &journal.config {
+        let path = install.join(config);
+        if path.exists() {
+            crate::settings::write_current_version(&path, &journal.to_version)?;
+        }
+    }
+    crate::sys::sync_dir(&install)?;
+    journal.advance(Step::Applied)?;
+    let _ = fs::remove_dir_all(&staging);
+    let _ = fs::remove_file(journal.archive_path());
+    log::info!(
+        "applied {} {}: {} files replaced, {} removed",
+        journal.program,
+        journal.to_version,
+        done.replaced,
+        done.removed
+    );
+    Ok(done)
+}
+
+fn read_list(dir: &Path) -> Option<FileList> {
+    FileList::read_installed(dir).ok().flatten()
+}
+
+fn was_shipped(list: &Option<FileList>, path: &str) -> bool {
+    list.as_ref().is_some_and(|l| l.items.contains_key(path))
+}
+
+/// Moves `src` over `dst` by one rename, making `dst`'s parent first. Across
+/// file systems (a backup dir elsewhere) it copies beside `dst`, then renames.
+fn move_into_place(src: &Path, dst: &Path) -> Result<()> {
+    if let Some(parent) = dst.parent() {
+        fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+    }
+    match platform::replace_file(src, dst) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+            let tmp = sibling_temp(dst);
+            copy_entry(src, &tmp)?;
+            platform::replace_file(&tmp, dst).map_err(io_err(&format!("renaming {} to", tmp.display()), dst))?;
+            let _ = fs::remove_file(src);
+            Ok(())
+        }
+        Err(e) => Err(io_err(&format!("renaming {} to", src.display()), dst)(e)),
+    }
+}
+
+fn sibling_temp(dst: &Path) -> PathBuf {
+    let mut name = OsString::from(".");
+    name.push(dst.file_name().unwrap_or_default());
+    name.push(".leapfrog-tmp");
+    dst.with_file_name(name)
+}
+
+/// Copies a file or symlink (as a symlink) to `dst`.
+fn copy_entry(src: &Path, dst: &Path) -> Result<()> {
+    let meta = fs::symlink_metadata(src).map_err(io_err("reading", src))?;
+    let _ = fs::remove_file(dst);
+    if meta.file_type().is_symlink() {
+        let target = fs::read_link(src).map_err(io_err("reading link", src))?;
+        crate::sys::symlink(&target, dst)
+    } else {
+        fs::copy(src, dst).map_err(io_err(&format!("copying {} to", src.display()), dst))?;
+        Ok(())
+    }
+}
+
+/// Undoes a failed [`apply`]: every path of the new and the old release is
+/// put back as the backup copy has it (or removed, where the backup has none).
+pub(crate) fn roll_back(journal: &mut Journal) -> Result<()> {
+    log::warn!("rolling {} back to {}", journal.install_dir.display(), journal.from_version);
+    let install = journal.install_dir.clone();
+    let backup = journal.backup_dir.clone();
+    let new_list = read_list(&journal.staging_dir())
+        .or_else(|| read_list(&install).filter(|l| l.version.to_string() == journal.to_version));
+    let old_list = FileList::read_installed(&backup)?;
+    let mut paths: Vec<&String> = Vec::new();
+    for list in [&new_list, &old_list].into_iter().flatten() {
+        paths.extend(list.items.iter().filter(|(_, i)| !matches!(i, Item::Dir)).map(|(p, _)| p));
+    }
+    paths.sort();
+    paths.dedup();
+    let list_name = FILE_LIST.to_owned();
+    paths.push(&list_name);
+    for path in paths {
+        let from = archive::join(&backup, path);
+        let to = archive::join(&install, path);
+        if fs::symlink_metadata(&from).is_ok() {
+            if let Some(parent) = to.parent() {
+                fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+            }
+            let tmp = sibling_temp(&to);
+            copy_entry(&from, &tmp)?;
+            platform::replace_file(&tmp, &to).map_err(io_err(&format!("renaming {} to", tmp.display()), &to))?;
+        } else {
+            match fs::remove_file(&to) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err("removing", &to)(e)),
+                _ => {}
+            }
+        }
+    }
+    if let Some(new) = &new_list {
+        for (path, item) in new.items.iter().rev() {
+            if matches!(item, Item::Dir) && !was_shipped(&old_list, path) {
+                let _ = fs::remove_dir(archive::join(&install, path));
+            }
+        }
+    }
+    if let Some(config) = &journal.config {
+        let from = backup.join(config);
+        let to = install.join(config);
+        if from.exists() {
+            let tmp = sibling_temp(&to);
+            copy_entry(&from, &tmp)?;
+            platform::replace_file(&tmp, &to).map_err(io_err("restoring", &to))?;
+        }
+    }
+    crate::sys::sync_dir(&install)?;
+    let _ = fs::remove_dir_all(journal.staging_dir());
+    let _ = fs::remove_file(journal.archive_path());
+    fs::remove_file(Journal::path_in(&backup)).map_err(io_err("removing", Journal::path_in(&backup)))?;
+    Ok(())
+}
+
+/// What [`finish_pending`] found and did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Pending {
+    /// No update in progress: carry on.
+    Nothing,
+    /// This is the new version, launched after an update. Call
+    /// [`confirm_healthy`] once it is known to work.
+    Updated {
+        /// The version replaced.
+        from: String,
+        /// This version.
+        to: String,
+        /// How often this version was launched since the update, this launch included.
+        launches: u32,
+    },
+    /// An update failed and the old version was put back; this is the old version.
+    RolledBack {
+        /// The version that could not be installed.
+        version: String,
+        /// Why.
+        error: Error,
+    },
+    /// Something went wrong while finishing an update; the app keeps running
+    /// the version it is, and the error says what and where.
+    Failed(Error),
+}
+
+/// Call this first thing in `main`. It returns at once when no update is in
+/// progress (a few `stat` calls). Otherwise it finishes or undoes the update
+/// and may replace the process (exec) to do so:
+///
+/// - run as the backup copy with a `staged` or `applying` journal: apply the
+///   update and relaunch the new version in the install dir;
+/// - run from the install dir with a `staged` or `applying` journal (a hop
+///   that was cut off): hop out again;
+/// - run from the install dir with an `applied` journal: this is the new
+///   version's launch; returns [`Pending::Updated`].
+///
+/// The backup dir looked at is `$LEAPFROG_BACKUP_DIR` when set, else the
+/// install dir's sibling `<install>.backup`.
+pub fn finish_pending() -> Pending {
+    match locate() {
+        Ok(None) => Pending::Nothing,
+        Ok(Some((journal, place))) => resume(journal, place),
+        Err(e) => Pending::Failed(e),
+    }
+}
+
+/// Marks the running new version healthy, closing the update's journal.
+/// Returns whether there was an update to confirm.
+pub fn confirm_healthy() -> Result<bool> {
+    match locate()? {
+        Some((mut journal, Place::Install)) if journal.step == Step::Applied => {
+            journal.advance(Step::Confirmed)?;
+            log::info!("{} {} confirmed healthy", journal.program, journal.to_version);
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    Backup,
+    Install,
+}
+
+fn resume(mut journal: Journal, place: Place) -> Pending {
+    match (place, journal.step) {
+        (Place::Backup, Step::Staged | Step::Applying) => {
+            log::info!(
+                "running from the backup copy: applying {} {} to {}",
+                journal.program,
+                journal.to_version,
+                journal.install_dir.display()
+            );
+            if let Err(error) = apply(&mut journal) {
+                log::error!("applying the update failed: {error}");
+                if let Err(e) = roll_back(&mut journal) {
+                    return Pending::Failed(e);
+                }
+                log::warn!("rolled back to {}; relaunching it", journal.from_version);
+                return Pending::Failed(hop_home(&journal));
+            }
+            Pending::Failed(hop_home(&journal))
+        }
+        (Place::Backup, Step::Applied) => Pending::Failed(hop_home(&journal)),
+        (Place::Install, Step::Staged | Step::Applying) => Pending::Failed(hop_out(&journal)),
+        (Place::Install, Step::Applied) => {
+            journal.trial_launches += 1;
+            if let Err(e) = journal.write() {
+                return Pending::Failed(e);
+            }
+            Pending::Updated {
+                from: journal.from_version,
+                to: journal.to_version,
+                launches: journal.trial_launches,
+            }
+        }
+        (_, Step::Confirmed) => Pending::Nothing,
+    }
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+}
+
+/// Finds the journal that concerns the running executable.
+fn locate() -> Result<Option<(Journal, Place)>> {
+    let exe = std::env::current_exe().map_err(io_err("finding", "the running executable"))?;
+    let env_backup = std::env::var_os(crate::settings::ENV_BACKUP_DIR).map(PathBuf::from);
+    // The executable may sit in a subfolder of the install dir (bin/app).
+    for dir in exe.ancestors().skip(1).take(4) {
+        let Ok(rel) = exe.strip_prefix(dir) else { continue };
+        if let Some(journal) = Journal::read(dir)? {
+            if same_dir(&journal.backup_dir, dir) && journal.exe == rel {
+                return Ok(Some((journal, Place::Backup)));
+            }
+        }
+        let candidates = env_backup.iter().cloned().chain(default_backup_dir(dir));
+        for backup in candidates {
+            if let Some(journal) = Journal::read(&backup)? {
+                if same_dir(&journal.install_dir, dir) && journal.exe == rel {
+                    return Ok(Some((journal, Place::Install)));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The default backup dir of an install dir: its sibling `<name>.backup`.
+pub fn default_backup_dir(install_dir: &Path) -> Option<PathBuf> {
+    let name = install_dir.file_name()?;
+    let mut backup = name.to_os_string();
+    backup.push(".backup");
+    Some(install_dir.with_file_name(backup))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relaunch_keeps_arguments_and_picks_the_dir() {
+        let r = relaunch(
+            Path::new("/opt/demo.backup"),
+            Path::new("bin/demo"),
+            ["--flag".into(), "a b".into()],
+        );
+        assert_eq!(r.program, Path::new("/opt/demo.backup/bin/demo"));
+        assert_eq!(r.args, vec![OsString::from("--flag"), OsString::from("a b")]);
+    }
+
+    #[test]
+    fn default_backup_is_a_sibling() {
+        assert_eq!(
+            default_backup_dir(Path::new("/opt/demo")),
+            Some(PathBuf::from("/opt/demo.backup"))
+        );
+    }
+}

@@ -1,0 +1,172 @@
+//! The `need_update` journal in the backup dir: what is being updated, where,
+//! and which step was reached.
+//!
+//! It is a small JSON document written atomically (temp file, fsync, rename,
+//! fsync of the dir), so a crash leaves the previous state or the next one,
+//! never a torn file. A journal of another format version is a hard error.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The journal's file name in the backup dir.
+pub const JOURNAL_NAME: &str = "need_update";
+/// The journal format this library reads and writes.
+pub const JOURNAL_FORMAT: u32 = 1;
+
+/// How far an update got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// The backup copy is complete, the archive verified and unpacked into
+    /// the staging folder. Next: hop out to the backup copy.
+    Staged,
+    /// The backup copy is bringing the install dir to the new release. Every
+    /// part of it can be run again. Next: finish applying.
+    Applying,
+    /// The install dir holds the new release. Next: its first (trial) launch.
+    Applied,
+    /// The new version said it is healthy. Nothing more to do.
+    Confirmed,
+}
+
+/// The journal document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journal {
+    /// Always [`JOURNAL_FORMAT`].
+    pub format: u32,
+    /// The program.
+    pub program: String,
+    /// The install dir being updated.
+    pub install_dir: PathBuf,
+    /// The backup dir holding the old version, the archive and the staging folder.
+    pub backup_dir: PathBuf,
+    /// The executable to relaunch, relative to the install (or backup) dir.
+    pub exe: PathBuf,
+    /// The version being replaced.
+    pub from_version: String,
+    /// The version being installed.
+    pub to_version: String,
+    /// The archive's file name in the backup dir.
+    pub archive: String,
+    /// The archive's sha256.
+    pub sha256: String,
+    /// A `data/config.json` (relative to the install dir) whose
+    /// `current_version` is rewritten after the update.
+    pub config: Option<PathBuf>,
+    /// The step reached.
+    pub step: Step,
+    /// How often the new version was launched without confirming.
+    pub trial_launches: u32,
+}
+
+impl Journal {
+    /// The journal's path in `backup_dir`.
+    pub fn path_in(backup_dir: &Path) -> PathBuf {
+        backup_dir.join(JOURNAL_NAME)
+    }
+
+    /// The staging folder, where the new release is unpacked.
+    pub fn staging_dir(&self) -> PathBuf {
+        self.backup_dir.join(".leapfrog-staging")
+    }
+
+    /// The archive's path in the backup dir.
+    pub fn archive_path(&self) -> PathBuf {
+        self.backup_dir.join(&self.archive)
+    }
+
+    /// Reads the journal in `backup_dir`; `None` when there is none.
+    pub fn read(backup_dir: &Path) -> Result<Option<Journal>> {
+        let path = Journal::path_in(backup_dir);
+        let text = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(crate::error::io_err("reading", &path)(e)),
+        };
+        let fail = |reason: String| Error::Journal {
+            path: path.clone(),
+            reason,
+        };
+        let value: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| fail(format!("not a journal ({e})")))?;
+        match value.get("format").and_then(|f| f.as_u64()) {
+            Some(f) if f == u64::from(JOURNAL_FORMAT) => {}
+            Some(f) => {
+                return Err(fail(format!(
+                    "format {f} is not {JOURNAL_FORMAT}; it was written by another leapfrog version"
+                )))
+            }
+            None => return Err(fail("it has no format field".into())),
+        }
+        serde_json::from_value(value)
+            .map(Some)
+            .map_err(|e| fail(format!("incomplete ({e})")))
+    }
+
+    /// Writes the journal atomically into its backup dir.
+    pub fn write(&self) -> Result<()> {
+        let mut text = serde_json::to_vec_pretty(self).expect("a journal serialises");
+        text.push(b'\n');
+        crate::sys::write_atomic(&Journal::path_in(&self.backup_dir), &text)
+    }
+
+    /// Records `step` and writes the journal.
+    pub fn advance(&mut self, step: Step) -> Result<()> {
+        log::debug!("journal: {:?} -> {:?}", self.step, step);
+        self.step = step;
+        self.write()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(dir: &Path) -> Journal {
+        Journal {
+            format: JOURNAL_FORMAT,
+            program: "demo".into(),
+            install_dir: dir.join("demo"),
+            backup_dir: dir.to_owned(),
+            exe: "demo".into(),
+            from_version: "1.0.0".into(),
+            to_version: "1.1.0".into(),
+            archive: "demo-1.1.0.tar.gz".into(),
+            sha256: "00".repeat(32),
+            config: None,
+            step: Step::Staged,
+            trial_launches: 0,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_advances() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = sample(dir.path());
+        j.write().unwrap();
+        assert_eq!(Journal::read(dir.path()).unwrap(), Some(j.clone()));
+        j.advance(Step::Applied).unwrap();
+        assert_eq!(Journal::read(dir.path()).unwrap().unwrap().step, Step::Applied);
+    }
+
+    #[test]
+    fn torn_empty_and_foreign_journals_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Journal::read(dir.path()).unwrap(), None);
+        let path = Journal::path_in(dir.path());
+        for (text, needle) in [
+            ("", "not a journal"),
+            ("{\"format\":1,\"program\":", "not a journal"),
+            ("{\"format\":2}", "format 2 is not 1"),
+            ("{\"program\":\"x\"}", "no format field"),
+            ("{\"format\":1,\"program\":\"x\"}", "incomplete"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = Journal::read(dir.path()).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+    }
+}

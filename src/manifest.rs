@@ -1,0 +1,493 @@
+//! `versions.txt`, the manifest: parse, render, pick a release.
+//!
+//! ```text
+//! # leapfrog versions v1
+//! serial 12
+//! expires 2027-01-31T00:00:00Z
+//! demo 1.1.0 file=demo-1.1.0.tar.gz sha256=<64 hex> size=<bytes> notes=demo-1.1.0.txt
+//! demo 1.0.0
+//! ```
+//!
+//! One release a line, `program version` and optional `key=value` fields. The
+//! bare two-word lines of the original design still parse. Unknown keys are kept
+//! (and rendered back) so that later fields do not break older clients. The
+//! first line may carry the format marker; a marker of another format version is
+//! a hard error, never a guess.
+//!
+//! A JSON document `{latest_version, download_url, release_notes, checksum}` is
+//! accepted too (see [`Manifest::parse_json`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use semver::Version;
+
+use crate::error::{Error, Result};
+
+/// The format version this library reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+const MARKER: &str = "# leapfrog versions v";
+
+/// A parsed manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Manifest {
+    /// Raised by every publish.
+    pub serial: Option<u64>,
+    /// The instant after which the manifest should no longer be trusted (RFC 3339).
+    pub expires: Option<String>,
+    /// Every release line, in file order.
+    pub releases: Vec<Release>,
+}
+
+/// One release line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    /// The program's name.
+    pub program: String,
+    /// Its version.
+    pub version: Version,
+    /// The archive, relative to the manifest's URL or absolute. `None` means
+    /// the default name `<program>-<version>.tar.gz`.
+    pub file: Option<String>,
+    /// The archive's sha256, lowercase hex.
+    pub sha256: Option<String>,
+    /// The archive's size in bytes.
+    pub size: Option<u64>,
+    /// A release notes file next to the archive.
+    pub notes: Option<String>,
+    /// Release notes given inline (JSON manifests).
+    pub notes_text: Option<String>,
+    /// Fields this version of the library does not know, kept as they were.
+    pub extra: BTreeMap<String, String>,
+}
+
+impl Release {
+    /// A bare release: no archive details yet.
+    pub fn new(program: impl Into<String>, version: Version) -> Self {
+        Release {
+            program: program.into(),
+            version,
+            file: None,
+            sha256: None,
+            size: None,
+            notes: None,
+            notes_text: None,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// The archive's file name or URL as written, or the default name.
+    pub fn file_name(&self) -> String {
+        self.file
+            .clone()
+            .unwrap_or_else(|| archive_name(&self.program, &self.version))
+    }
+}
+
+/// The conventional archive name `<program>-<version>.tar.gz`.
+pub fn archive_name(program: &str, version: &Version) -> String {
+    format!("{program}-{version}.tar.gz")
+}
+
+/// Parses a version strictly as semver; `v1.2` or `1.2` are errors.
+pub fn parse_version(text: &str) -> Result<Version> {
+    Version::parse(text).map_err(|source| Error::Version {
+        version: text.to_owned(),
+        source,
+    })
+}
+
+fn valid_program(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name != "."
+        && name != ".."
+}
+
+impl Manifest {
+    /// Parses a manifest of either form: JSON when it starts with `{`, the text
+    /// format otherwise. `origin` (a URL or path) is used in error messages.
+    pub fn parse_any(text: &str, origin: &str, program: &str) -> Result<Manifest> {
+        if text.trim_start().starts_with('{') {
+            Manifest::parse_json(text, origin, program)
+        } else {
+            Manifest::parse(text, origin)
+        }
+    }
+
+    /// Parses the text format. Errors name `origin`, the line and the problem.
+    pub fn parse(text: &str, origin: &str) -> Result<Manifest> {
+        let mut manifest = Manifest::default();
+        let mut seen = BTreeSet::new();
+        for (index, raw) in text.lines().enumerate() {
+            let line_no = index + 1;
+            let fail = |message: String| Error::Manifest {
+                origin: origin.to_owned(),
+                line: line_no,
+                message,
+            };
+            let line = raw.trim();
+            if let Some(rest) = line.strip_prefix(MARKER) {
+                if line_no != 1 {
+                    return Err(fail("the format marker may only be the first line".into()));
+                }
+                match rest.trim().parse::<u32>() {
+                    Ok(FORMAT_VERSION) => continue,
+                    _ => {
+                        return Err(fail(format!(
+                            "unsupported manifest format {line:?}; this leapfrog reads v{FORMAT_VERSION}, update the program to read newer manifests"
+                        )))
+                    }
+                }
+            }
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut words = line.split_whitespace();
+            let first = words.next().unwrap_or_default();
+            match first {
+                "serial" => {
+                    let value = single_value(&mut words).map_err(&fail)?;
+                    if manifest.serial.is_some() {
+                        return Err(fail("serial given twice".into()));
+                    }
+                    let serial = value
+                        .parse::<u64>()
+                        .map_err(|_| fail(format!("serial {value:?} is not a whole number")))?;
+                    manifest.serial = Some(serial);
+                }
+                "expires" => {
+                    let value = single_value(&mut words).map_err(&fail)?;
+                    if manifest.expires.is_some() {
+                        return Err(fail("expires given twice".into()));
+                    }
+                    humantime::parse_rfc3339(value).map_err(|e| {
+                        fail(format!(
+                            "expires {value:?} is not an RFC 3339 UTC time like 2027-01-31T00:00:00Z ({e})"
+                        ))
+                    })?;
+                    manifest.expires = Some(value.to_owned());
+                }
+                program => {
+                    let release = parse_release(program, words).map_err(&fail)?;
+                    if !seen.insert((release.program.clone(), release.version.clone())) {
+                        return Err(fail(format!(
+                            "{} {} is listed twice",
+                            release.program, release.version
+                        )));
+                    }
+                    manifest.releases.push(release);
+                }
+            }
+        }
+        Ok(manifest)
+    }
+
+    /// Parses a JSON version endpoint of the shape
+    /// `{"latest_version", "download_url", "release_notes", "checksum"}` as a
+    /// manifest holding one release of `program`.
+    pub fn parse_json(text: &str, origin: &str, program: &str) -> Result<Manifest> {
+        #[derive(serde::Deserialize)]
+        struct Endpoint {
+            latest_version: String,
+            download_url: String,
+            #[serde(default)]
+            release_notes: Option<String>,
+            #[serde(default)]
+            checksum: Option<String>,
+        }
+        let endpoint: Endpoint = serde_json::from_str(text).map_err(|e| Error::Manifest {
+            origin: origin.to_owned(),
+            line: e.line(),
+            message: format!("not a JSON version document: {e}"),
+        })?;
+        let fail = |message: String| Error::Manifest {
+            origin: origin.to_owned(),
+            line: 1,
+            message,
+        };
+        let version = Version::parse(&endpoint.latest_version).map_err(|e| {
+            fail(format!(
+                "latest_version {:?} is not a semver version: {e}",
+                endpoint.latest_version
+            ))
+        })?;
+        let mut release = Release::new(program, version);
+        release.file = Some(endpoint.download_url);
+        release.notes_text = endpoint.release_notes;
+        if let Some(sum) = endpoint.checksum {
+            let sum = sum.trim().trim_start_matches("sha256:").to_ascii_lowercase();
+            check_sha256(&sum).map_err(fail)?;
+            release.sha256 = Some(sum);
+        }
+        Ok(Manifest {
+            releases: vec![release],
+            ..Manifest::default()
+        })
+    }
+
+    /// Renders the text format, marker first, releases grouped by program and
+    /// newest first. `parse(render(m)) == m` up to that ordering.
+    pub fn render(&self) -> String {
+        let mut out = format!("{MARKER}{FORMAT_VERSION}\n");
+        if let Some(serial) = self.serial {
+            let _ = writeln!(out, "serial {serial}");
+        }
+        if let Some(expires) = &self.expires {
+            let _ = writeln!(out, "expires {expires}");
+        }
+        let mut releases: Vec<&Release> = self.releases.iter().collect();
+        releases.sort_by(|a, b| {
+            a.program
+                .cmp(&b.program)
+                .then_with(|| b.version.cmp(&a.version))
+        });
+        for r in releases {
+            let _ = write!(out, "{} {}", r.program, r.version);
+            let mut field = |key: &str, value: &Option<String>| {
+                if let Some(v) = value {
+                    let _ = write!(out, " {key}={v}");
+                }
+            };
+            field("file", &r.file);
+            field("sha256", &r.sha256);
+            field("size", &r.size.map(|s| s.to_string()));
+            field("notes", &r.notes);
+            for (k, v) in &r.extra {
+                let _ = write!(out, " {k}={v}");
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The newest release of `program`, if any.
+    pub fn newest(&self, program: &str) -> Option<&Release> {
+        self.releases_of(program).max_by(|a, b| a.version.cmp(&b.version))
+    }
+
+    /// The newest release of `program` that is newer than `current`. A
+    /// pre-release is only offered to a program that runs a pre-release itself
+    /// or when `prereleases` is set.
+    pub fn update_for(&self, program: &str, current: &Version, prereleases: bool) -> Option<&Release> {
+        let wants_pre = prereleases || !current.pre.is_empty();
+        self.releases_of(program)
+            .filter(|r| wants_pre || r.version.pre.is_empty())
+            .filter(|r| &r.version > current)
+            .max_by(|a, b| a.version.cmp(&b.version))
+    }
+
+    /// Every release of `program`.
+    pub fn releases_of<'a>(&'a self, program: &str) -> impl Iterator<Item = &'a Release> + 'a {
+        let program = program.to_owned();
+        self.releases.iter().filter(move |r| r.program == program)
+    }
+}
+
+fn single_value<'a>(words: &mut impl Iterator<Item = &'a str>) -> Result<&'a str, String> {
+    let value = words.next().ok_or("a value is missing after the keyword")?;
+    if let Some(extra) = words.next() {
+        return Err(format!("unexpected {extra:?} after the value"));
+    }
+    Ok(value)
+}
+
+fn check_sha256(sum: &str) -> Result<(), String> {
+    if sum.len() == 64 && sum.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        Ok(())
+    } else {
+        Err(format!("sha256 {sum:?} is not 64 lowercase hex digits"))
+    }
+}
+
+fn parse_release<'a>(program: &str, mut words: impl Iterator<Item = &'a str>) -> Result<Release, String> {
+    if !valid_program(program) {
+        return Err(format!(
+            "{program:?} is not a program name (letters, digits, '-', '_' and '.' only)"
+        ));
+    }
+    let version_text = words
+        .next()
+        .ok_or_else(|| format!("{program:?} has no version; expected `{program} X.Y.Z`"))?;
+    if version_text.contains('=') {
+        return Err(format!("{program:?} has no version before {version_text:?}"));
+    }
+    let version = Version::parse(version_text)
+        .map_err(|e| format!("{version_text:?} is not a semver version like 1.2.0: {e}"))?;
+    let mut release = Release::new(program, version);
+    let mut keys = BTreeSet::new();
+    for word in words {
+        let (key, value) = word
+            .split_once('=')
+            .ok_or_else(|| format!("{word:?} is not a key=value field"))?;
+        if key.is_empty() || value.is_empty() {
+            return Err(format!("{word:?} has an empty key or value"));
+        }
+        if !keys.insert(key.to_owned()) {
+            return Err(format!("field {key:?} given twice"));
+        }
+        match key {
+            "file" => {
+                if value.contains('\\') {
+                    return Err(format!("file {value:?}: use '/' in paths"));
+                }
+                release.file = Some(value.to_owned());
+            }
+            "sha256" => {
+                check_sha256(value)?;
+                release.sha256 = Some(value.to_owned());
+            }
+            "size" => {
+                release.size = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("size {value:?} is not a whole number of bytes"))?,
+                );
+            }
+            "notes" => release.notes = Some(value.to_owned()),
+            other => {
+                release.extra.insert(other.to_owned(), value.to_owned());
+            }
+        }
+    }
+    Ok(release)
+}
+
+/// Resolves `reference` (a file name or URL from a manifest) against the
+/// manifest's own URL or path: absolute URLs stay as they are, anything else
+/// replaces the manifest's last path segment.
+pub fn resolve(manifest_url: &str, reference: &str) -> String {
+    if reference.contains("://") {
+        return reference.to_owned();
+    }
+    let base = match manifest_url.rfind(['/', '\\']) {
+        Some(i) => &manifest_url[..=i],
+        None => "",
+    };
+    format!("{base}{reference}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).unwrap()
+    }
+
+    #[test]
+    fn semver_ordering_table() {
+        let ordered = [
+            "0.9.0",
+            "1.0.0-alpha",
+            "1.0.0-alpha.1",
+            "1.0.0-beta.2",
+            "1.0.0-beta.11",
+            "1.0.0-rc.1",
+            "1.0.0",
+            "1.0.1",
+            "1.9.0",
+            "1.10.0",
+            "2.0.0-rc.1",
+            "2.0.0",
+            "10.0.0",
+        ];
+        for pair in ordered.windows(2) {
+            assert!(v(pair[0]) < v(pair[1]), "{} < {}", pair[0], pair[1]);
+        }
+    }
+
+    #[test]
+    fn garbage_versions_are_errors() {
+        for bad in ["", "1", "1.2", "v1.2.3", "1.2.3.4", "one", "1.2.x", "01.2.3"] {
+            assert!(parse_version(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn bare_lines_parse() {
+        let m = Manifest::parse("demo 1.0.0\nother 2.3.4\n\n# comment\n", "t").unwrap();
+        assert_eq!(m.releases.len(), 2);
+        assert_eq!(m.releases[0].program, "demo");
+        assert_eq!(m.releases[0].sha256, None);
+        assert_eq!(m.releases[1].version, v("2.3.4"));
+    }
+
+    #[test]
+    fn fields_and_unknown_keys_round_trip() {
+        let text = format!(
+            "# leapfrog versions v1\nserial 3\nexpires 2027-01-31T00:00:00Z\ndemo 1.1.0 file=demo-1.1.0.tar.gz sha256={} size=42 notes=n.txt channel=beta\n",
+            "ab".repeat(32)
+        );
+        let m = Manifest::parse(&text, "t").unwrap();
+        assert_eq!(m.serial, Some(3));
+        let r = &m.releases[0];
+        assert_eq!(r.size, Some(42));
+        assert_eq!(r.extra.get("channel").map(String::as_str), Some("beta"));
+        assert_eq!(m.render(), text);
+    }
+
+    #[test]
+    fn malformed_lines_name_the_line() {
+        let cases = [
+            ("demo\n", 1, "has no version"),
+            ("demo 1.0.0\ndemo 1.x\n", 2, "not a semver"),
+            ("demo 1.0.0 sha256=abc\n", 1, "64 lowercase hex"),
+            ("demo 1.0.0 size=big\n", 1, "whole number"),
+            ("demo 1.0.0 junk\n", 1, "key=value"),
+            ("demo 1.0.0 size=1 size=2\n", 1, "given twice"),
+            ("\n\ndemo 1.0.0\ndemo 1.0.0\n", 4, "listed twice"),
+            ("serial x\n", 1, "whole number"),
+            ("expires tomorrow\n", 1, "RFC 3339"),
+            ("# leapfrog versions v2\ndemo 1.0.0\n", 1, "unsupported manifest format"),
+            ("de/mo 1.0.0\n", 1, "not a program name"),
+        ];
+        for (text, line, needle) in cases {
+            let err = Manifest::parse(text, "http://h/versions.txt").unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with(&format!("http://h/versions.txt:{line}: ")) && msg.contains(needle),
+                "{text:?} gave {msg:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn picks_newest_newer_stable_release() {
+        let m = Manifest::parse(
+            "demo 1.9.0\ndemo 1.10.0\ndemo 2.0.0-rc.1\nother 9.0.0\n",
+            "t",
+        )
+        .unwrap();
+        let pick = |cur: &str, pre| m.update_for("demo", &v(cur), pre).map(|r| r.version.to_string());
+        assert_eq!(pick("1.9.0", false).as_deref(), Some("1.10.0"));
+        assert_eq!(pick("1.9.0", true).as_deref(), Some("2.0.0-rc.1"));
+        assert_eq!(pick("2.0.0-alpha", false).as_deref(), Some("2.0.0-rc.1"));
+        assert_eq!(pick("1.10.0", false), None);
+        assert_eq!(m.newest("other").map(|r| r.version.to_string()).as_deref(), Some("9.0.0"));
+    }
+
+    #[test]
+    fn json_endpoint_parses() {
+        let sum = "cd".repeat(32);
+        let text = format!(
+            r#"{{"latest_version":"1.2.0","download_url":"https://x/demo.tar.gz","release_notes":"fixes","checksum":"{sum}"}}"#
+        );
+        let m = Manifest::parse_any(&text, "t", "demo").unwrap();
+        let r = &m.releases[0];
+        assert_eq!(r.version, v("1.2.0"));
+        assert_eq!(r.sha256.as_deref(), Some(sum.as_str()));
+        assert_eq!(r.notes_text.as_deref(), Some("fixes"));
+        assert!(Manifest::parse_any(r#"{"latest_version":"x","download_url":"u"}"#, "t", "demo").is_err());
+    }
+
+    #[test]
+    fn resolves_relative_references() {
+        assert_eq!(resolve("http://h/a/versions.txt", "d.tar.gz"), "http://h/a/d.tar.gz");
+        assert_eq!(resolve("http://h/a/versions.txt", "https://o/d.tar.gz"), "https://o/d.tar.gz");
+        assert_eq!(resolve("/srv/rel/versions.txt", "d.tar.gz"), "/srv/rel/d.tar.gz");
+        assert_eq!(resolve("versions.txt", "d.tar.gz"), "d.tar.gz");
+    }
+}

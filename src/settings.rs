@@ -1,0 +1,156 @@
+//! Where an app's update settings come from: the builder, `LEAPFROG_*`
+//! environment variables, and a `data/config.json` with an `Update_app` block:
+//!
+//! ```json
+//! { "Update_app": {
+//!     "server": "https://downloads.example.com/demo",
+//!     "api_get_version": "versions.txt",
+//!     "main_app_name": "demo",
+//!     "update_zip_name": "demo-{version}.tar.gz",
+//!     "current_version": "1.0.0" } }
+//! ```
+//!
+//! The manifest URL is `server` + `/` + `api_get_version`. `main_app_name` is
+//! the program's name and the executable that relaunches (relative to the
+//! install dir). `update_zip_name`, with `{version}` replaced, is the archive
+//! name used when a manifest line names none. `current_version` is rewritten
+//! after an update.
+//!
+//! Environment variables, read by [`crate::UpdaterBuilder::build`]:
+//! `LEAPFROG_MANIFEST_URL`, `LEAPFROG_BACKUP_DIR`, `LEAPFROG_ASSUME_YES=1`.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::{io_err, Error, Result};
+
+/// The environment variable that overrides the manifest URL.
+pub const ENV_MANIFEST_URL: &str = "LEAPFROG_MANIFEST_URL";
+/// The environment variable that overrides the backup dir.
+pub const ENV_BACKUP_DIR: &str = "LEAPFROG_BACKUP_DIR";
+/// The environment variable that, set to `1`, answers yes without asking.
+pub const ENV_ASSUME_YES: &str = "LEAPFROG_ASSUME_YES";
+
+/// The `Update_app` block of a `data/config.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppConfig {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// Base URL (or folder) of the release host.
+    pub server: String,
+    /// The manifest's name or path below `server`.
+    pub api_get_version: String,
+    /// The program's name and its executable, relative to the install dir.
+    pub main_app_name: String,
+    /// Archive name template, `{version}` replaced.
+    pub update_zip_name: Option<String>,
+    /// The installed version.
+    pub current_version: String,
+}
+
+impl AppConfig {
+    /// Reads the `Update_app` block of `path`.
+    pub fn read(path: impl AsRef<Path>) -> Result<AppConfig> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(io_err("reading", path))?;
+        let doc: Value = serde_json::from_str(&text).map_err(|e| {
+            Error::Settings(format!("{}:{}: not valid JSON: {e}", path.display(), e.line()))
+        })?;
+        let block = doc.get("Update_app").ok_or_else(|| {
+            Error::Settings(format!("{}: has no \"Update_app\" block", path.display()))
+        })?;
+        let field = |name: &str| -> Result<String> {
+            match block.get(name) {
+                Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+                Some(_) => Err(Error::Settings(format!(
+                    "{}: Update_app.{name} must be a non-empty string",
+                    path.display()
+                ))),
+                None => Err(Error::Settings(format!(
+                    "{}: Update_app.{name} is missing",
+                    path.display()
+                ))),
+            }
+        };
+        Ok(AppConfig {
+            path: path.to_owned(),
+            server: field("server")?,
+            api_get_version: field("api_get_version")?,
+            main_app_name: field("main_app_name")?,
+            update_zip_name: field("update_zip_name").ok(),
+            current_version: field("current_version")?,
+        })
+    }
+
+    /// `server` joined with `api_get_version`.
+    pub fn manifest_url(&self) -> String {
+        if self.api_get_version.contains("://") {
+            return self.api_get_version.clone();
+        }
+        format!(
+            "{}/{}",
+            self.server.trim_end_matches('/'),
+            self.api_get_version.trim_start_matches('/')
+        )
+    }
+}
+
+/// Rewrites `Update_app.current_version` in the config file at `path`,
+/// keeping every other field and their order, atomically. Does nothing when
+/// the value is already `version`.
+pub fn write_current_version(path: &Path, version: &str) -> Result<()> {
+    let text = std::fs::read_to_string(path).map_err(io_err("reading", path))?;
+    let mut doc: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Settings(format!("{}: not valid JSON: {e}", path.display())))?;
+    let slot = doc
+        .get_mut("Update_app")
+        .and_then(|b| b.as_object_mut())
+        .ok_or_else(|| Error::Settings(format!("{}: has no \"Update_app\" block", path.display())))?;
+    if slot.get("current_version").and_then(Value::as_str) == Some(version) {
+        return Ok(());
+    }
+    slot.insert("current_version".into(), Value::String(version.to_owned()));
+    let mut out = serde_json::to_string_pretty(&doc).expect("a JSON value renders");
+    out.push('\n');
+    crate::sys::write_atomic(path, out.as_bytes())
+}
+
+/// Whether `LEAPFROG_ASSUME_YES` is set to a true value.
+pub fn assume_yes_from_env() -> bool {
+    std::env::var(ENV_ASSUME_YES).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_and_rewrites_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(
+            &path,
+            r#"{"theme":"dark","Update_app":{"server":"http://h/rel/","api_get_version":"versions.txt","main_app_name":"demo","update_zip_name":"demo-{version}.tar.gz","current_version":"1.0.0"},"z":1}"#,
+        )
+        .unwrap();
+        let config = AppConfig::read(&path).unwrap();
+        assert_eq!(config.manifest_url(), "http://h/rel/versions.txt");
+        assert_eq!(config.main_app_name, "demo");
+        write_current_version(&path, "1.1.0").unwrap();
+        let again = AppConfig::read(&path).unwrap();
+        assert_eq!(again.current_version, "1.1.0");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.find("theme").unwrap() < text.find("Update_app").unwrap(), "{text}");
+        assert!(text.contains("\"z\": 1"), "{text}");
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, r#"{"Update_app":{"server":"x"}}"#).unwrap();
+        let err = AppConfig::read(&path).unwrap_err().to_string();
+        assert!(err.contains("Update_app.api_get_version is missing"), "{err}");
+    }
+}

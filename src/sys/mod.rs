@@ -1,0 +1,37 @@
+//! File-system calls that differ by platform, with the same names on each.
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub(crate) use unix::*;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub(crate) use windows::*;
+
+use std::fs::File;
+use std::path::Path;
+
+use crate::error::{io_err, Result};
+
+/// Writes `bytes` to `path` so that a crash leaves either the old content or
+/// the new one: write a temp file beside it, fsync, rename over, fsync the dir.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut file = File::create(&tmp).map_err(io_err("creating", &tmp))?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_err("writing", &tmp)(e));
+    }
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io_err(&format!("renaming {} to", tmp.display()), path)(e)
+    })?;
+    sync_dir(dir)
+}

@@ -1,0 +1,30 @@
+//! Unix file-system calls.
+
+use std::fs::{self, File, Metadata, Permissions};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use crate::error::{io_err, Result};
+
+/// Whether any execute bit is set.
+pub(crate) fn is_executable(meta: &Metadata) -> bool {
+    meta.permissions().mode() & 0o111 != 0
+}
+
+/// Sets the mode to 0755 or 0644: no setuid, no group or world write.
+pub(crate) fn set_executable(path: &Path, executable: bool) -> Result<()> {
+    let mode = if executable { 0o755 } else { 0o644 };
+    fs::set_permissions(path, Permissions::from_mode(mode)).map_err(io_err("setting the mode of", path))
+}
+
+/// Creates a symlink at `link` pointing to `target`.
+pub(crate) fn symlink(target: &Path, link: &Path) -> Result<()> {
+    std::os::unix::fs::symlink(target, link).map_err(io_err("creating the symlink", link))
+}
+
+/// Flushes a directory's entries (renames, creations) to disk.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("syncing the directory", dir))
+}
