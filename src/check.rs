@@ -359,7 +359,7 @@ impl Updater {
             .spawn(move || {
                 let outcome = self.update();
                 if let Err(e) = &outcome {
-                    log::warn!("update check failed: {e}");
+                    log::warn!("update check failed: {}", e.chain());
                 }
                 outcome
             })

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// A file or directory could not be read, written, renamed or removed.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}")]
     Io {
         /// What was being done ("reading", "renaming ... to", ...).
         action: String,
@@ -34,7 +34,7 @@ pub enum Error {
     },
 
     /// A version string is not semver.
-    #[error("{version:?} is not a valid version (expected MAJOR.MINOR.PATCH, e.g. 1.2.0): {source}")]
+    #[error("{version:?} is not a valid version (expected MAJOR.MINOR.PATCH, e.g. 1.2.0)")]
     Version {
         /// The rejected text.
         version: String,
@@ -130,6 +130,21 @@ pub enum Error {
         /// The version.
         version: String,
     },
+}
+
+impl Error {
+    /// The message with every cause after it, `: `-separated, for showing to
+    /// a user in one line (the same as anyhow's `{:#}`).
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            out.push_str(": ");
+            out.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        out
+    }
 }
 
 /// The library's result type.

@@ -461,7 +461,7 @@ fn resume(mut journal: Journal, place: Place) -> Pending {
                 journal.install_dir.display()
             );
             if let Err(error) = apply(&mut journal) {
-                log::error!("applying the update failed: {error}");
+                log::error!("applying the update failed: {}", error.chain());
                 if let Err(e) = roll_back(&mut journal) {
                     return Pending::Failed(e);
                 }

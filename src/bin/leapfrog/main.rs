@@ -1,1 +1,122 @@
-fn main(){}
+//! The `leapfrog` command: publish releases, serve them, check for updates,
+//! and run the demo. Installed as `demo` (the demo app), the same binary is
+//! the small app that updates itself.
+
+mod app;
+mod check;
+mod demo;
+mod logger;
+mod publish;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes, in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Done; for `check`: up to date.
+    Ok = 0,
+    /// Something failed; the message says what.
+    Error = 1,
+    /// `check` found a newer version.
+    UpdateAvailable = 10,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit as u8)
+    }
+}
+
+#[derive(Parser)]
+#[command(name = "leapfrog", version, about = "Self-updating desktop programs from a static host")]
+struct Cli {
+    /// Say more about what happens.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Pack APP_DIR as a release and add it to DIR/versions.txt.
+    Publish {
+        /// The release tree.
+        app_dir: PathBuf,
+        /// The program's name.
+        #[arg(long)]
+        program: String,
+        /// The release's version (semver, newer than any published).
+        #[arg(long)]
+        version: String,
+        /// The repository folder to upload afterwards.
+        #[arg(long)]
+        repo: PathBuf,
+        /// A release notes file.
+        #[arg(long)]
+        notes: Option<PathBuf>,
+    },
+    /// Serve a folder over HTTP (GET, HEAD, byte ranges).
+    Serve {
+        /// The folder.
+        dir: PathBuf,
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        addr: String,
+    },
+    /// Check a manifest for a newer version (exit 0: up to date, 10: update available, 1: error).
+    Check {
+        /// versions.txt (or a JSON endpoint): http(s):// URL, file:// URL or path.
+        manifest_url: String,
+        /// The program's name.
+        #[arg(long)]
+        program: String,
+        /// The version installed now.
+        #[arg(long)]
+        current: String,
+    },
+    /// Run the whole update story on loopback: publish, install, update, relaunch.
+    Demo {
+        /// Keep everything in DIR (releases/, install/demo, install/demo.backup).
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    if app::is_demo_app() {
+        return app::main();
+    }
+    let cli = Cli::parse();
+    logger::init_stderr(cli.verbose);
+    match run(cli) {
+        Ok(exit) => exit.into(),
+        Err(err) => {
+            eprintln!("leapfrog: {err:#}");
+            Exit::Error.into()
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<Exit> {
+    match cli.command {
+        Command::Publish {
+            app_dir,
+            program,
+            version,
+            repo,
+            notes,
+        } => publish::run(app_dir, program, version, repo, notes),
+        Command::Serve { dir, addr } => serve::run(&dir, &addr),
+        Command::Check {
+            manifest_url,
+            program,
+            current,
+        } => check::run(&manifest_url, &program, &current),
+        Command::Demo { keep } => demo::run(keep),
+    }
+}

@@ -1,0 +1,66 @@
+//! The demo app: this same binary, installed as `demo` next to a
+//! `data/config.json`. It embeds leapfrog the way a real app does.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use leapfrog::{Outcome, Pending, Updater};
+
+use crate::logger;
+
+fn exe_dir() -> Option<PathBuf> {
+    std::env::current_exe().ok()?.parent().map(PathBuf::from)
+}
+
+/// Whether this binary runs as the demo app (`demo` with a `data/config.json`).
+pub fn is_demo_app() -> bool {
+    let Ok(exe) = std::env::current_exe() else { return false };
+    exe.file_stem().is_some_and(|s| s == "demo")
+        && exe_dir().is_some_and(|d| d.join("data").join("config.json").is_file())
+}
+
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("  [demo pid {}] {}", std::process::id(), format!($($arg)*))
+    };
+}
+
+pub fn main() -> ExitCode {
+    logger::init_app("demo");
+    // First thing: finish (or undo) an update in progress. May exec.
+    let pending = leapfrog::finish_pending();
+    let dir = exe_dir().unwrap_or_default();
+    let updater = match Updater::from_config(dir.join("data").join("config.json")).and_then(|b| b.build()) {
+        Ok(updater) => updater,
+        Err(e) => {
+            say!("cannot set up updates: {}", e.chain());
+            return ExitCode::FAILURE;
+        }
+    };
+    say!("demo {} running from {}", updater.current_version(), dir.display());
+    match pending {
+        Pending::Updated { from, to, .. } => {
+            say!("updated from {from} to {to}; the new version starts fine");
+            match leapfrog::confirm_healthy() {
+                Ok(_) => {}
+                Err(e) => say!("could not confirm: {}", e.chain()),
+            }
+            return ExitCode::SUCCESS;
+        }
+        Pending::RolledBack { version, error } => say!("the update to {version} failed and was undone: {}", error.chain()),
+        Pending::Failed(e) => say!("an update in progress could not be finished: {}", e.chain()),
+        _ => {}
+    }
+    // Never delays the start: the check runs in the background. This demo
+    // has no other work, so it waits for the check to end.
+    let check = updater.spawn_startup_check();
+    match check.join() {
+        Ok(Ok(Outcome::UpToDate)) => say!("up to date"),
+        Ok(Ok(Outcome::Declined(v))) => say!("{v} is available; not updating now"),
+        Ok(Ok(Outcome::Staged(v))) => say!("{v} is staged; it is installed at the next launch"),
+        Ok(Ok(other)) => say!("{other:?}"),
+        Ok(Err(e)) => say!("update failed, still running the installed version: {}", e.chain()),
+        Err(_) => say!("the update check panicked"),
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,36 @@
+//! `leapfrog check`.
+
+use crate::Exit;
+
+pub fn run(manifest_url: &str, program: &str, current: &str) -> anyhow::Result<Exit> {
+    let current = leapfrog::manifest::parse_version(current)?;
+    let query = leapfrog::Query {
+        manifest_url,
+        program,
+        current: &current,
+        prereleases: false,
+        allow_unverified: true,
+        archive_template: None,
+    };
+    let limits = leapfrog::fetch::Limits::default();
+    match leapfrog::find_update(&query, &limits)? {
+        None => {
+            println!("{program} {current} is up to date");
+            Ok(Exit::Ok)
+        }
+        Some(available) => {
+            let r = &available.release;
+            let size = r.size.map_or("unknown size".to_owned(), |s| format!("{s} bytes"));
+            println!("update available: {program} {current} -> {}", r.version);
+            println!("  archive: {} ({size})", available.archive_url);
+            match &r.sha256 {
+                Some(sum) => println!("  sha256:  {sum}"),
+                None => println!("  sha256:  none: apps refuse this release unless they allow unverified updates"),
+            }
+            if let Some(notes) = &available.notes_url {
+                println!("  notes:   {notes}");
+            }
+            Ok(Exit::UpdateAvailable)
+        }
+    }
+}

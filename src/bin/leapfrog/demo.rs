@@ -1,0 +1,273 @@
+//! `leapfrog demo`: the whole story on loopback. Publishes 1.0.0 and 1.1.0 of
+//! a small app, installs 1.0.0 with a user file, launches it, and checks that
+//! it updated itself to 1.1.0 and relaunched.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use leapfrog::archive::{self, FILE_LIST};
+use leapfrog::publish::{publish, PublishOptions};
+use leapfrog::serve::Server;
+
+use crate::Exit;
+
+const USER_FILE: &str = "data/user-notes.txt";
+
+pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
+    let _temp;
+    let root = match keep {
+        Some(dir) => {
+            if dir.exists() && fs::read_dir(&dir)?.next().is_some() {
+                bail!("{} is not empty; give --keep a new or empty folder", dir.display());
+            }
+            fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::path::absolute(&dir)?
+        }
+        None => {
+            _temp = tempfile::Builder::new().prefix("leapfrog-demo").tempdir()?;
+            _temp.path().to_owned()
+        }
+    };
+    let releases = root.join("releases");
+    let build = root.join("build");
+    let install = root.join("install").join("demo");
+    let backup = root.join("install").join("demo.backup");
+    fs::create_dir_all(&releases)?;
+
+    step(1, "start the embedded server on loopback");
+    let server = Server::start(&releases, "127.0.0.1:0")?;
+    let url = server.url();
+    println!("  serving {} at {url}", releases.display());
+
+    step(2, "publish 1.0.0 and 1.1.0 of the demo app");
+    let app = std::env::current_exe()?;
+    for (version, files) in release_files() {
+        let tree = build.join(version);
+        make_tree(&tree, &app, version, &url, &files)?;
+        let notes = build.join(format!("notes-{version}.txt"));
+        fs::write(&notes, format!("demo {version}\n- {}\n", files_summary(version)))?;
+        let published = publish(&PublishOptions {
+            app_dir: tree,
+            program: "demo".into(),
+            version: version.into(),
+            repo: releases.clone(),
+            notes: Some(notes),
+        })?;
+        println!(
+            "  {} ({} bytes, sha256 {}...)",
+            published.archive.display(),
+            published.release.size.unwrap_or(0),
+            &published.release.sha256.as_deref().unwrap_or("")[..16]
+        );
+    }
+    print!("{}", indent(&fs::read_to_string(releases.join("versions.txt"))?));
+
+    step(3, "install 1.0.0, and add a file of the user's that no release contains");
+    fs::create_dir_all(install.parent().expect("install has a parent"))?;
+    archive::unpack(releases.join("demo-1.0.0.tar.gz"), &install)?;
+    fs::write(install.join(USER_FILE), "my own notes: leapfrog must never touch this\n")?;
+    println!("  installed into {}", install.display());
+    let before = tree_hashes(&install)?;
+
+    step(4, "launch the installed 1.0.0; it checks, asks (LEAPFROG_ASSUME_YES=1), stages, hops out and back");
+    let lines = launch(&install.join("demo"))?;
+
+    step(5, "check the result");
+    let mut ok = true;
+    let mut check = |what: &str, good: bool| {
+        println!("  [{}] {what}", if good { "ok" } else { "FAILED" });
+        ok &= good;
+    };
+    let pids: std::collections::BTreeSet<&str> = lines
+        .iter()
+        .filter_map(|l| l.split("pid ").nth(1)?.split(']').next())
+        .collect();
+    check(
+        "the relaunched app reports 1.1.0",
+        lines.iter().any(|l| l.contains("demo 1.1.0 running")),
+    );
+    check(
+        &format!("one process from start to end (pids seen: {pids:?})"),
+        cfg!(windows) || pids.len() == 1,
+    );
+    let installed = tree_hashes(&install)?;
+    let mut expected = tree_hashes(&build.join("1.1.0"))?;
+    expected.insert(FILE_LIST.into(), installed_list_hash(&releases, "1.1.0", &root)?);
+    expected.insert(USER_FILE.into(), before[USER_FILE].clone());
+    check("the install dir is exactly the 1.1.0 release plus the user's file", installed == expected);
+    report_difference(&installed, &expected);
+    let mut backed_up = tree_hashes(&backup)?;
+    let journal = backed_up.remove(leapfrog::journal::JOURNAL_NAME);
+    check("the backup holds 1.0.0 as it was installed", backed_up == before);
+    report_difference(&backed_up, &before);
+    check("the update's journal is closed", journal.is_some() && journal_step(&backup) == "confirmed");
+    let config = fs::read_to_string(install.join("data/config.json"))?;
+    check("data/config.json says current_version 1.1.0", config.contains("\"current_version\": \"1.1.0\""));
+
+    if ok {
+        println!("\nThe demo app updated itself from 1.0.0 to 1.1.0 through its backup copy.");
+        println!("Releases: {}", releases.display());
+        println!("Install:  {}   Backup: {}", install.display(), backup.display());
+        Ok(Exit::Ok)
+    } else {
+        bail!("the demo did not end as expected (see FAILED above)")
+    }
+}
+
+fn step(n: u32, what: &str) {
+    println!("\n== {n}. {what}");
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  | {l}\n")).collect()
+}
+
+type Files = Vec<(&'static str, String)>;
+
+fn release_files() -> Vec<(&'static str, Files)> {
+    vec![
+        (
+            "1.0.0",
+            vec![
+                ("README.txt", "The leapfrog demo app, version 1.0.0.\n".into()),
+                ("assets/logo.txt", "  (o o)  logo of 1.0.0\n".into()),
+                ("assets/old.txt", "Only 1.0.0 ships this file; 1.1.0 drops it.\n".into()),
+            ],
+        ),
+        (
+            "1.1.0",
+            vec![
+                ("README.txt", "The leapfrog demo app, version 1.1.0.\n".into()),
+                ("assets/logo.txt", "  (^ ^)  logo of 1.1.0, changed\n".into()),
+                ("assets/new.txt", "New in 1.1.0.\n".into()),
+            ],
+        ),
+    ]
+}
+
+fn files_summary(version: &str) -> &'static str {
+    if version == "1.0.0" {
+        "first release"
+    } else {
+        "adds assets/new.txt, changes assets/logo.txt, drops assets/old.txt"
+    }
+}
+
+fn make_tree(tree: &Path, app: &Path, version: &str, url: &str, files: &Files) -> anyhow::Result<()> {
+    fs::create_dir_all(tree.join("data"))?;
+    fs::copy(app, tree.join("demo")).with_context(|| format!("copying {}", app.display()))?;
+    let config = serde_json::json!({
+        "Update_app": {
+            "server": url.trim_end_matches('/'),
+            "api_get_version": "versions.txt",
+            "main_app_name": "demo",
+            "update_zip_name": "demo-{version}.tar.gz",
+            "current_version": version,
+        }
+    });
+    let mut text = serde_json::to_string_pretty(&config)?;
+    text.push('\n');
+    fs::write(tree.join("data/config.json"), text)?;
+    for (path, content) in files {
+        let p = tree.join(path);
+        fs::create_dir_all(p.parent().expect("has a parent"))?;
+        fs::write(p, content)?;
+    }
+    Ok(())
+}
+
+/// Runs the installed app, echoing its output, and returns its lines.
+fn launch(exe: &Path) -> anyhow::Result<Vec<String>> {
+    let mut child = Command::new(exe)
+        .env("LEAPFROG_ASSUME_YES", "1")
+        .env_remove("LEAPFROG_MANIFEST_URL")
+        .env_remove("LEAPFROG_BACKUP_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", exe.display()))?;
+    println!("  started {} as pid {}", exe.display(), child.id());
+    let stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{line}");
+            lines.push(line);
+        }
+        lines
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("the demo app did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let lines = reader.join().expect("reader thread");
+    ensure!(status.success(), "the demo app exited with {status}");
+    Ok(lines)
+}
+
+/// Every file and symlink below `dir` by relative path: sha256 of the
+/// content, or `link:TARGET`. Directories as `dir`.
+pub fn tree_hashes(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out)?;
+    Ok(out)
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) -> anyhow::Result<()> {
+    for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry?.path();
+        let rel = path.strip_prefix(root)?.to_string_lossy().replace('\\', "/");
+        let meta = fs::symlink_metadata(&path)?;
+        if meta.is_symlink() {
+            out.insert(rel, format!("link:{}", fs::read_link(&path)?.display()));
+        } else if meta.is_dir() {
+            out.insert(rel, "dir".into());
+            walk(root, &path, out)?;
+        } else {
+            out.insert(rel, leapfrog::verify::sha256_file(&path)?.0);
+        }
+    }
+    Ok(())
+}
+
+fn installed_list_hash(releases: &Path, version: &str, root: &Path) -> anyhow::Result<String> {
+    let scratch = root.join("build").join(format!("unpacked-{version}"));
+    let _ = fs::remove_dir_all(&scratch);
+    archive::unpack(releases.join(format!("demo-{version}.tar.gz")), &scratch)?;
+    let hash = leapfrog::verify::sha256_file(scratch.join(FILE_LIST))?.0;
+    fs::remove_dir_all(&scratch)?;
+    Ok(hash)
+}
+
+fn journal_step(backup: &Path) -> String {
+    leapfrog::journal::Journal::read(backup)
+        .ok()
+        .flatten()
+        .map(|j| format!("{:?}", j.step).to_lowercase())
+        .unwrap_or_default()
+}
+
+fn report_difference(got: &BTreeMap<String, String>, want: &BTreeMap<String, String>) {
+    for (k, v) in want {
+        match got.get(k) {
+            None => println!("      missing: {k}"),
+            Some(g) if g != v => println!("      differs: {k}"),
+            _ => {}
+        }
+    }
+    for k in got.keys().filter(|k| !want.contains_key(*k)) {
+        println!("      unexpected: {k}");
+    }
+}

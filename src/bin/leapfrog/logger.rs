@@ -1,0 +1,61 @@
+//! A minimal `log` backend: the library reports through `log`, the binary decides where it goes.
+
+use std::io::Write;
+
+struct Logger {
+    level: log::LevelFilter,
+    prefix: String,
+    stdout: bool,
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= self.level && metadata.target().starts_with("leapfrog")
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let line = format!("{}{}\n", self.prefix, record.args());
+        if self.stdout {
+            let _ = std::io::stdout().lock().write_all(line.as_bytes());
+        } else {
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        }
+    }
+
+    fn flush(&self) {
+        let _ = std::io::stdout().flush();
+    }
+}
+
+fn install(logger: Logger) {
+    let level = logger.level;
+    if log::set_boxed_logger(Box::new(logger)).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
+/// For the command: warnings (and with `-v` everything) on stderr.
+pub fn init_stderr(verbose: bool) {
+    let level = if verbose {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Warn
+    };
+    install(Logger {
+        level,
+        prefix: "leapfrog: ".into(),
+        stdout: false,
+    });
+}
+
+/// For the demo app: every step on stdout, with the process id.
+pub fn init_app(name: &str) {
+    install(Logger {
+        level: log::LevelFilter::Info,
+        prefix: format!("  [{name} pid {}] ", std::process::id()),
+        stdout: true,
+    });
+}
