@@ -25,9 +25,10 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
-use flate2::read::GzDecoder;
+use flate2::bufread::GzDecoder;
 use flate2::{Compression, GzBuilder};
 use semver::Version;
+use std::io::BufRead;
 
 use crate::error::{io_err, Error, Result};
 use crate::sys;
@@ -125,11 +126,13 @@ impl FileList {
         };
         let program = field("program")?;
         let version_text = field("version")?;
-        let version =
-            Version::parse(&version_text).map_err(|e| bad(3, format!("version {version_text:?}: {e}")))?;
+        let version = Version::parse(&version_text)
+            .map_err(|e| bad(3, format!("version {version_text:?}: {e}")))?;
         let mut items = BTreeMap::new();
         for (n, line) in lines {
-            let (kind, rest) = line.split_once(' ').ok_or_else(|| bad(n, "no path".into()))?;
+            let (kind, rest) = line
+                .split_once(' ')
+                .ok_or_else(|| bad(n, "no path".into()))?;
             let (path, item) = match kind {
                 "dir" => (rest, Item::Dir),
                 "file" => {
@@ -180,13 +183,17 @@ impl FileList {
         };
         for path in list.items.keys() {
             if let Some(link) = list.link_above(path) {
-                return Err(bad(0, format!("{path:?} lies beneath the symlink {link:?}")));
+                return Err(bad(
+                    0,
+                    format!("{path:?} lies beneath the symlink {link:?}"),
+                ));
             }
         }
         for (path, item) in &list.items {
             if let Item::Link { target } = item {
-                list.check_link(path, target)
-                    .map_err(|reason| bad(0, format!("symlink {path:?} -> {target:?}: {reason}")))?;
+                list.check_link(path, target).map_err(|reason| {
+                    bad(0, format!("symlink {path:?} -> {target:?}: {reason}"))
+                })?;
             }
         }
         Ok(list)
@@ -228,7 +235,11 @@ impl FileList {
     /// Resolves a symlink inside the tree, following other symlinks of the
     /// list, and refuses it when it would lead outside the release root.
     fn check_link(&self, path: &str, target: &str) -> Result<(), String> {
-        if target.starts_with('/') || target.contains('\\') || target.contains(':') || target.is_empty() {
+        if target.starts_with('/')
+            || target.contains('\\')
+            || target.contains(':')
+            || target.is_empty()
+        {
             return Err("the target must be a relative path".into());
         }
         let mut stack: Vec<&str> = path.split('/').collect();
@@ -236,7 +247,12 @@ impl FileList {
         self.walk(&mut stack, target, 0)
     }
 
-    fn walk<'a>(&'a self, stack: &mut Vec<&'a str>, target: &'a str, depth: usize) -> Result<(), String> {
+    fn walk<'a>(
+        &'a self,
+        stack: &mut Vec<&'a str>,
+        target: &'a str,
+        depth: usize,
+    ) -> Result<(), String> {
         if depth > 32 {
             return Err("too many levels of symlinks".into());
         }
@@ -325,7 +341,12 @@ fn walk_tree(root: &Path, dir: &Path, items: &mut BTreeMap<String, Item>) -> Res
             let target = target
                 .to_str()
                 .ok_or_else(|| Error::Publish(format!("{path:?}: link target must be UTF-8")))?;
-            items.insert(rel, Item::Link { target: target.replace('\\', "/") });
+            items.insert(
+                rel,
+                Item::Link {
+                    target: target.replace('\\', "/"),
+                },
+            );
         } else if ft.is_dir() {
             items.insert(rel, Item::Dir);
             walk_tree(root, &path, items)?;
@@ -350,31 +371,60 @@ fn walk_tree(root: &Path, dir: &Path, items: &mut BTreeMap<String, Item>) -> Res
 
 /// Packs the tree at `dir` as release `program` `version` into `out`
 /// (deterministically), returning its file list.
-pub fn pack(dir: impl AsRef<Path>, program: &str, version: &Version, out: impl AsRef<Path>) -> Result<FileList> {
+pub fn pack(
+    dir: impl AsRef<Path>,
+    program: &str,
+    version: &Version,
+    out: impl AsRef<Path>,
+) -> Result<FileList> {
     let (dir, out) = (dir.as_ref(), out.as_ref());
     let list = list_tree(dir, program, version)?;
     let file = File::create(out).map_err(io_err("creating", out))?;
-    let gz = GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(BufWriter::with_capacity(256 * 1024, file), Compression::default());
+    let gz = GzBuilder::new().mtime(0).operating_system(255).write(
+        BufWriter::with_capacity(256 * 1024, file),
+        Compression::default(),
+    );
     let mut tar = tar::Builder::new(gz);
     tar.mode(tar::HeaderMode::Deterministic);
     let w = |e: io::Error| io_err("writing", out)(e);
 
     let text = list.render();
-    append(&mut tar, FILE_LIST, tar::EntryType::Regular, 0o644, text.len() as u64, text.as_bytes()).map_err(w)?;
+    append(
+        &mut tar,
+        FILE_LIST,
+        tar::EntryType::Regular,
+        0o644,
+        text.len() as u64,
+        text.as_bytes(),
+    )
+    .map_err(w)?;
     for (path, item) in &list.items {
         match item {
-            Item::Dir => append(&mut tar, path, tar::EntryType::Directory, 0o755, 0, io::empty()).map_err(w)?,
-            Item::File { size, executable, .. } => {
+            Item::Dir => append(
+                &mut tar,
+                path,
+                tar::EntryType::Directory,
+                0o755,
+                0,
+                io::empty(),
+            )
+            .map_err(w)?,
+            Item::File {
+                size, executable, ..
+            } => {
                 let src = dir.join(path);
                 let f = File::open(&src).map_err(io_err("opening", &src))?;
                 let mode = if *executable { 0o755 } else { 0o644 };
                 // A file that changed since it was hashed makes tar fail on the size.
-                append(&mut tar, path, tar::EntryType::Regular, mode, *size, f.take(*size)).map_err(
-                    |e| Error::Publish(format!("{src:?} changed while it was packed: {e}")),
-                )?;
+                append(
+                    &mut tar,
+                    path,
+                    tar::EntryType::Regular,
+                    mode,
+                    *size,
+                    f.take(*size),
+                )
+                .map_err(|e| Error::Publish(format!("{src:?} changed while it was packed: {e}")))?;
             }
             Item::Link { target } => {
                 let mut header = header(tar::EntryType::Symlink, 0o777, 0);
@@ -421,7 +471,7 @@ pub fn unpack(archive: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<FileL
     unpack_from(BufReader::with_capacity(256 * 1024, file), archive, dest)
 }
 
-fn unpack_from<R: Read>(reader: R, archive: &Path, dest: &Path) -> Result<FileList> {
+fn unpack_from<R: BufRead>(reader: R, archive: &Path, dest: &Path) -> Result<FileList> {
     let unsafe_entry = |entry: &str, reason: &str| Error::UnsafeArchive {
         archive: archive.to_owned(),
         entry: entry.to_owned(),
@@ -445,10 +495,14 @@ fn unpack_from<R: Read>(reader: R, archive: &Path, dest: &Path) -> Result<FileLi
         .map_err(read_err)?;
     let first_path = entry_path(&first).map_err(|e| unsafe_entry(&e, "path is not UTF-8"))?;
     if first_path != FILE_LIST || first.header().entry_type() != tar::EntryType::Regular {
-        return Err(bad(format!("its first entry is {first_path:?}, not the file list {FILE_LIST}")));
+        return Err(bad(format!(
+            "its first entry is {first_path:?}, not the file list {FILE_LIST}"
+        )));
     }
     if first.size() > MAX_LIST_BYTES {
-        return Err(bad(format!("its file list is larger than {MAX_LIST_BYTES} bytes")));
+        return Err(bad(format!(
+            "its file list is larger than {MAX_LIST_BYTES} bytes"
+        )));
     }
     let mut text = String::new();
     (&mut first)
@@ -479,16 +533,30 @@ fn unpack_from<R: Read>(reader: R, archive: &Path, dest: &Path) -> Result<FileLi
             (tar::EntryType::Directory, Item::Dir) => {
                 fs::create_dir_all(&target).map_err(io_err("creating", &target))?;
             }
-            (tar::EntryType::Regular | tar::EntryType::Continuous, Item::File { sha256, size, executable }) => {
+            (
+                tar::EntryType::Regular | tar::EntryType::Continuous,
+                Item::File {
+                    sha256,
+                    size,
+                    executable,
+                },
+            ) => {
                 if entry.size() != *size {
-                    return Err(unsafe_entry(&name, &format!("its size {} differs from the file list's {size}", entry.size())));
+                    return Err(unsafe_entry(
+                        &name,
+                        &format!(
+                            "its size {} differs from the file list's {size}",
+                            entry.size()
+                        ),
+                    ));
                 }
                 if let Some(parent) = target.parent() {
                     fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
                 }
                 let out = File::create(&target).map_err(io_err("creating", &target))?;
                 let mut writer = HashingWriter::new(BufWriter::with_capacity(128 * 1024, out));
-                let copied = io::copy(&mut (&mut entry).take(*size), &mut writer).map_err(read_err)?;
+                let copied =
+                    io::copy(&mut (&mut entry).take(*size), &mut writer).map_err(read_err)?;
                 let (buf, computed, _) = writer.finish();
                 buf.into_inner()
                     .map_err(|e| io_err("writing", &target)(e.into_error()))?;
@@ -496,33 +564,53 @@ fn unpack_from<R: Read>(reader: R, archive: &Path, dest: &Path) -> Result<FileLi
                     return Err(bad(format!("{name:?} is cut short; download it again")));
                 }
                 if &computed != sha256 {
-                    return Err(unsafe_entry(&name, &format!("its sha256 {computed} differs from the file list's {sha256}")));
+                    return Err(unsafe_entry(
+                        &name,
+                        &format!("its sha256 {computed} differs from the file list's {sha256}"),
+                    ));
                 }
                 sys::set_executable(&target, *executable)?;
             }
-            (tar::EntryType::Symlink, Item::Link { target: listed_target }) => {
+            (
+                tar::EntryType::Symlink,
+                Item::Link {
+                    target: listed_target,
+                },
+            ) => {
                 let stored = entry
                     .link_name()
                     .map_err(read_err)?
                     .and_then(|p| p.to_str().map(str::to_owned))
                     .ok_or_else(|| unsafe_entry(&name, "symlink without a UTF-8 target"))?;
                 if &stored != listed_target {
-                    return Err(unsafe_entry(&name, "its target differs from the file list's"));
+                    return Err(unsafe_entry(
+                        &name,
+                        "its target differs from the file list's",
+                    ));
                 }
                 links.push((name, stored));
             }
-            (tar::EntryType::Link, _) => return Err(unsafe_entry(&name, "hard links are not allowed")),
+            (tar::EntryType::Link, _) => {
+                return Err(unsafe_entry(&name, "hard links are not allowed"))
+            }
             (tar::EntryType::Char | tar::EntryType::Block, _) => {
                 return Err(unsafe_entry(&name, "device entries are not allowed"))
             }
-            (tar::EntryType::Fifo, _) => return Err(unsafe_entry(&name, "FIFO entries are not allowed")),
+            (tar::EntryType::Fifo, _) => {
+                return Err(unsafe_entry(&name, "FIFO entries are not allowed"))
+            }
             (kind, _) => {
-                return Err(unsafe_entry(&name, &format!("its type {kind:?} differs from the file list's")))
+                return Err(unsafe_entry(
+                    &name,
+                    &format!("its type {kind:?} differs from the file list's"),
+                ))
             }
         }
     }
     if let Some(missing) = list.items.keys().find(|k| !seen.contains(*k)) {
-        return Err(bad(format!("{missing:?} is in the file list but not in the archive")));
+        return Err(bad(format!(
+            "{missing:?} is in the file list but not in the archive"
+        )));
     }
     // Only zero padding may follow the end of the tar stream, and nothing may
     // follow the gzip stream.
@@ -537,7 +625,7 @@ fn unpack_from<R: Read>(reader: R, archive: &Path, dest: &Path) -> Result<FileLi
             return Err(bad("data follows the end of the tar stream".into()));
         }
     }
-    if gz.into_inner().read(&mut rest).map_err(read_err)? != 0 {
+    if !gz.into_inner().fill_buf().map_err(read_err)?.is_empty() {
         return Err(bad("data follows the end of the gzip stream".into()));
     }
     for (name, target) in links {
@@ -571,7 +659,10 @@ mod tests {
         FileList {
             program: "p".into(),
             version: Version::new(1, 0, 0),
-            items: items.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+            items: items
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
         }
     }
 
@@ -581,7 +672,12 @@ mod tests {
 
     #[test]
     fn links_inside_the_tree_are_allowed() {
-        let l = list(&[("d", Item::Dir), ("d/a", link("../b")), ("b", link("d")), ("c", link("./d/../b"))]);
+        let l = list(&[
+            ("d", Item::Dir),
+            ("d/a", link("../b")),
+            ("b", link("d")),
+            ("c", link("./d/../b")),
+        ]);
         assert!(FileList::parse(&l.render(), Path::new("t")).is_ok());
     }
 
@@ -596,14 +692,19 @@ mod tests {
             vec![("a", link("a"))],
         ] {
             let l = list(&items);
-            assert!(FileList::parse(&l.render(), Path::new("t")).is_err(), "{items:?}");
+            assert!(
+                FileList::parse(&l.render(), Path::new("t")).is_err(),
+                "{items:?}"
+            );
         }
     }
 
     #[test]
     fn entries_beneath_a_link_are_refused() {
         let l = list(&[("d", link(".")), ("d/x", Item::Dir)]);
-        let err = FileList::parse(&l.render(), Path::new("t")).unwrap_err().to_string();
+        let err = FileList::parse(&l.render(), Path::new("t"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("beneath the symlink"), "{err}");
     }
 }

@@ -93,7 +93,11 @@ pub struct Query<'a> {
 /// program at all is an error (a wrong URL or name, most likely).
 pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Option<Available>> {
     let url = query.manifest_url;
-    log::info!("checking {url} for {} newer than {}", query.program, query.current);
+    log::info!(
+        "checking {url} for {} newer than {}",
+        query.program,
+        query.current
+    );
     let text = fetch::fetch_text(url, limits)?;
     let manifest = Manifest::parse_any(&text, url, query.program)?;
     if manifest.newest(query.program).is_none() {
@@ -118,7 +122,12 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Option<Availabl
         (None, Some(template)) => template.replace("{version}", &release.version.to_string()),
         (None, None) => release.file_name(),
     };
-    log::info!("update available: {} {} -> {}", query.program, query.current, release.version);
+    log::info!(
+        "update available: {} {} -> {}",
+        query.program,
+        query.current,
+        release.version
+    );
     Ok(Some(Available {
         archive_url: manifest::resolve(url, &file),
         notes_url: release.notes.as_ref().map(|n| manifest::resolve(url, n)),
@@ -198,7 +207,9 @@ impl Updater {
         let install_dir = absolute
             .parent()
             .and_then(Path::parent)
-            .ok_or_else(|| Error::Settings(format!("{}: expected it in a data/ folder", path.display())))?
+            .ok_or_else(|| {
+                Error::Settings(format!("{}: expected it in a data/ folder", path.display()))
+            })?
             .to_owned();
         let program = Path::new(&config.main_app_name)
             .file_stem()
@@ -320,7 +331,10 @@ impl Updater {
             backup_dir: self.backup_dir.clone(),
             exe: self.exe.clone(),
             config: self.opts.config.as_ref().and_then(|c| {
-                c.path.strip_prefix(&self.install_dir).ok().map(Path::to_owned)
+                c.path
+                    .strip_prefix(&self.install_dir)
+                    .ok()
+                    .map(Path::to_owned)
             }),
             limits: &self.opts.limits,
             progress: progress.as_ref(),
@@ -469,7 +483,8 @@ impl UpdaterBuilder {
                 settings::ENV_MANIFEST_URL
             ))
         })?;
-        let exe_path = std::env::current_exe().map_err(io_err("finding", "the running executable"))?;
+        let exe_path =
+            std::env::current_exe().map_err(io_err("finding", "the running executable"))?;
         let install_dir = match &opts.install_dir {
             Some(dir) => std::path::absolute(dir).map_err(io_err("resolving", dir))?,
             None => exe_path
@@ -489,13 +504,16 @@ impl UpdaterBuilder {
                 })?
                 .to_owned(),
             Some(exe) => exe.clone(),
-            None => exe_path.strip_prefix(&install_dir).map(Path::to_owned).map_err(|_| {
-                Error::Settings(format!(
+            None => exe_path
+                .strip_prefix(&install_dir)
+                .map(Path::to_owned)
+                .map_err(|_| {
+                    Error::Settings(format!(
                     "the running executable {} is not inside the install dir {}; set .executable()",
                     exe_path.display(),
                     install_dir.display()
                 ))
-            })?,
+                })?,
         };
         let backup_dir = match &opts.backup_dir {
             Some(dir) => std::path::absolute(dir).map_err(io_err("resolving", dir))?,
@@ -577,7 +595,10 @@ fn ask_dialog(updater: &Updater, available: &Available) -> bool {
     let answer = rfd::MessageDialog::new()
         .set_title(format!("Update {}", available.release.program))
         .set_description(text)
-        .set_buttons(rfd::MessageButtons::OkCancelCustom("Update".into(), "Later".into()))
+        .set_buttons(rfd::MessageButtons::OkCancelCustom(
+            "Update".into(),
+            "Later".into(),
+        ))
         .show();
     matches!(answer, rfd::MessageDialogResult::Custom(ref s) if s == "Update")
         || matches!(answer, rfd::MessageDialogResult::Ok)
@@ -593,9 +614,11 @@ fn ask_dialog(updater: &Updater, available: &Available) -> bool {
 fn terminal_progress() -> ProgressFn {
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{bytes}/{total_bytes} [{bar:30}] {bytes_per_sec} {eta}")
-            .expect("a valid template")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{bytes}/{total_bytes} [{bar:30}] {bytes_per_sec} {eta}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
     );
     Arc::new(move |done, total| {
         if let Some(total) = total {

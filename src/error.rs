@@ -112,7 +112,9 @@ pub enum Error {
     Publish(String),
 
     /// The manifest has no release of this program at all.
-    #[error("{origin} lists no release of {program:?}; check the program name and the manifest URL")]
+    #[error(
+        "{origin} lists no release of {program:?}; check the program name and the manifest URL"
+    )]
     UnknownProgram {
         /// Where the manifest came from.
         origin: String,

@@ -149,7 +149,10 @@ mod tests {
         j.write().unwrap();
         assert_eq!(Journal::read(dir.path()).unwrap(), Some(j.clone()));
         j.advance(Step::Applied).unwrap();
-        assert_eq!(Journal::read(dir.path()).unwrap().unwrap().step, Step::Applied);
+        assert_eq!(
+            Journal::read(dir.path()).unwrap().unwrap().step,
+            Step::Applied
+        );
     }
 
     #[test]

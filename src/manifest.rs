@@ -218,7 +218,10 @@ impl Manifest {
         release.file = Some(endpoint.download_url);
         release.notes_text = endpoint.release_notes;
         if let Some(sum) = endpoint.checksum {
-            let sum = sum.trim().trim_start_matches("sha256:").to_ascii_lowercase();
+            let sum = sum
+                .trim()
+                .trim_start_matches("sha256:")
+                .to_ascii_lowercase();
             check_sha256(&sum).map_err(fail)?;
             release.sha256 = Some(sum);
         }
@@ -265,13 +268,19 @@ impl Manifest {
 
     /// The newest release of `program`, if any.
     pub fn newest(&self, program: &str) -> Option<&Release> {
-        self.releases_of(program).max_by(|a, b| a.version.cmp(&b.version))
+        self.releases_of(program)
+            .max_by(|a, b| a.version.cmp(&b.version))
     }
 
     /// The newest release of `program` that is newer than `current`. A
     /// pre-release is only offered to a program that runs a pre-release itself
     /// or when `prereleases` is set.
-    pub fn update_for(&self, program: &str, current: &Version, prereleases: bool) -> Option<&Release> {
+    pub fn update_for(
+        &self,
+        program: &str,
+        current: &Version,
+        prereleases: bool,
+    ) -> Option<&Release> {
         let wants_pre = prereleases || !current.pre.is_empty();
         self.releases_of(program)
             .filter(|r| wants_pre || r.version.pre.is_empty())
@@ -295,14 +304,21 @@ fn single_value<'a>(words: &mut impl Iterator<Item = &'a str>) -> Result<&'a str
 }
 
 fn check_sha256(sum: &str) -> Result<(), String> {
-    if sum.len() == 64 && sum.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if sum.len() == 64
+        && sum
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         Ok(())
     } else {
         Err(format!("sha256 {sum:?} is not 64 lowercase hex digits"))
     }
 }
 
-fn parse_release<'a>(program: &str, mut words: impl Iterator<Item = &'a str>) -> Result<Release, String> {
+fn parse_release<'a>(
+    program: &str,
+    mut words: impl Iterator<Item = &'a str>,
+) -> Result<Release, String> {
     if !valid_program(program) {
         return Err(format!(
             "{program:?} is not a program name (letters, digits, '-', '_' and '.' only)"
@@ -312,7 +328,9 @@ fn parse_release<'a>(program: &str, mut words: impl Iterator<Item = &'a str>) ->
         .next()
         .ok_or_else(|| format!("{program:?} has no version; expected `{program} X.Y.Z`"))?;
     if version_text.contains('=') {
-        return Err(format!("{program:?} has no version before {version_text:?}"));
+        return Err(format!(
+            "{program:?} has no version before {version_text:?}"
+        ));
     }
     let version = Version::parse(version_text)
         .map_err(|e| format!("{version_text:?} is not a semver version like 1.2.0: {e}"))?;
@@ -401,7 +419,9 @@ mod tests {
 
     #[test]
     fn garbage_versions_are_errors() {
-        for bad in ["", "1", "1.2", "v1.2.3", "1.2.3.4", "one", "1.2.x", "01.2.3"] {
+        for bad in [
+            "", "1", "1.2", "v1.2.3", "1.2.3.4", "one", "1.2.x", "01.2.3",
+        ] {
             assert!(parse_version(bad).is_err(), "{bad:?} should be refused");
         }
     }
@@ -441,7 +461,11 @@ mod tests {
             ("\n\ndemo 1.0.0\ndemo 1.0.0\n", 4, "listed twice"),
             ("serial x\n", 1, "whole number"),
             ("expires tomorrow\n", 1, "RFC 3339"),
-            ("# leapfrog versions v2\ndemo 1.0.0\n", 1, "unsupported manifest format"),
+            (
+                "# leapfrog versions v2\ndemo 1.0.0\n",
+                1,
+                "unsupported manifest format",
+            ),
             ("de/mo 1.0.0\n", 1, "not a program name"),
         ];
         for (text, line, needle) in cases {
@@ -461,12 +485,18 @@ mod tests {
             "t",
         )
         .unwrap();
-        let pick = |cur: &str, pre| m.update_for("demo", &v(cur), pre).map(|r| r.version.to_string());
+        let pick = |cur: &str, pre| {
+            m.update_for("demo", &v(cur), pre)
+                .map(|r| r.version.to_string())
+        };
         assert_eq!(pick("1.9.0", false).as_deref(), Some("1.10.0"));
         assert_eq!(pick("1.9.0", true).as_deref(), Some("2.0.0-rc.1"));
         assert_eq!(pick("2.0.0-alpha", false).as_deref(), Some("2.0.0-rc.1"));
         assert_eq!(pick("1.10.0", false), None);
-        assert_eq!(m.newest("other").map(|r| r.version.to_string()).as_deref(), Some("9.0.0"));
+        assert_eq!(
+            m.newest("other").map(|r| r.version.to_string()).as_deref(),
+            Some("9.0.0")
+        );
     }
 
     #[test]
@@ -480,14 +510,26 @@ mod tests {
         assert_eq!(r.version, v("1.2.0"));
         assert_eq!(r.sha256.as_deref(), Some(sum.as_str()));
         assert_eq!(r.notes_text.as_deref(), Some("fixes"));
-        assert!(Manifest::parse_any(r#"{"latest_version":"x","download_url":"u"}"#, "t", "demo").is_err());
+        assert!(
+            Manifest::parse_any(r#"{"latest_version":"x","download_url":"u"}"#, "t", "demo")
+                .is_err()
+        );
     }
 
     #[test]
     fn resolves_relative_references() {
-        assert_eq!(resolve("http://h/a/versions.txt", "d.tar.gz"), "http://h/a/d.tar.gz");
-        assert_eq!(resolve("http://h/a/versions.txt", "https://o/d.tar.gz"), "https://o/d.tar.gz");
-        assert_eq!(resolve("/srv/rel/versions.txt", "d.tar.gz"), "/srv/rel/d.tar.gz");
+        assert_eq!(
+            resolve("http://h/a/versions.txt", "d.tar.gz"),
+            "http://h/a/d.tar.gz"
+        );
+        assert_eq!(
+            resolve("http://h/a/versions.txt", "https://o/d.tar.gz"),
+            "https://o/d.tar.gz"
+        );
+        assert_eq!(
+            resolve("/srv/rel/versions.txt", "d.tar.gz"),
+            "/srv/rel/d.tar.gz"
+        );
         assert_eq!(resolve("versions.txt", "d.tar.gz"), "d.tar.gz");
     }
 }

@@ -52,7 +52,10 @@ pub fn publish(opts: &PublishOptions) -> Result<Published> {
         ))
     })?;
     if !opts.app_dir.is_dir() {
-        return Err(Error::Publish(format!("{} is not a folder", opts.app_dir.display())));
+        return Err(Error::Publish(format!(
+            "{} is not a folder",
+            opts.app_dir.display()
+        )));
     }
     fs::create_dir_all(&opts.repo).map_err(io_err("creating", &opts.repo))?;
     let manifest_path = opts.repo.join(MANIFEST_NAME);
@@ -75,12 +78,16 @@ pub fn publish(opts: &PublishOptions) -> Result<Published> {
     }
     let name = manifest::archive_name(&opts.program, &version);
     let archive_path = opts.repo.join(&name);
-    let tmp = opts.repo.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = opts
+        .repo
+        .join(format!(".{name}.tmp-{}", std::process::id()));
     let packed = archive::pack(&opts.app_dir, &opts.program, &version, &tmp)
         .and_then(|_| verify::sha256_file(&tmp))
         .and_then(|sum| {
-            fs::rename(&tmp, &archive_path)
-                .map_err(io_err(&format!("renaming {} to", tmp.display()), &archive_path))?;
+            fs::rename(&tmp, &archive_path).map_err(io_err(
+                &format!("renaming {} to", tmp.display()),
+                &archive_path,
+            ))?;
             Ok(sum)
         });
     let (sha256, size) = match packed {
@@ -97,14 +104,20 @@ pub fn publish(opts: &PublishOptions) -> Result<Published> {
     if let Some(notes) = &opts.notes {
         let notes_name = format!("{}-{}.txt", opts.program, version);
         let dest = opts.repo.join(&notes_name);
-        fs::copy(notes, &dest).map_err(io_err(&format!("copying {} to", notes.display()), &dest))?;
+        fs::copy(notes, &dest)
+            .map_err(io_err(&format!("copying {} to", notes.display()), &dest))?;
         release.notes = Some(notes_name);
     }
     let serial = manifest.serial.unwrap_or(0) + 1;
     manifest.serial = Some(serial);
     manifest.releases.push(release.clone());
     crate::sys::write_atomic(&manifest_path, manifest.render().as_bytes())?;
-    log::info!("published {} {} as {}", opts.program, version, archive_path.display());
+    log::info!(
+        "published {} {} as {}",
+        opts.program,
+        version,
+        archive_path.display()
+    );
     Ok(Published {
         archive: archive_path,
         release,

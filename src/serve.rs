@@ -25,8 +25,11 @@ impl Server {
     /// worker threads, and returns at once.
     pub fn start(dir: impl AsRef<Path>, addr: &str) -> Result<Server> {
         let dir = dir.as_ref();
-        let root = dir.canonicalize().map_err(io_err("opening the folder to serve", dir))?;
-        let http = tiny_http::Server::http(addr).map_err(|e| Error::Settings(format!("cannot listen on {addr}: {e}")))?;
+        let root = dir
+            .canonicalize()
+            .map_err(io_err("opening the folder to serve", dir))?;
+        let http = tiny_http::Server::http(addr)
+            .map_err(|e| Error::Settings(format!("cannot listen on {addr}: {e}")))?;
         let addr = http
             .server_addr()
             .to_ip()
@@ -43,7 +46,11 @@ impl Server {
                 })
             })
             .collect();
-        Ok(Server { http, addr, workers })
+        Ok(Server {
+            http,
+            addr,
+            workers,
+        })
     }
 
     /// The address listened on.
@@ -123,7 +130,10 @@ fn respond(root: &Path, request: &Request) -> Reply {
     } else {
         "application/octet-stream"
     };
-    let mut headers = vec![header("Content-Type", content_type), header("Accept-Ranges", "bytes")];
+    let mut headers = vec![
+        header("Content-Type", content_type),
+        header("Accept-Ranges", "bytes"),
+    ];
     let (status, start, count) = match range {
         None | Some(RangeAsk::Ignore) => (200, 0, len),
         Some(RangeAsk::Unsatisfiable) => {
@@ -131,7 +141,10 @@ fn respond(root: &Path, request: &Request) -> Reply {
                 .with_header(header("Content-Range", &format!("bytes */{len}")));
         }
         Some(RangeAsk::Bytes(start, end)) => {
-            headers.push(header("Content-Range", &format!("bytes {start}-{end}/{len}")));
+            headers.push(header(
+                "Content-Range",
+                &format!("bytes {start}-{end}/{len}"),
+            ));
             (206, start, end - start + 1)
         }
     };
@@ -139,7 +152,13 @@ fn respond(root: &Path, request: &Request) -> Reply {
         return text(500, "seek failed\n");
     }
     let body: Box<dyn std::io::Read + Send> = Box::new(std::io::Read::take(file, count));
-    Response::new(StatusCode(status), headers, body, Some(count as usize), None)
+    Response::new(
+        StatusCode(status),
+        headers,
+        body,
+        Some(count as usize),
+        None,
+    )
 }
 
 /// Maps a request URL to a file below `root`, or `None` when it would leave it.
@@ -205,7 +224,9 @@ fn parse_range(value: &str, len: u64) -> RangeAsk {
             Err(_) => return RangeAsk::Ignore,
         },
         (false, _) => {
-            let Ok(start) = a.parse::<u64>() else { return RangeAsk::Ignore };
+            let Ok(start) = a.parse::<u64>() else {
+                return RangeAsk::Ignore;
+            };
             let end = if b.is_empty() {
                 len.saturating_sub(1)
             } else {
@@ -249,7 +270,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
         std::fs::write(root.join("a b.txt"), "x").unwrap();
-        assert_eq!(map_path(&root, "/a%20b.txt?x=1"), Some(root.join("a b.txt")));
+        assert_eq!(
+            map_path(&root, "/a%20b.txt?x=1"),
+            Some(root.join("a b.txt"))
+        );
         assert_eq!(map_path(&root, "/../etc/passwd"), None);
         assert_eq!(map_path(&root, "/%2e%2e/etc/passwd"), None);
         assert_eq!(map_path(&root, "/missing"), None);

@@ -55,7 +55,11 @@ impl AppConfig {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(io_err("reading", path))?;
         let doc: Value = serde_json::from_str(&text).map_err(|e| {
-            Error::Settings(format!("{}:{}: not valid JSON: {e}", path.display(), e.line()))
+            Error::Settings(format!(
+                "{}:{}: not valid JSON: {e}",
+                path.display(),
+                e.line()
+            ))
         })?;
         let block = doc.get("Update_app").ok_or_else(|| {
             Error::Settings(format!("{}: has no \"Update_app\" block", path.display()))
@@ -106,7 +110,9 @@ pub fn write_current_version(path: &Path, version: &str) -> Result<()> {
     let slot = doc
         .get_mut("Update_app")
         .and_then(|b| b.as_object_mut())
-        .ok_or_else(|| Error::Settings(format!("{}: has no \"Update_app\" block", path.display())))?;
+        .ok_or_else(|| {
+            Error::Settings(format!("{}: has no \"Update_app\" block", path.display()))
+        })?;
     if slot.get("current_version").and_then(Value::as_str) == Some(version) {
         return Ok(());
     }
@@ -141,7 +147,10 @@ mod tests {
         let again = AppConfig::read(&path).unwrap();
         assert_eq!(again.current_version, "1.1.0");
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.find("theme").unwrap() < text.find("Update_app").unwrap(), "{text}");
+        assert!(
+            text.find("theme").unwrap() < text.find("Update_app").unwrap(),
+            "{text}"
+        );
         assert!(text.contains("\"z\": 1"), "{text}");
     }
 
@@ -151,6 +160,9 @@ mod tests {
         let path = dir.path().join("config.json");
         std::fs::write(&path, r#"{"Update_app":{"server":"x"}}"#).unwrap();
         let err = AppConfig::read(&path).unwrap_err().to_string();
-        assert!(err.contains("Update_app.api_get_version is missing"), "{err}");
+        assert!(
+            err.contains("Update_app.api_get_version is missing"),
+            "{err}"
+        );
     }
 }

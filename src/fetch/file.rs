@@ -73,10 +73,22 @@ mod tests {
 
     #[test]
     fn file_urls_map_to_paths() {
-        assert_eq!(to_path("file:///srv/rel/versions.txt"), PathBuf::from("/srv/rel/versions.txt"));
-        assert_eq!(to_path("file:///srv/my%20rel/v.txt"), PathBuf::from("/srv/my rel/v.txt"));
-        assert_eq!(to_path("file://server/share/v.txt"), PathBuf::from("//server/share/v.txt"));
+        assert_eq!(
+            to_path("file:///srv/rel/versions.txt"),
+            PathBuf::from("/srv/rel/versions.txt")
+        );
+        assert_eq!(
+            to_path("file:///srv/my%20rel/v.txt"),
+            PathBuf::from("/srv/my rel/v.txt")
+        );
+        assert_eq!(
+            to_path("file://server/share/v.txt"),
+            PathBuf::from("//server/share/v.txt")
+        );
         assert_eq!(to_path("/plain/path"), PathBuf::from("/plain/path"));
-        assert_eq!(to_path(r"\\server\share\v.txt"), PathBuf::from(r"\\server\share\v.txt"));
+        assert_eq!(
+            to_path(r"\\server\share\v.txt"),
+            PathBuf::from(r"\\server\share\v.txt")
+        );
     }
 }

@@ -22,8 +22,12 @@ pub fn open(url: &str, limits: &Limits) -> Result<Source> {
     let status = response.status();
     if !status.is_success() {
         let advice = match status.as_u16() {
-            404 | 410 => "the file is not on the server; check the URL and that the release was uploaded",
-            401 | 403 => "the server refused access; check the credentials or the host's permissions",
+            404 | 410 => {
+                "the file is not on the server; check the URL and that the release was uploaded"
+            }
+            401 | 403 => {
+                "the server refused access; check the credentials or the host's permissions"
+            }
             500..=599 => "the server failed; try again later",
             _ => "unexpected answer from the server",
         };
@@ -42,7 +46,9 @@ pub fn open(url: &str, limits: &Limits) -> Result<Source> {
 
 fn describe(e: &ureq::Error) -> String {
     match e {
-        ureq::Error::Timeout(what) => format!("timed out ({what:?}); the server is slow or unreachable, try again later"),
+        ureq::Error::Timeout(what) => {
+            format!("timed out ({what:?}); the server is slow or unreachable, try again later")
+        }
         ureq::Error::TooManyRedirects => "too many redirects; the host is misconfigured".into(),
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
             "connection refused; is the server running, and is the URL's port right?".into()

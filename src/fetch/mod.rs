@@ -134,7 +134,8 @@ pub fn download(
     let result = download_to(url, &partial, expect, limits, progress);
     match result {
         Ok(done) => {
-            fs::rename(&partial, dest).map_err(io_err(&format!("renaming {} to", partial.display()), dest))?;
+            fs::rename(&partial, dest)
+                .map_err(io_err(&format!("renaming {} to", partial.display()), dest))?;
             Ok(done)
         }
         Err(e) => {
@@ -182,7 +183,8 @@ fn download_to(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(transfer_error(url, e)),
         };
-        out.write_all(&buf[..n]).map_err(io_err("writing", partial))?;
+        out.write_all(&buf[..n])
+            .map_err(io_err("writing", partial))?;
         if let Some(report) = progress {
             let so_far = reader.count();
             if so_far - last_report >= 1 << 20 || Some(so_far) == total {
@@ -191,7 +193,9 @@ fn download_to(
             }
         }
     }
-    let file = out.into_inner().map_err(|e| io_err("writing", partial)(e.into_error()))?;
+    let file = out
+        .into_inner()
+        .map_err(|e| io_err("writing", partial)(e.into_error()))?;
     file.sync_all().map_err(io_err("syncing", partial))?;
     let (computed, got) = reader.finish();
     if let Some(expected) = expect.size {

@@ -48,7 +48,11 @@ pub(crate) struct Relaunch {
 }
 
 /// The command that runs `exe` (relative) inside `dir` with `args`.
-pub(crate) fn relaunch(dir: &Path, exe: &Path, args: impl IntoIterator<Item = OsString>) -> Relaunch {
+pub(crate) fn relaunch(
+    dir: &Path,
+    exe: &Path,
+    args: impl IntoIterator<Item = OsString>,
+) -> Relaunch {
     Relaunch {
         program: dir.join(exe),
         args: args.into_iter().collect(),
@@ -60,7 +64,11 @@ fn original_args() -> Vec<OsString> {
 }
 
 fn exec(relaunch: &Relaunch) -> Error {
-    log::info!("exec {} (pid {})", relaunch.program.display(), std::process::id());
+    log::info!(
+        "exec {} (pid {})",
+        relaunch.program.display(),
+        std::process::id()
+    );
     let e = platform::replace_process(relaunch);
     io_err("starting", &relaunch.program)(e)
 }
@@ -117,8 +125,17 @@ fn stage_inner(plan: &StagePlan<'_>) -> Result<Journal> {
         sha256: release.sha256.as_deref(),
         size: release.size,
     };
-    let (computed, size) = fetch::download(&plan.archive_url, &archive, &expect, plan.limits, plan.progress)?;
-    log::info!("verified {} ({size} bytes, sha256 {computed})", archive.display());
+    let (computed, size) = fetch::download(
+        &plan.archive_url,
+        &archive,
+        &expect,
+        plan.limits,
+        plan.progress,
+    )?;
+    log::info!(
+        "verified {} ({size} bytes, sha256 {computed})",
+        archive.display()
+    );
     journal.sha256 = computed;
     let staging = journal.staging_dir();
     let list = archive::unpack(&archive, &staging)?;
@@ -145,7 +162,10 @@ fn stage_inner(plan: &StagePlan<'_>) -> Result<Journal> {
         staging.display()
     );
     journal.write()?;
-    log::info!("journal written: {}", Journal::path_in(&journal.backup_dir).display());
+    log::info!(
+        "journal written: {}",
+        Journal::path_in(&journal.backup_dir).display()
+    );
     Ok(journal)
 }
 
@@ -163,7 +183,9 @@ fn copy_to_backup(install: &Path, backup: &Path) -> Result<()> {
     }
     fs::create_dir_all(backup).map_err(io_err("creating the backup dir", backup))?;
     log::info!("copying {} to {}", install.display(), backup.display());
-    let options = fs_extra::dir::CopyOptions::new().content_only(true).overwrite(true);
+    let options = fs_extra::dir::CopyOptions::new()
+        .content_only(true)
+        .overwrite(true);
     fs_extra::dir::copy(install, backup, &options).map_err(|e| Error::Io {
         action: format!("copying {} to", install.display()),
         path: backup.to_owned(),
@@ -175,15 +197,29 @@ fn copy_to_backup(install: &Path, backup: &Path) -> Result<()> {
 /// Step 3: replaces this process by the old binary's copy in the backup dir,
 /// which will apply the update. Returns only on failure.
 pub(crate) fn hop_out(journal: &Journal) -> Error {
-    log::info!("hopping out to the backup copy in {}", journal.backup_dir.display());
-    exec(&relaunch(&journal.backup_dir, &journal.exe, original_args()))
+    log::info!(
+        "hopping out to the backup copy in {}",
+        journal.backup_dir.display()
+    );
+    exec(&relaunch(
+        &journal.backup_dir,
+        &journal.exe,
+        original_args(),
+    ))
 }
 
 /// Step 5: replaces this process by the new binary in the install dir.
 /// Returns only on failure.
 pub(crate) fn hop_home(journal: &Journal) -> Error {
-    log::info!("hopping home to {}", journal.install_dir.join(&journal.exe).display());
-    exec(&relaunch(&journal.install_dir, &journal.exe, original_args()))
+    log::info!(
+        "hopping home to {}",
+        journal.install_dir.join(&journal.exe).display()
+    );
+    exec(&relaunch(
+        &journal.install_dir,
+        &journal.exe,
+        original_args(),
+    ))
 }
 
 /// What [`apply`] did.
@@ -214,7 +250,8 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
     for (path, item) in &new_list.items {
         let dst = archive::join(&install, path);
         if let Item::Dir = item {
-            if fs::symlink_metadata(&dst).is_ok_and(|m| !m.is_dir()) && was_shipped(&old_list, path) {
+            if fs::symlink_metadata(&dst).is_ok_and(|m| !m.is_dir()) && was_shipped(&old_list, path)
+            {
                 fs::remove_file(&dst).map_err(io_err("removing", &dst))?;
             }
             fs::create_dir_all(&dst).map_err(io_err("creating", &dst))?;
@@ -298,7 +335,8 @@ fn move_into_place(src: &Path, dst: &Path) -> Result<()> {
         Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
             let tmp = sibling_temp(dst);
             copy_entry(src, &tmp)?;
-            platform::replace_file(&tmp, dst).map_err(io_err(&format!("renaming {} to", tmp.display()), dst))?;
+            platform::replace_file(&tmp, dst)
+                .map_err(io_err(&format!("renaming {} to", tmp.display()), dst))?;
             let _ = fs::remove_file(src);
             Ok(())
         }
@@ -329,7 +367,11 @@ fn copy_entry(src: &Path, dst: &Path) -> Result<()> {
 /// Undoes a failed [`apply`]: every path of the new and the old release is
 /// put back as the backup copy has it (or removed, where the backup has none).
 pub(crate) fn roll_back(journal: &mut Journal) -> Result<()> {
-    log::warn!("rolling {} back to {}", journal.install_dir.display(), journal.from_version);
+    log::warn!(
+        "rolling {} back to {}",
+        journal.install_dir.display(),
+        journal.from_version
+    );
     let install = journal.install_dir.clone();
     let backup = journal.backup_dir.clone();
     let new_list = read_list(&journal.staging_dir())
@@ -337,7 +379,12 @@ pub(crate) fn roll_back(journal: &mut Journal) -> Result<()> {
     let old_list = FileList::read_installed(&backup)?;
     let mut paths: Vec<&String> = Vec::new();
     for list in [&new_list, &old_list].into_iter().flatten() {
-        paths.extend(list.items.iter().filter(|(_, i)| !matches!(i, Item::Dir)).map(|(p, _)| p));
+        paths.extend(
+            list.items
+                .iter()
+                .filter(|(_, i)| !matches!(i, Item::Dir))
+                .map(|(p, _)| p),
+        );
     }
     paths.sort();
     paths.dedup();
@@ -352,10 +399,13 @@ pub(crate) fn roll_back(journal: &mut Journal) -> Result<()> {
             }
             let tmp = sibling_temp(&to);
             copy_entry(&from, &tmp)?;
-            platform::replace_file(&tmp, &to).map_err(io_err(&format!("renaming {} to", tmp.display()), &to))?;
+            platform::replace_file(&tmp, &to)
+                .map_err(io_err(&format!("renaming {} to", tmp.display()), &to))?;
         } else {
             match fs::remove_file(&to) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err("removing", &to)(e)),
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(io_err("removing", &to)(e))
+                }
                 _ => {}
             }
         }
@@ -379,7 +429,8 @@ pub(crate) fn roll_back(journal: &mut Journal) -> Result<()> {
     crate::sys::sync_dir(&install)?;
     let _ = fs::remove_dir_all(journal.staging_dir());
     let _ = fs::remove_file(journal.archive_path());
-    fs::remove_file(Journal::path_in(&backup)).map_err(io_err("removing", Journal::path_in(&backup)))?;
+    fs::remove_file(Journal::path_in(&backup))
+        .map_err(io_err("removing", Journal::path_in(&backup)))?;
     Ok(())
 }
 
@@ -438,7 +489,11 @@ pub fn confirm_healthy() -> Result<bool> {
     match locate()? {
         Some((mut journal, Place::Install)) if journal.step == Step::Applied => {
             journal.advance(Step::Confirmed)?;
-            log::info!("{} {} confirmed healthy", journal.program, journal.to_version);
+            log::info!(
+                "{} {} confirmed healthy",
+                journal.program,
+                journal.to_version
+            );
             Ok(true)
         }
         _ => Ok(false),
@@ -497,7 +552,9 @@ fn locate() -> Result<Option<(Journal, Place)>> {
     let env_backup = std::env::var_os(crate::settings::ENV_BACKUP_DIR).map(PathBuf::from);
     // The executable may sit in a subfolder of the install dir (bin/app).
     for dir in exe.ancestors().skip(1).take(4) {
-        let Ok(rel) = exe.strip_prefix(dir) else { continue };
+        let Ok(rel) = exe.strip_prefix(dir) else {
+            continue;
+        };
         if let Some(journal) = Journal::read(dir)? {
             if same_dir(&journal.backup_dir, dir) && journal.exe == rel {
                 return Ok(Some((journal, Place::Backup)));
@@ -535,7 +592,10 @@ mod tests {
             ["--flag".into(), "a b".into()],
         );
         assert_eq!(r.program, Path::new("/opt/demo.backup/bin/demo"));
-        assert_eq!(r.args, vec![OsString::from("--flag"), OsString::from("a b")]);
+        assert_eq!(
+            r.args,
+            vec![OsString::from("--flag"), OsString::from("a b")]
+        );
     }
 
     #[test]

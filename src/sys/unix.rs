@@ -14,7 +14,8 @@ pub(crate) fn is_executable(meta: &Metadata) -> bool {
 /// Sets the mode to 0755 or 0644: no setuid, no group or world write.
 pub(crate) fn set_executable(path: &Path, executable: bool) -> Result<()> {
     let mode = if executable { 0o755 } else { 0o644 };
-    fs::set_permissions(path, Permissions::from_mode(mode)).map_err(io_err("setting the mode of", path))
+    fs::set_permissions(path, Permissions::from_mode(mode))
+        .map_err(io_err("setting the mode of", path))
 }
 
 /// Creates a symlink at `link` pointing to `target`.

@@ -14,7 +14,9 @@ fn exe_dir() -> Option<PathBuf> {
 
 /// Whether this binary runs as the demo app (`demo` with a `data/config.json`).
 pub fn is_demo_app() -> bool {
-    let Ok(exe) = std::env::current_exe() else { return false };
+    let Ok(exe) = std::env::current_exe() else {
+        return false;
+    };
     exe.file_stem().is_some_and(|s| s == "demo")
         && exe_dir().is_some_and(|d| d.join("data").join("config.json").is_file())
 }
@@ -30,14 +32,19 @@ pub fn main() -> ExitCode {
     // First thing: finish (or undo) an update in progress. May exec.
     let pending = leapfrog::finish_pending();
     let dir = exe_dir().unwrap_or_default();
-    let updater = match Updater::from_config(dir.join("data").join("config.json")).and_then(|b| b.build()) {
-        Ok(updater) => updater,
-        Err(e) => {
-            say!("cannot set up updates: {}", e.chain());
-            return ExitCode::FAILURE;
-        }
-    };
-    say!("demo {} running from {}", updater.current_version(), dir.display());
+    let updater =
+        match Updater::from_config(dir.join("data").join("config.json")).and_then(|b| b.build()) {
+            Ok(updater) => updater,
+            Err(e) => {
+                say!("cannot set up updates: {}", e.chain());
+                return ExitCode::FAILURE;
+            }
+        };
+    say!(
+        "demo {} running from {}",
+        updater.current_version(),
+        dir.display()
+    );
     match pending {
         Pending::Updated { from, to, .. } => {
             say!("updated from {from} to {to}; the new version starts fine");
@@ -47,7 +54,10 @@ pub fn main() -> ExitCode {
             }
             return ExitCode::SUCCESS;
         }
-        Pending::RolledBack { version, error } => say!("the update to {version} failed and was undone: {}", error.chain()),
+        Pending::RolledBack { version, error } => say!(
+            "the update to {version} failed and was undone: {}",
+            error.chain()
+        ),
         Pending::Failed(e) => say!("an update in progress could not be finished: {}", e.chain()),
         _ => {}
     }
@@ -59,7 +69,10 @@ pub fn main() -> ExitCode {
         Ok(Ok(Outcome::Declined(v))) => say!("{v} is available; not updating now"),
         Ok(Ok(Outcome::Staged(v))) => say!("{v} is staged; it is installed at the next launch"),
         Ok(Ok(other)) => say!("{other:?}"),
-        Ok(Err(e)) => say!("update failed, still running the installed version: {}", e.chain()),
+        Ok(Err(e)) => say!(
+            "update failed, still running the installed version: {}",
+            e.chain()
+        ),
         Err(_) => say!("the update check panicked"),
     }
     ExitCode::SUCCESS

@@ -20,7 +20,9 @@ pub fn run(manifest_url: &str, program: &str, current: &str) -> anyhow::Result<E
         }
         Some(available) => {
             let r = &available.release;
-            let size = r.size.map_or("unknown size".to_owned(), |s| format!("{s} bytes"));
+            let size = r
+                .size
+                .map_or("unknown size".to_owned(), |s| format!("{s} bytes"));
             println!("update available: {program} {current} -> {}", r.version);
             println!("  archive: {} ({size})", available.archive_url);
             match &r.sha256 {

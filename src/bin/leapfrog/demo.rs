@@ -23,7 +23,10 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
     let root = match keep {
         Some(dir) => {
             if dir.exists() && fs::read_dir(&dir)?.next().is_some() {
-                bail!("{} is not empty; give --keep a new or empty folder", dir.display());
+                bail!(
+                    "{} is not empty; give --keep a new or empty folder",
+                    dir.display()
+                );
             }
             fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             std::path::absolute(&dir)?
@@ -50,7 +53,10 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
         let tree = build.join(version);
         make_tree(&tree, &app, version, &url, &files)?;
         let notes = build.join(format!("notes-{version}.txt"));
-        fs::write(&notes, format!("demo {version}\n- {}\n", files_summary(version)))?;
+        fs::write(
+            &notes,
+            format!("demo {version}\n- {}\n", files_summary(version)),
+        )?;
         let published = publish(&PublishOptions {
             app_dir: tree,
             program: "demo".into(),
@@ -65,12 +71,21 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
             &published.release.sha256.as_deref().unwrap_or("")[..16]
         );
     }
-    print!("{}", indent(&fs::read_to_string(releases.join("versions.txt"))?));
+    print!(
+        "{}",
+        indent(&fs::read_to_string(releases.join("versions.txt"))?)
+    );
 
-    step(3, "install 1.0.0, and add a file of the user's that no release contains");
+    step(
+        3,
+        "install 1.0.0, and add a file of the user's that no release contains",
+    );
     fs::create_dir_all(install.parent().expect("install has a parent"))?;
     archive::unpack(releases.join("demo-1.0.0.tar.gz"), &install)?;
-    fs::write(install.join(USER_FILE), "my own notes: leapfrog must never touch this\n")?;
+    fs::write(
+        install.join(USER_FILE),
+        "my own notes: leapfrog must never touch this\n",
+    )?;
     println!("  installed into {}", install.display());
     let before = tree_hashes(&install)?;
 
@@ -97,22 +112,41 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
     );
     let installed = tree_hashes(&install)?;
     let mut expected = tree_hashes(&build.join("1.1.0"))?;
-    expected.insert(FILE_LIST.into(), installed_list_hash(&releases, "1.1.0", &root)?);
+    expected.insert(
+        FILE_LIST.into(),
+        installed_list_hash(&releases, "1.1.0", &root)?,
+    );
     expected.insert(USER_FILE.into(), before[USER_FILE].clone());
-    check("the install dir is exactly the 1.1.0 release plus the user's file", installed == expected);
+    check(
+        "the install dir is exactly the 1.1.0 release plus the user's file",
+        installed == expected,
+    );
     report_difference(&installed, &expected);
     let mut backed_up = tree_hashes(&backup)?;
     let journal = backed_up.remove(leapfrog::journal::JOURNAL_NAME);
-    check("the backup holds 1.0.0 as it was installed", backed_up == before);
+    check(
+        "the backup holds 1.0.0 as it was installed",
+        backed_up == before,
+    );
     report_difference(&backed_up, &before);
-    check("the update's journal is closed", journal.is_some() && journal_step(&backup) == "confirmed");
+    check(
+        "the update's journal is closed",
+        journal.is_some() && journal_step(&backup) == "confirmed",
+    );
     let config = fs::read_to_string(install.join("data/config.json"))?;
-    check("data/config.json says current_version 1.1.0", config.contains("\"current_version\": \"1.1.0\""));
+    check(
+        "data/config.json says current_version 1.1.0",
+        config.contains("\"current_version\": \"1.1.0\""),
+    );
 
     if ok {
         println!("\nThe demo app updated itself from 1.0.0 to 1.1.0 through its backup copy.");
         println!("Releases: {}", releases.display());
-        println!("Install:  {}   Backup: {}", install.display(), backup.display());
+        println!(
+            "Install:  {}   Backup: {}",
+            install.display(),
+            backup.display()
+        );
         Ok(Exit::Ok)
     } else {
         bail!("the demo did not end as expected (see FAILED above)")
@@ -134,16 +168,28 @@ fn release_files() -> Vec<(&'static str, Files)> {
         (
             "1.0.0",
             vec![
-                ("README.txt", "The leapfrog demo app, version 1.0.0.\n".into()),
+                (
+                    "README.txt",
+                    "The leapfrog demo app, version 1.0.0.\n".into(),
+                ),
                 ("assets/logo.txt", "  (o o)  logo of 1.0.0\n".into()),
-                ("assets/old.txt", "Only 1.0.0 ships this file; 1.1.0 drops it.\n".into()),
+                (
+                    "assets/old.txt",
+                    "Only 1.0.0 ships this file; 1.1.0 drops it.\n".into(),
+                ),
             ],
         ),
         (
             "1.1.0",
             vec![
-                ("README.txt", "The leapfrog demo app, version 1.1.0.\n".into()),
-                ("assets/logo.txt", "  (^ ^)  logo of 1.1.0, changed\n".into()),
+                (
+                    "README.txt",
+                    "The leapfrog demo app, version 1.1.0.\n".into(),
+                ),
+                (
+                    "assets/logo.txt",
+                    "  (^ ^)  logo of 1.1.0, changed\n".into(),
+                ),
                 ("assets/new.txt", "New in 1.1.0.\n".into()),
             ],
         ),
@@ -158,7 +204,13 @@ fn files_summary(version: &str) -> &'static str {
     }
 }
 
-fn make_tree(tree: &Path, app: &Path, version: &str, url: &str, files: &Files) -> anyhow::Result<()> {
+fn make_tree(
+    tree: &Path,
+    app: &Path,
+    version: &str,
+    url: &str,
+    files: &Files,
+) -> anyhow::Result<()> {
     fs::create_dir_all(tree.join("data"))?;
     fs::copy(app, tree.join("demo")).with_context(|| format!("copying {}", app.display()))?;
     let config = serde_json::json!({
@@ -228,7 +280,10 @@ pub fn tree_hashes(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
 fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) -> anyhow::Result<()> {
     for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
         let path = entry?.path();
-        let rel = path.strip_prefix(root)?.to_string_lossy().replace('\\', "/");
+        let rel = path
+            .strip_prefix(root)?
+            .to_string_lossy()
+            .replace('\\', "/");
         let meta = fs::symlink_metadata(&path)?;
         if meta.is_symlink() {
             out.insert(rel, format!("link:{}", fs::read_link(&path)?.display()));

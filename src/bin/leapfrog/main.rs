@@ -32,7 +32,11 @@ impl From<Exit> for ExitCode {
 }
 
 #[derive(Parser)]
-#[command(name = "leapfrog", version, about = "Self-updating desktop programs from a static host")]
+#[command(
+    name = "leapfrog",
+    version,
+    about = "Self-updating desktop programs from a static host"
+)]
 struct Cli {
     /// Say more about what happens.
     #[arg(short, long, global = true)]

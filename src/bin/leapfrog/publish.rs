@@ -6,7 +6,13 @@ use anyhow::Context;
 
 use crate::Exit;
 
-pub fn run(app_dir: PathBuf, program: String, version: String, repo: PathBuf, notes: Option<PathBuf>) -> anyhow::Result<Exit> {
+pub fn run(
+    app_dir: PathBuf,
+    program: String,
+    version: String,
+    repo: PathBuf,
+    notes: Option<PathBuf>,
+) -> anyhow::Result<Exit> {
     let opts = leapfrog::publish::PublishOptions {
         app_dir,
         program,

@@ -1,0 +1,10 @@
+//! One integration test binary, a module per topic. Every test runs in its
+//! own temp dir, talks to nothing but loopback, and runs the real `leapfrog`
+//! binary (installed as the demo app where an app is needed).
+
+mod util;
+
+mod archive;
+mod cli;
+mod manifest;
+mod update;

@@ -1,0 +1,274 @@
+//! The whole update through the real app: the happy path, and failures that
+//! must leave the old version running with its files byte-identical.
+
+use std::fs;
+
+use leapfrog::archive::FILE_LIST;
+use leapfrog::serve::Server;
+
+use crate::util::*;
+
+fn manifest_url(server: &Server) -> String {
+    format!("{}versions.txt", server.url())
+}
+
+/// The install dir as it must be after a successful update to 1.1.0.
+fn expected_after_update(world: &World) -> std::collections::BTreeMap<String, String> {
+    let fx = fixture();
+    let mut want = tree_hashes(&fx.tree_1_1);
+    let scratch = world.dir.path().join("expected");
+    leapfrog::archive::unpack(world.releases.join("demo-1.1.0.tar.gz"), &scratch).unwrap();
+    want.insert(
+        FILE_LIST.into(),
+        leapfrog::verify::sha256_file(scratch.join(FILE_LIST))
+            .unwrap()
+            .0,
+    );
+    want.insert(
+        USER_FILE.into(),
+        leapfrog::verify::sha256_file(world.install.join(USER_FILE))
+            .unwrap()
+            .0,
+    );
+    fs::remove_dir_all(scratch).unwrap();
+    want
+}
+
+/// Asserts that the old version is installed exactly as before and still runs.
+fn assert_untouched(world: &World, before: &std::collections::BTreeMap<String, String>, run: &Run) {
+    assert_eq!(
+        &tree_hashes(&world.install),
+        before,
+        "the install dir changed:\n{}",
+        run.stdout()
+    );
+    assert!(
+        !world.backup.exists(),
+        "a failed stage left {} behind",
+        world.backup.display()
+    );
+    let again = command(&world.install.join("demo"))
+        .env("LEAPFROG_MANIFEST_URL", "http://127.0.0.1:9/versions.txt")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        out.contains("demo 1.0.0 running"),
+        "the old version no longer starts:\n{out}"
+    );
+}
+
+#[test]
+fn update_happy_path() {
+    let world = World::new();
+    let before = tree_hashes(&world.install);
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    let run = world
+        .launch(&manifest_url(&server))
+        .expect_code(0)
+        .expect_output("demo 1.0.0 running")
+        .expect_output("exec ")
+        .expect_output("running from the backup copy")
+        .expect_output("applied demo 1.1.0: ")
+        .expect_output("demo 1.1.0 running")
+        .expect_output("updated from 1.0.0 to 1.1.0");
+    // exec keeps the process: every line comes from one pid.
+    let pids: std::collections::BTreeSet<_> = run
+        .stdout()
+        .lines()
+        .filter_map(|l| Some(l.split("pid ").nth(1)?.split(']').next()?.to_owned()))
+        .collect();
+    assert_eq!(pids.len(), 1, "{pids:?}");
+
+    assert_eq!(tree_hashes(&world.install), expected_after_update(&world));
+    assert!(
+        !world.install.join("assets/old.txt").exists(),
+        "a dropped file was kept"
+    );
+    assert_eq!(
+        fs::read_to_string(world.install.join(USER_FILE)).unwrap(),
+        "the user's own notes\n"
+    );
+    // The backup holds 1.0.0 exactly as installed, plus the closed journal.
+    let mut backup = tree_hashes(&world.backup);
+    assert!(backup.remove("need_update").is_some());
+    assert_eq!(backup, before);
+    let journal = leapfrog::journal::Journal::read(&world.backup)
+        .unwrap()
+        .unwrap();
+    assert_eq!(journal.step, leapfrog::journal::Step::Confirmed);
+
+    // Launched again: up to date, nothing changes.
+    let after = tree_hashes(&world.install);
+    world
+        .launch(&manifest_url(&server))
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running")
+        .expect_output("up to date");
+    assert_eq!(tree_hashes(&world.install), after);
+}
+
+#[test]
+fn update_when_up_to_date_does_nothing() {
+    let world = World::new();
+    let before = tree_hashes(&world.install);
+    let only_old = world.dir.path().join("old-only.txt");
+    let manifest = fs::read_to_string(world.releases.join("versions.txt")).unwrap();
+    let kept: String = manifest
+        .lines()
+        .filter(|l| !l.contains("1.1.0"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(&only_old, kept).unwrap();
+    world
+        .launch(only_old.to_str().unwrap())
+        .expect_code(0)
+        .expect_output("up to date")
+        .expect_no_output("downloading");
+    assert_eq!(tree_hashes(&world.install), before);
+    assert!(!world.backup.exists());
+}
+
+#[test]
+fn update_checksum_mismatch() {
+    let world = World::new();
+    let before = tree_hashes(&world.install);
+    let archive = world.releases.join("demo-1.1.0.tar.gz");
+    let good = fs::read(&archive).unwrap();
+    let mut bad = good.clone();
+    let middle = bad.len() / 2;
+    bad[middle] ^= 0xff;
+    world.replace_archive(&bad);
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    let run = world
+        .launch(&manifest_url(&server))
+        .expect_code(0)
+        .expect_output("checksum mismatch: expected sha256")
+        .expect_output("demo-1.1.0.tar.gz")
+        .expect_output("still running the installed version")
+        .expect_no_output("demo 1.1.0 running");
+    assert_untouched(&world, &before, &run);
+
+    // Once the host serves the right file again, the update goes through.
+    world.replace_archive(&good);
+    world
+        .launch(&manifest_url(&server))
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
+    assert_eq!(tree_hashes(&world.install), expected_after_update(&world));
+}
+
+#[test]
+fn update_truncated_file_on_host() {
+    let world = World::new();
+    let before = tree_hashes(&world.install);
+    let good = fs::read(world.releases.join("demo-1.1.0.tar.gz")).unwrap();
+    world.replace_archive(&good[..good.len() / 3]);
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    let run = world
+        .launch(&manifest_url(&server))
+        .expect_code(0)
+        .expect_output("size mismatch: expected")
+        .expect_no_output("demo 1.1.0 running");
+    assert_untouched(&world, &before, &run);
+}
+
+#[test]
+fn update_download_cut_off() {
+    let world = World::new();
+    let before = tree_hashes(&world.install);
+    let url = cutting_server(world.releases.clone(), 100_000, 2);
+    let run = world
+        .launch(&url)
+        .expect_code(0)
+        .expect_output("demo-1.1.0.tar.gz")
+        .expect_output("still running the installed version")
+        .expect_no_output("demo 1.1.0 running");
+    assert_untouched(&world, &before, &run);
+    let partial: Vec<_> = walk_names(world.dir.path())
+        .into_iter()
+        .filter(|n| n.ends_with(".partial"))
+        .collect();
+    assert!(partial.is_empty(), "left behind: {partial:?}");
+}
+
+fn walk_names(dir: &std::path::Path) -> Vec<String> {
+    tree_hashes(dir).into_keys().collect()
+}
+
+#[test]
+fn update_download_404() {
+    let world = World::new();
+    let before = tree_hashes(&world.install);
+    fs::remove_file(world.releases.join("demo-1.1.0.tar.gz")).unwrap();
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    let run = world
+        .launch(&manifest_url(&server))
+        .expect_code(0)
+        .expect_output("HTTP 404")
+        .expect_output("check the URL");
+    assert_untouched(&world, &before, &run);
+}
+
+#[test]
+fn update_server_down_keeps_running() {
+    let world = World::new();
+    let before = tree_hashes(&world.install);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let run = world
+        .launch(&format!("http://127.0.0.1:{port}/versions.txt"))
+        .expect_code(0)
+        .expect_output("demo 1.0.0 running")
+        .expect_output("connection refused");
+    assert_untouched(&world, &before, &run);
+}
+
+#[test]
+fn update_without_sha256_is_refused() {
+    let world = World::new();
+    let before = tree_hashes(&world.install);
+    let bare = world.dir.path().join("bare.txt");
+    fs::write(&bare, "demo 1.0.0\ndemo 1.1.0\n").unwrap();
+    fs::copy(
+        world.releases.join("demo-1.1.0.tar.gz"),
+        world.dir.path().join("demo-1.1.0.tar.gz"),
+    )
+    .unwrap();
+    let run = world
+        .launch(bare.to_str().unwrap())
+        .expect_code(0)
+        .expect_output("has no sha256, and unverified updates are not allowed");
+    assert_untouched(&world, &before, &run);
+}
+
+#[test]
+fn update_from_a_file_share() {
+    // No server at all: the manifest and archive are read from a folder,
+    // once as a file:// URL.
+    let world = World::new();
+    let url = format!("file://{}", world.releases.join("versions.txt").display());
+    world
+        .launch(&url)
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
+    assert_eq!(tree_hashes(&world.install), expected_after_update(&world));
+}
+
+#[test]
+fn update_rejects_a_relabelled_archive() {
+    // A validly hashed archive of another version, listed as 1.1.0.
+    let world = World::new();
+    let before = tree_hashes(&world.install);
+    let old = fs::read(world.releases.join("demo-1.0.0.tar.gz")).unwrap();
+    world.republish_archive(&old);
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    let run = world
+        .launch(&manifest_url(&server))
+        .expect_code(0)
+        .expect_output("it holds demo 1.0.0, but the manifest offered demo 1.1.0");
+    assert_untouched(&world, &before, &run);
+}

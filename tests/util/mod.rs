@@ -1,0 +1,439 @@
+//! Helpers shared by the test modules: temp dirs, the `leapfrog` binary,
+//! release fixtures, tree hashes, child processes that print their output
+//! when an assertion about them fails.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use leapfrog::publish::{publish, PublishOptions};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_leapfrog");
+pub const USER_FILE: &str = "data/user-notes.txt";
+
+/// The `leapfrog` command.
+pub fn leapfrog() -> Command {
+    command(Path::new(BIN))
+}
+
+/// `program`, with none of leapfrog's environment variables inherited.
+pub fn command(program: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_remove("LEAPFROG_ASSUME_YES")
+        .env_remove("LEAPFROG_MANIFEST_URL")
+        .env_remove("LEAPFROG_BACKUP_DIR")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// A finished child process.
+pub struct Run {
+    pub output: Output,
+    pub what: String,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    pub fn code(&self) -> Option<i32> {
+        self.output.status.code()
+    }
+
+    fn dump(&self) -> String {
+        format!(
+            "{}\nexit: {:?}\n--- stdout\n{}--- stderr\n{}---",
+            self.what,
+            self.output.status,
+            self.stdout(),
+            self.stderr()
+        )
+    }
+
+    /// Panics with the output unless the process exited with `code`.
+    pub fn expect_code(self, code: i32) -> Run {
+        assert_eq!(self.code(), Some(code), "{}", self.dump());
+        self
+    }
+
+    /// Panics with the output unless stdout or stderr contains `needle`.
+    pub fn expect_output(self, needle: &str) -> Run {
+        assert!(
+            self.stdout().contains(needle) || self.stderr().contains(needle),
+            "expected {needle:?} in the output of\n{}",
+            self.dump()
+        );
+        self
+    }
+
+    /// Panics with the output if stdout or stderr contains `needle`.
+    pub fn expect_no_output(self, needle: &str) -> Run {
+        assert!(
+            !self.stdout().contains(needle) && !self.stderr().contains(needle),
+            "did not expect {needle:?} in the output of\n{}",
+            self.dump()
+        );
+        self
+    }
+}
+
+/// Runs `cmd` to the end (killing it after `limit`) and captures its output.
+pub fn run(cmd: &mut Command, limit: Duration) -> Run {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {what}: {e}"));
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stdout = String::from_utf8_lossy(&out_reader.join().unwrap()).into_owned();
+            panic!("{what} did not finish within {limit:?}; stdout so far:\n{stdout}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run {
+        output: Output {
+            status,
+            stdout: out_reader.join().unwrap(),
+            stderr: err_reader.join().unwrap(),
+        },
+        what,
+    }
+}
+
+/// Every file, symlink and dir below `dir`: sha256, `link:TARGET` or `dir`.
+pub fn tree_hashes(dir: &Path) -> BTreeMap<String, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            if meta.is_symlink() {
+                out.insert(
+                    rel,
+                    format!("link:{}", fs::read_link(&path).unwrap().display()),
+                );
+            } else if meta.is_dir() {
+                out.insert(rel, "dir".into());
+                walk(root, &path, out);
+            } else {
+                out.insert(rel, leapfrog::verify::sha256_file(&path).unwrap().0);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if dir.exists() {
+        walk(dir, dir, &mut out);
+    }
+    out
+}
+
+/// Writes `files` (path, content) below `dir`.
+pub fn write_tree(dir: &Path, files: &[(&str, &str)]) {
+    for (path, content) in files {
+        let p = dir.join(path);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    }
+}
+
+/// The demo app's release tree for `version`: this very binary as `demo`,
+/// a `data/config.json`, and a few files that change between versions.
+pub fn app_tree(dir: &Path, version: &str, extra: &[(&str, &str)]) {
+    fs::create_dir_all(dir.join("data")).unwrap();
+    fs::copy(BIN, dir.join("demo")).unwrap();
+    let config = format!(
+        "{{\n  \"Update_app\": {{\n    \"server\": \"http://127.0.0.1:9\",\n    \"api_get_version\": \"versions.txt\",\n    \"main_app_name\": \"demo\",\n    \"current_version\": \"{version}\"\n  }}\n}}\n"
+    );
+    fs::write(dir.join("data/config.json"), config).unwrap();
+    write_tree(dir, extra);
+}
+
+/// Releases 1.0.0 and 1.1.0 of the demo app, published once per test run.
+pub struct Fixture {
+    _dir: tempfile::TempDir,
+    pub releases: PathBuf,
+    pub tree_1_0: PathBuf,
+    pub tree_1_1: PathBuf,
+}
+
+pub const FILES_1_0: &[(&str, &str)] = &[
+    ("README.txt", "demo 1.0.0\n"),
+    ("assets/logo.txt", "logo one\n"),
+    ("assets/old.txt", "dropped by 1.1.0\n"),
+];
+pub const FILES_1_1: &[(&str, &str)] = &[
+    ("README.txt", "demo 1.1.0\n"),
+    ("assets/logo.txt", "logo two\n"),
+    ("assets/new.txt", "added by 1.1.0\n"),
+];
+
+pub fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let releases = dir.path().join("releases");
+        let tree_1_0 = dir.path().join("tree-1.0.0");
+        let tree_1_1 = dir.path().join("tree-1.1.0");
+        app_tree(&tree_1_0, "1.0.0", FILES_1_0);
+        app_tree(&tree_1_1, "1.1.0", FILES_1_1);
+        for (tree, version) in [(&tree_1_0, "1.0.0"), (&tree_1_1, "1.1.0")] {
+            publish(&PublishOptions {
+                app_dir: tree.clone(),
+                program: "demo".into(),
+                version: version.into(),
+                repo: releases.clone(),
+                notes: None,
+            })
+            .unwrap();
+        }
+        Fixture {
+            _dir: dir,
+            releases,
+            tree_1_0,
+            tree_1_1,
+        }
+    })
+}
+
+/// One test's world: its own temp dir with a copy of the fixture's releases
+/// and 1.0.0 installed (plus a user file).
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub releases: PathBuf,
+    pub install: PathBuf,
+    pub backup: PathBuf,
+}
+
+impl World {
+    pub fn new() -> World {
+        let fx = fixture();
+        let dir = tempfile::tempdir().unwrap();
+        let releases = dir.path().join("releases");
+        fs::create_dir_all(&releases).unwrap();
+        for entry in fs::read_dir(&fx.releases).unwrap() {
+            let path = entry.unwrap().path();
+            fs::copy(&path, releases.join(path.file_name().unwrap())).unwrap();
+        }
+        let install = dir.path().join("apps").join("demo");
+        fs::create_dir_all(install.parent().unwrap()).unwrap();
+        leapfrog::archive::unpack(releases.join("demo-1.0.0.tar.gz"), &install).unwrap();
+        fs::write(install.join(USER_FILE), "the user's own notes\n").unwrap();
+        let backup = dir.path().join("apps").join("demo.backup");
+        World {
+            dir,
+            releases,
+            install,
+            backup,
+        }
+    }
+
+    /// Launches the installed app against `manifest_url`, saying yes to updates.
+    pub fn launch(&self, manifest_url: &str) -> Run {
+        let mut cmd = command(&self.install.join("demo"));
+        cmd.env("LEAPFROG_ASSUME_YES", "1")
+            .env("LEAPFROG_MANIFEST_URL", manifest_url);
+        run(&mut cmd, Duration::from_secs(60))
+    }
+
+    /// Replaces the published 1.1.0 archive by `bytes`, keeping versions.txt
+    /// as it is (so its sha256 and size no longer match, unless rewritten).
+    pub fn replace_archive(&self, bytes: &[u8]) {
+        fs::write(self.releases.join("demo-1.1.0.tar.gz"), bytes).unwrap();
+    }
+
+    /// Rewrites the 1.1.0 line of versions.txt to describe `archive` truthfully.
+    pub fn republish_archive(&self, archive: &[u8]) {
+        self.replace_archive(archive);
+        let (sha, size) =
+            leapfrog::verify::sha256_file(self.releases.join("demo-1.1.0.tar.gz")).unwrap();
+        let path = self.releases.join("versions.txt");
+        let mut manifest =
+            leapfrog::Manifest::parse(&fs::read_to_string(&path).unwrap(), "t").unwrap();
+        for r in &mut manifest.releases {
+            if r.version.to_string() == "1.1.0" {
+                r.sha256 = Some(sha.clone());
+                r.size = Some(size);
+            }
+        }
+        fs::write(path, manifest.render()).unwrap();
+    }
+}
+
+/// One raw tar entry for hand-made (hostile) archives: the name and link
+/// name are written byte for byte, bypassing the tar crate's own checks.
+pub struct Raw<'a> {
+    pub name: &'a str,
+    pub kind: tar::EntryType,
+    pub data: &'a [u8],
+    pub link: &'a str,
+    pub mode: u32,
+}
+
+impl<'a> Raw<'a> {
+    pub fn file(name: &'a str, data: &'a [u8]) -> Raw<'a> {
+        Raw {
+            name,
+            kind: tar::EntryType::Regular,
+            data,
+            link: "",
+            mode: 0o644,
+        }
+    }
+
+    pub fn dir(name: &'a str) -> Raw<'a> {
+        Raw {
+            name,
+            kind: tar::EntryType::Directory,
+            data: b"",
+            link: "",
+            mode: 0o755,
+        }
+    }
+
+    pub fn symlink(name: &'a str, target: &'a str) -> Raw<'a> {
+        Raw {
+            name,
+            kind: tar::EntryType::Symlink,
+            data: b"",
+            link: target,
+            mode: 0o777,
+        }
+    }
+
+    pub fn special(name: &'a str, kind: tar::EntryType, link: &'a str) -> Raw<'a> {
+        Raw {
+            name,
+            kind,
+            data: b"",
+            link,
+            mode: 0o644,
+        }
+    }
+}
+
+/// A gzipped tar of `entries`, in order.
+pub fn raw_archive(entries: &[Raw<'_>]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(gz);
+    for e in entries {
+        let mut header = tar::Header::new_gnu();
+        {
+            let gnu = header.as_gnu_mut().unwrap();
+            assert!(e.name.len() <= 100 && e.link.len() <= 100);
+            gnu.name[..e.name.len()].copy_from_slice(e.name.as_bytes());
+            gnu.linkname[..e.link.len()].copy_from_slice(e.link.as_bytes());
+        }
+        header.set_entry_type(e.kind);
+        header.set_mode(e.mode);
+        header.set_size(e.data.len() as u64);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder.append(&header, e.data).unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+/// The file list text for demo 1.1.0 with `lines` after the header.
+pub fn list_text(lines: &[String]) -> String {
+    let mut text = "# leapfrog release v1\nprogram demo\nversion 1.1.0\n".to_owned();
+    for l in lines {
+        text.push_str(l);
+        text.push('\n');
+    }
+    text
+}
+
+/// The `file` line of the list for `path` with `data` in it.
+pub fn file_line(path: &str, data: &[u8]) -> String {
+    use sha2::Digest;
+    format!(
+        "file {} {} 644 {path}",
+        hex::encode(sha2::Sha256::digest(data)),
+        data.len()
+    )
+}
+
+/// A tiny HTTP server that serves `dir` but cuts every `.tar.gz` off after
+/// `cut_after` bytes while announcing the full length. Serves `requests`
+/// requests, then stops.
+pub fn cutting_server(dir: PathBuf, cut_after: usize, requests: usize) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(requests) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let path = request_line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .trim_start_matches('/')
+                .to_owned();
+            let Ok(body) = fs::read(dir.join(&path)) else {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                continue;
+            };
+            let send = if path.ends_with(".tar.gz") {
+                cut_after.min(body.len())
+            } else {
+                body.len()
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body[..send]);
+            let _ = stream.flush();
+        }
+    });
+    format!("http://{addr}/versions.txt")
+}
