@@ -614,7 +614,7 @@ fn unpack_from<R: BufRead>(reader: R, archive: &Path, dest: &Path) -> Result<Fil
     }
     // Only zero padding may follow the end of the tar stream, and nothing may
     // follow the gzip stream.
-    drop(tar);
+    let _ = tar;
     let mut rest = [0u8; 8192];
     loop {
         let n = gz.read(&mut rest).map_err(read_err)?;

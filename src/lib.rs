@@ -23,16 +23,15 @@
 //! files back from the backup copy and relaunches the old version.
 //!
 //! ```no_run
-//! fn main() {
-//!     leapfrog::finish_pending(); // resumes or undoes an update; may exec
-//!     let updater = leapfrog::Updater::builder("demo", env!("CARGO_PKG_VERSION"))
-//!         .manifest_url("https://downloads.example.com/demo/versions.txt")
-//!         .build()
-//!         .expect("valid update settings");
-//!     updater.spawn_startup_check(); // never delays the app's start
-//!     // ... the app ...
-//!     let _ = leapfrog::confirm_healthy(); // once the new version is known to work
-//! }
+//! // First thing in main:
+//! leapfrog::finish_pending(); // resumes or undoes an update; may exec
+//! let updater = leapfrog::Updater::builder("demo", env!("CARGO_PKG_VERSION"))
+//!     .manifest_url("https://downloads.example.com/demo/versions.txt")
+//!     .build()
+//!     .expect("valid update settings");
+//! updater.spawn_startup_check(); // never delays the app's start
+//! // ... the app ...
+//! let _ = leapfrog::confirm_healthy(); // once the new version is known to work
 //! ```
 //!
 //! # Limitations

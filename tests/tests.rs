@@ -2,6 +2,8 @@
 //! own temp dir, talks to nothing but loopback, and runs the real `leapfrog`
 //! binary (installed as the demo app where an app is needed).
 
+#![allow(missing_docs, clippy::print_stdout, clippy::print_stderr)]
+
 mod util;
 
 mod archive;

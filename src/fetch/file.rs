@@ -14,9 +14,9 @@ pub fn to_path(url: &str) -> PathBuf {
         Some(scheme) if scheme.eq_ignore_ascii_case("file://") => {
             let rest = &url[7..];
             // file:///C:/x on Windows; file://server/share is a UNC path.
-            if rest.starts_with('/') {
-                if rest.len() > 3 && rest.as_bytes()[2] == b':' {
-                    PathBuf::from(&rest[1..])
+            if let Some(local) = rest.strip_prefix('/') {
+                if local.as_bytes().get(1) == Some(&b':') {
+                    PathBuf::from(percent_decode(local))
                 } else {
                     PathBuf::from(percent_decode(rest))
                 }

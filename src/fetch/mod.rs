@@ -193,10 +193,11 @@ fn download_to(
             }
         }
     }
-    let file = out
-        .into_inner()
+    // No fsync here: the archive is only read back by the unpack that
+    // follows at once, and nothing trusts it across a crash (the journal is
+    // written after the unpacked tree, and without it staging starts over).
+    out.into_inner()
         .map_err(|e| io_err("writing", partial)(e.into_error()))?;
-    file.sync_all().map_err(io_err("syncing", partial))?;
     let (computed, got) = reader.finish();
     if let Some(expected) = expect.size {
         if got != expected {

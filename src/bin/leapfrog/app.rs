@@ -21,9 +21,11 @@ pub fn is_demo_app() -> bool {
         && exe_dir().is_some_and(|d| d.join("data").join("config.json").is_file())
 }
 
+/// The app's own lines go through the same log as the library's, so they
+/// carry the same prefix (and timestamps, for the benchmark).
 macro_rules! say {
     ($($arg:tt)*) => {
-        println!("  [demo pid {}] {}", std::process::id(), format!($($arg)*))
+        log::info!($($arg)*)
     };
 }
 

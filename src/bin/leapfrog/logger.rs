@@ -6,6 +6,7 @@ struct Logger {
     level: log::LevelFilter,
     prefix: String,
     stdout: bool,
+    timestamps: bool,
 }
 
 impl log::Log for Logger {
@@ -17,7 +18,14 @@ impl log::Log for Logger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let line = format!("{}{}\n", self.prefix, record.args());
+        let line = if self.timestamps {
+            let micros = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros());
+            format!("t={micros} {}{}\n", self.prefix, record.args())
+        } else {
+            format!("{}{}\n", self.prefix, record.args())
+        };
         if self.stdout {
             let _ = std::io::stdout().lock().write_all(line.as_bytes());
         } else {
@@ -48,14 +56,18 @@ pub fn init_stderr(verbose: bool) {
         level,
         prefix: "leapfrog: ".into(),
         stdout: false,
+        timestamps: false,
     });
 }
 
-/// For the demo app: every step on stdout, with the process id.
+/// For the demo app: every step on stdout, with the process id, and with
+/// `LEAPFROG_LOG_TIMESTAMPS=1` the wall clock in microseconds (which, unlike
+/// a monotonic clock, can be compared across the hops' execs).
 pub fn init_app(name: &str) {
     install(Logger {
         level: log::LevelFilter::Info,
         prefix: format!("  [{name} pid {}] ", std::process::id()),
         stdout: true,
+        timestamps: std::env::var_os("LEAPFROG_LOG_TIMESTAMPS").is_some_and(|v| v == "1"),
     });
 }
