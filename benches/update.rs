@@ -28,7 +28,10 @@ use leapfrog::serve::Server;
 const BIN: &str = env!("CARGO_BIN_EXE_leapfrog");
 
 fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// A deterministic xorshift stream: half the files incompressible, half text.
@@ -52,7 +55,11 @@ fn make_payload(dir: &Path, total: u64, files: u64, variant: u64) -> u64 {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut written = 0;
     for i in 0..files {
-        let size = if i % 100 == 0 { large } else { small / 2 + rng.next() % small.max(1) };
+        let size = if i % 100 == 0 {
+            large
+        } else {
+            small / 2 + rng.next() % small.max(1)
+        };
         let path = dir.join(format!("payload/d{:02}/f{i:05}.dat", i % 20));
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         let mut data = Vec::with_capacity(size as usize);
@@ -103,7 +110,10 @@ fn mbps(bytes: u64, d: Duration) -> f64 {
 fn main() {
     let total = env_num("LEAPFROG_BENCH_MB", 200) * 1_000_000;
     let files = env_num("LEAPFROG_BENCH_FILES", 2000);
-    let work = tempfile::Builder::new().prefix("leapfrog-bench").tempdir_in(bench_dir()).unwrap();
+    let work = tempfile::Builder::new()
+        .prefix("leapfrog-bench")
+        .tempdir_in(bench_dir())
+        .unwrap();
     let w = work.path();
     println!("leapfrog benchmark in {}", w.display());
 
@@ -155,7 +165,13 @@ fn main() {
         ours = ours.min(start.elapsed());
         fs::remove_file(&dest).unwrap();
         let dest = w.join(format!("curl-{round}.tar.gz"));
-        curl = curl.min(timed("curl", Command::new("curl").args(["-s", "-f", "-o"]).arg(&dest).arg(&url)));
+        curl = curl.min(timed(
+            "curl",
+            Command::new("curl")
+                .args(["-s", "-f", "-o"])
+                .arg(&dest)
+                .arg(&url),
+        ));
         assert_eq!(fs::metadata(&dest).unwrap().len(), archive_size);
         fs::remove_file(&dest).unwrap();
     }
@@ -169,12 +185,18 @@ fn main() {
         .arg(install.join("demo"))
         .env("LEAPFROG_ASSUME_YES", "1")
         .env("LEAPFROG_LOG_TIMESTAMPS", "1")
-        .env("LEAPFROG_MANIFEST_URL", format!("{}versions.txt", server.url()))
+        .env(
+            "LEAPFROG_MANIFEST_URL",
+            format!("{}versions.txt", server.url()),
+        )
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success() && stdout.contains("demo 1.1.0 running"), "{stdout}\n{stderr}");
+    assert!(
+        output.status.success() && stdout.contains("demo 1.1.0 running"),
+        "{stdout}\n{stderr}"
+    );
     let at = |needle: &str| -> u64 {
         stdout
             .lines()
@@ -196,9 +218,19 @@ fn main() {
     fs::create_dir_all(&scratch).unwrap();
     let tar = timed(
         "tar xzf",
-        Command::new("tar").arg("xzf").arg(releases.join("demo-1.1.0.tar.gz")).arg("-C").arg(&scratch),
+        Command::new("tar")
+            .arg("xzf")
+            .arg(releases.join("demo-1.1.0.tar.gz"))
+            .arg("-C")
+            .arg(&scratch),
     );
-    let cp = timed("cp -a", Command::new("cp").arg("-a").arg(&install).arg(w.join("cp-copy")));
+    let cp = timed(
+        "cp -a",
+        Command::new("cp")
+            .arg("-a")
+            .arg(&install)
+            .arg(w.join("cp-copy")),
+    );
 
     println!();
     println!("| measure | leapfrog | reference | ratio | target |");
@@ -251,7 +283,11 @@ fn verdict(ok: bool) -> &'static str {
 fn bench_dir() -> PathBuf {
     let dir = std::env::var_os("LEAPFROG_BENCH_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("bench-scratch"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("target")
+                .join("bench-scratch")
+        });
     fs::create_dir_all(&dir).unwrap();
     dir
 }

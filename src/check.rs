@@ -19,9 +19,9 @@ use crate::settings::{self, AppConfig};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Ask {
-    /// A native dialog when a display is present (with the `dialog`
-    /// feature), else a y/n question when stdin and stderr are a terminal,
-    /// else no update (nobody to ask).
+    /// A native dialog when one can be shown (the `dialog` feature; on
+    /// Linux a display and `zenity`), else a y/n question when stdin and
+    /// stderr are a terminal, else no update (nobody to ask).
     Auto,
     /// Always the native dialog.
     Dialog,
@@ -296,7 +296,7 @@ impl Updater {
             Ask::Dialog => ask_dialog(self, available),
             Ask::Terminal => ask_terminal(self, available),
             Ask::Auto => {
-                if cfg!(feature = "dialog") && display_present() {
+                if cfg!(feature = "dialog") && dialog_available() {
                     ask_dialog(self, available)
                 } else if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
                     ask_terminal(self, available)
@@ -313,7 +313,10 @@ impl Updater {
     /// changes and the app goes on.
     pub fn stage(&self, available: &Available) -> Result<Journal> {
         if let Some(journal) = Journal::read(&self.backup_dir)? {
-            if journal.step != crate::journal::Step::Confirmed {
+            // An applied update is finished as far as the files go, even
+            // when the app never confirmed it.
+            use crate::journal::Step;
+            if !matches!(journal.step, Step::Applied | Step::Confirmed) {
                 return Err(Error::Settings(format!(
                     "an update to {} is already in progress in {}; restart the app to finish it",
                     journal.to_version,
@@ -345,7 +348,7 @@ impl Updater {
     /// Steps 3 to 5: hops out to the backup copy, which applies the staged
     /// update and relaunches the new version. Returns only on failure.
     pub fn restart(&self, journal: &Journal) -> Error {
-        hop::hop_out(journal)
+        hop::hop_out(journal, false)
     }
 
     /// The whole update: check, ask, stage, and restart (or leave it for the
@@ -576,12 +579,20 @@ fn ask_terminal(updater: &Updater, available: &Available) -> bool {
     matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
-fn display_present() -> bool {
+/// Whether a native dialog can be shown: always on Windows and macOS; on
+/// other systems rfd shows message dialogs through `zenity`, so a display
+/// and `zenity` on the PATH are needed.
+fn dialog_available() -> bool {
     if cfg!(any(windows, target_os = "macos")) {
         return true;
     }
-    std::env::var_os("DISPLAY").is_some_and(|v| !v.is_empty())
-        || std::env::var_os("WAYLAND_DISPLAY").is_some_and(|v| !v.is_empty())
+    let display = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+    display
+        && std::env::var_os("PATH").is_some_and(|path| {
+            std::env::split_paths(&path).any(|dir| dir.join("zenity").is_file())
+        })
 }
 
 #[cfg(feature = "dialog")]

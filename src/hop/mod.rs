@@ -45,17 +45,36 @@ pub(crate) struct Relaunch {
     pub program: PathBuf,
     /// The arguments, the original ones passed on unchanged.
     pub args: Vec<OsString>,
+    /// How many hops this chain has made, this one included (see [`ENV_HOPS`]).
+    pub hops: u32,
 }
 
-/// The command that runs `exe` (relative) inside `dir` with `args`.
+/// The environment variable that counts the hops of one update, so that an
+/// update that cannot be finished never makes the app hop back and forth
+/// forever.
+pub(crate) const ENV_HOPS: &str = "LEAPFROG_HOPS";
+/// More hops than an update needs (out, home) even with a resumed one.
+const MAX_HOPS: u32 = 6;
+
+fn hops_so_far() -> u32 {
+    std::env::var(ENV_HOPS)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The command that runs `exe` (relative) inside `dir` with `args`, as hop
+/// number `hops` of an update.
 pub(crate) fn relaunch(
     dir: &Path,
     exe: &Path,
     args: impl IntoIterator<Item = OsString>,
+    hops: u32,
 ) -> Relaunch {
     Relaunch {
         program: dir.join(exe),
         args: args.into_iter().collect(),
+        hops,
     }
 }
 
@@ -195,17 +214,14 @@ fn copy_to_backup(install: &Path, backup: &Path) -> Result<()> {
 }
 
 /// Step 3: replaces this process by the old binary's copy in the backup dir,
-/// which will apply the update. Returns only on failure.
-pub(crate) fn hop_out(journal: &Journal) -> Error {
+/// which will apply the update. `resumed` when finishing an update that an
+/// earlier process started. Returns only on failure.
+pub(crate) fn hop_out(journal: &Journal, resumed: bool) -> Error {
     log::info!(
         "hopping out to the backup copy in {}",
         journal.backup_dir.display()
     );
-    exec(&relaunch(
-        &journal.backup_dir,
-        &journal.exe,
-        original_args(),
-    ))
+    hop(&journal.backup_dir, journal, resumed)
 }
 
 /// Step 5: replaces this process by the new binary in the install dir.
@@ -215,11 +231,23 @@ pub(crate) fn hop_home(journal: &Journal) -> Error {
         "hopping home to {}",
         journal.install_dir.join(&journal.exe).display()
     );
-    exec(&relaunch(
-        &journal.install_dir,
-        &journal.exe,
-        original_args(),
-    ))
+    hop(&journal.install_dir, journal, true)
+}
+
+fn hop(dir: &Path, journal: &Journal, resumed: bool) -> Error {
+    let hops = if resumed { hops_so_far() + 1 } else { 1 };
+    if hops > MAX_HOPS {
+        return Error::Journal {
+            path: Journal::path_in(&journal.backup_dir),
+            reason: format!(
+                "the update to {} was not finished after {MAX_HOPS} relaunches; stopped to avoid a loop. \
+                 The old version is kept in {}",
+                journal.to_version,
+                journal.backup_dir.display()
+            ),
+        };
+    }
+    exec(&relaunch(dir, &journal.exe, original_args(), hops))
 }
 
 /// What [`apply`] did.
@@ -526,7 +554,7 @@ fn resume(mut journal: Journal, place: Place) -> Pending {
             Pending::Failed(hop_home(&journal))
         }
         (Place::Backup, Step::Applied) => Pending::Failed(hop_home(&journal)),
-        (Place::Install, Step::Staged | Step::Applying) => Pending::Failed(hop_out(&journal)),
+        (Place::Install, Step::Staged | Step::Applying) => Pending::Failed(hop_out(&journal, true)),
         (Place::Install, Step::Applied) => {
             journal.trial_launches += 1;
             if let Err(e) = journal.write() {
@@ -590,6 +618,7 @@ mod tests {
             Path::new("/opt/demo.backup"),
             Path::new("bin/demo"),
             ["--flag".into(), "a b".into()],
+            2,
         );
         assert_eq!(r.program, Path::new("/opt/demo.backup/bin/demo"));
         assert_eq!(

@@ -9,7 +9,10 @@ use super::Relaunch;
 
 /// Replaces this process by `relaunch`; returns only when exec failed.
 pub(crate) fn replace_process(relaunch: &Relaunch) -> io::Error {
-    Command::new(&relaunch.program).args(&relaunch.args).exec()
+    Command::new(&relaunch.program)
+        .args(&relaunch.args)
+        .env(super::ENV_HOPS, relaunch.hops.to_string())
+        .exec()
 }
 
 /// Replaces `dst` by `src` with one rename. Unix lets a running binary be

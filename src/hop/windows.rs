@@ -12,7 +12,11 @@ use super::Relaunch;
 
 /// Starts `relaunch` and exits this process; returns only when the spawn failed.
 pub(crate) fn replace_process(relaunch: &Relaunch) -> io::Error {
-    match Command::new(&relaunch.program).args(&relaunch.args).spawn() {
+    let spawned = Command::new(&relaunch.program)
+        .args(&relaunch.args)
+        .env(super::ENV_HOPS, relaunch.hops.to_string())
+        .spawn();
+    match spawned {
         Ok(_) => std::process::exit(0),
         Err(e) => e,
     }
