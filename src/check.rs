@@ -263,7 +263,22 @@ impl Updater {
             allow_unverified: self.opts.allow_unverified,
             archive_template: self.opts.archive_template.as_deref(),
         };
-        find_update(&query, &self.opts.limits)
+        let found = find_update(&query, &self.opts.limits)?;
+        // A version that failed to install here is not offered again until
+        // a newer one appears.
+        if let (Some(available), Ok(Some(journal))) = (&found, Journal::read(&self.backup_dir)) {
+            if journal.step == crate::journal::Step::RolledBack
+                && journal.to_version == available.release.version.to_string()
+            {
+                log::warn!(
+                    "{} {} failed to install before; waiting for a newer release",
+                    self.opts.program,
+                    journal.to_version
+                );
+                return Ok(None);
+            }
+        }
+        Ok(found)
     }
 
     /// The release notes of `available`: inline ones, or the notes file
@@ -316,7 +331,10 @@ impl Updater {
             // An applied update is finished as far as the files go, even
             // when the app never confirmed it.
             use crate::journal::Step;
-            if !matches!(journal.step, Step::Applied | Step::Confirmed) {
+            if !matches!(
+                journal.step,
+                Step::Applied | Step::Confirmed | Step::RolledBack
+            ) {
                 return Err(Error::Settings(format!(
                     "an update to {} is already in progress in {}; restart the app to finish it",
                     journal.to_version,
@@ -523,6 +541,17 @@ impl UpdaterBuilder {
             None => hop::default_backup_dir(&install_dir)
                 .ok_or_else(|| Error::Settings(format!("{} has no name", install_dir.display())))?,
         };
+        // The backup copy only ever applies an update and hops home; should
+        // it run on (its hop home failed), it must not update itself.
+        if let Ok(Some(journal)) = Journal::read(&install_dir) {
+            if journal.backup_dir == install_dir {
+                return Err(Error::Settings(format!(
+                    "{} is the backup copy of {}; start the program from there",
+                    install_dir.display(),
+                    journal.install_dir.display()
+                )));
+            }
+        }
         if backup_dir.starts_with(&install_dir) || install_dir.starts_with(&backup_dir) {
             return Err(Error::Settings(format!(
                 "the backup dir {} and the install dir {} may not contain each other",

@@ -30,6 +30,9 @@ pub enum Step {
     Applied,
     /// The new version said it is healthy. Nothing more to do.
     Confirmed,
+    /// Applying failed and the old release was put back. The version is not
+    /// offered again until a newer one appears.
+    RolledBack,
 }
 
 /// The journal document.
@@ -60,6 +63,12 @@ pub struct Journal {
     pub step: Step,
     /// How often the new version was launched without confirming.
     pub trial_launches: u32,
+    /// Why the update was rolled back.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Whether the old version has told its user about the rollback.
+    #[serde(default)]
+    pub reported: bool,
 }
 
 impl Journal {
@@ -139,6 +148,8 @@ mod tests {
             config: None,
             step: Step::Staged,
             trial_launches: 0,
+            error: None,
+            reported: false,
         }
     }
 

@@ -272,3 +272,164 @@ fn update_rejects_a_relabelled_archive() {
         .expect_output("it holds demo 1.0.0, but the manifest offered demo 1.1.0");
     assert_untouched(&world, &before, &run);
 }
+
+#[test]
+fn update_staged_for_next_launch() {
+    let world = World::new();
+    let before = tree_hashes(&world.install);
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    let mut cmd = command(&world.install.join("demo"));
+    cmd.arg("--next-launch")
+        .env("LEAPFROG_ASSUME_YES", "1")
+        .env("LEAPFROG_MANIFEST_URL", manifest_url(&server));
+    run(&mut cmd, std::time::Duration::from_secs(60))
+        .expect_code(0)
+        .expect_output("1.1.0 is staged")
+        .expect_no_output("demo 1.1.0 running");
+    assert_eq!(
+        tree_hashes(&world.install),
+        before,
+        "staging touched the install dir"
+    );
+    let journal = leapfrog::journal::Journal::read(&world.backup)
+        .unwrap()
+        .unwrap();
+    assert_eq!(journal.step, leapfrog::journal::Step::Staged);
+    // The next launch finishes it before the app does anything else, even
+    // with the server gone.
+    drop(server);
+    world
+        .launch("http://127.0.0.1:9/versions.txt")
+        .expect_code(0)
+        .expect_output("running from the backup copy")
+        .expect_output("demo 1.1.0 running")
+        .expect_output("updated from 1.0.0 to 1.1.0");
+    assert_eq!(tree_hashes(&world.install), expected_after_update(&world));
+}
+
+#[test]
+fn update_apply_failure_rolls_back() {
+    // A folder of the user's sits where 1.1.0 wants to put a file: the
+    // rename fails half way through applying, so everything goes back.
+    let world = World::new();
+    write_tree(
+        &world.install,
+        &[("assets/new.txt/mine.txt", "in the way\n")],
+    );
+    let before = tree_hashes(&world.install);
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    let run = world
+        .launch(&manifest_url(&server))
+        .expect_code(0)
+        .expect_output("applying the update failed")
+        .expect_output("assets/new.txt")
+        .expect_output("rolled back to 1.0.0")
+        .expect_output("the update to 1.1.0 failed and was undone")
+        .expect_output("1.1.0 failed to install before; waiting for a newer release")
+        .expect_no_output("demo 1.1.0 running");
+    assert_eq!(
+        run.stdout().matches("hopping out").count(),
+        1,
+        "{}",
+        run.stdout()
+    );
+    let mut after = tree_hashes(&world.install);
+    assert_eq!(
+        after.remove("assets/new.txt/mine.txt").as_deref(),
+        before.get("assets/new.txt/mine.txt").map(String::as_str)
+    );
+    let mut want = before.clone();
+    want.remove("assets/new.txt/mine.txt");
+    assert_eq!(after, want);
+    let journal = leapfrog::journal::Journal::read(&world.backup)
+        .unwrap()
+        .unwrap();
+    assert_eq!(journal.step, leapfrog::journal::Step::RolledBack);
+    // Launched again: no retry of the failed version, no new message.
+    world
+        .launch(&manifest_url(&server))
+        .expect_code(0)
+        .expect_output("demo 1.0.0 running")
+        .expect_output("waiting for a newer release")
+        .expect_no_output("hopping out")
+        .expect_no_output("failed and was undone");
+    assert_eq!(tree_hashes(&world.install), before);
+}
+
+#[test]
+fn update_asks_on_the_terminal() {
+    // `script` gives the app a terminal; the answer comes from our pipe.
+    let world = World::new();
+    let before = tree_hashes(&world.install);
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    let ask = |answer: &str| {
+        let mut cmd = command(std::path::Path::new("script"));
+        cmd.args([
+            "-qec",
+            &world.install.join("demo").display().to_string(),
+            "/dev/null",
+        ])
+        .env("LEAPFROG_MANIFEST_URL", manifest_url(&server))
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("script(1) from util-linux");
+        use std::io::Write;
+        // Give the app time to reach its question before answering.
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(answer.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        drop(stdin);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = ask("n\n");
+    assert!(
+        out.contains("demo 1.1.0 is available (you have 1.0.0"),
+        "{out}"
+    );
+    assert!(out.contains("Update now? [y/N]"), "{out}");
+    assert!(
+        out.contains("1.1.0 is available; not updating now"),
+        "{out}"
+    );
+    assert_eq!(tree_hashes(&world.install), before);
+    let out = ask("y\n");
+    assert!(out.contains("demo 1.1.0 running"), "{out}");
+    assert_eq!(tree_hashes(&world.install), expected_after_update(&world));
+}
+
+#[test]
+fn download_reports_progress() {
+    let fx = fixture();
+    let server = Server::start(&fx.releases, "127.0.0.1:0").unwrap();
+    let manifest = leapfrog::publish::read_manifest(&fx.releases).unwrap();
+    let release = manifest.newest("demo").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let progress: leapfrog::fetch::ProgressFn =
+        std::sync::Arc::new(move |done, total| sink.lock().unwrap().push((done, total)));
+    let (sha, size) = leapfrog::fetch::download(
+        &format!("{}demo-1.1.0.tar.gz", server.url()),
+        &dir.path().join("a.tar.gz"),
+        &leapfrog::fetch::Expect {
+            sha256: release.sha256.as_deref(),
+            size: release.size,
+        },
+        &leapfrog::fetch::Limits::default(),
+        Some(&progress),
+    )
+    .unwrap();
+    assert_eq!(Some(sha.as_str()), release.sha256.as_deref());
+    let seen = seen.lock().unwrap();
+    assert!(seen.len() >= 2, "{seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0].0 <= w[1].0),
+        "not monotonic: {seen:?}"
+    );
+    assert_eq!(seen.last(), Some(&(size, Some(size))));
+    assert!(seen.iter().all(|&(_, total)| total == Some(size)));
+}

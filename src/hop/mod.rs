@@ -136,6 +136,8 @@ fn stage_inner(plan: &StagePlan<'_>) -> Result<Journal> {
         config: plan.config.clone(),
         step: Step::Staged,
         trial_launches: 0,
+        error: None,
+        reported: false,
     };
     copy_to_backup(&plan.install_dir, &plan.backup_dir)?;
     let archive = journal.archive_path();
@@ -394,6 +396,7 @@ fn copy_entry(src: &Path, dst: &Path) -> Result<()> {
 
 /// Undoes a failed [`apply`]: every path of the new and the old release is
 /// put back as the backup copy has it (or removed, where the backup has none).
+/// The journal ends `rolled_back`, so the version is not offered again.
 pub(crate) fn roll_back(journal: &mut Journal) -> Result<()> {
     log::warn!(
         "rolling {} back to {}",
@@ -421,20 +424,26 @@ pub(crate) fn roll_back(journal: &mut Journal) -> Result<()> {
     for path in paths {
         let from = archive::join(&backup, path);
         let to = archive::join(&install, path);
-        if fs::symlink_metadata(&from).is_ok() {
-            if let Some(parent) = to.parent() {
-                fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
-            }
-            let tmp = sibling_temp(&to);
-            copy_entry(&from, &tmp)?;
-            platform::replace_file(&tmp, &to)
-                .map_err(io_err(&format!("renaming {} to", tmp.display()), &to))?;
-        } else {
-            match fs::remove_file(&to) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                    return Err(io_err("removing", &to)(e))
+        match fs::symlink_metadata(&from) {
+            // A folder in the backup is the user's, never replaced: leave it.
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                if let Some(parent) = to.parent() {
+                    fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
                 }
-                _ => {}
+                let tmp = sibling_temp(&to);
+                copy_entry(&from, &tmp)?;
+                platform::replace_file(&tmp, &to)
+                    .map_err(io_err(&format!("renaming {} to", tmp.display()), &to))?;
+            }
+            Err(_) => {
+                let is_dir = fs::symlink_metadata(&to).is_ok_and(|m| m.is_dir());
+                match fs::remove_file(&to) {
+                    Err(e) if !is_dir && e.kind() != io::ErrorKind::NotFound => {
+                        return Err(io_err("removing", &to)(e))
+                    }
+                    _ => {}
+                }
             }
         }
     }
@@ -457,9 +466,7 @@ pub(crate) fn roll_back(journal: &mut Journal) -> Result<()> {
     crate::sys::sync_dir(&install)?;
     let _ = fs::remove_dir_all(journal.staging_dir());
     let _ = fs::remove_file(journal.archive_path());
-    fs::remove_file(Journal::path_in(&backup))
-        .map_err(io_err("removing", Journal::path_in(&backup)))?;
-    Ok(())
+    journal.advance(Step::RolledBack)
 }
 
 /// What [`finish_pending`] found and did.
@@ -478,12 +485,14 @@ pub enum Pending {
         /// How often this version was launched since the update, this launch included.
         launches: u32,
     },
-    /// An update failed and the old version was put back; this is the old version.
+    /// An update failed and the old version was put back; this is the old
+    /// version. Returned once, on the first launch after the rollback; the
+    /// failed version is not offered again until a newer one appears.
     RolledBack {
         /// The version that could not be installed.
         version: String,
         /// Why.
-        error: Error,
+        reason: String,
     },
     /// Something went wrong while finishing an update; the app keeps running
     /// the version it is, and the error says what and where.
@@ -545,15 +554,28 @@ fn resume(mut journal: Journal, place: Place) -> Pending {
             );
             if let Err(error) = apply(&mut journal) {
                 log::error!("applying the update failed: {}", error.chain());
-                if let Err(e) = roll_back(&mut journal) {
-                    return Pending::Failed(e);
+                journal.error = Some(error.chain());
+                match roll_back(&mut journal) {
+                    Ok(()) => log::warn!("rolled back to {}; relaunching it", journal.from_version),
+                    // The journal still says `applying`: the next launch
+                    // tries again (the hop count bounds how often).
+                    Err(e) => log::error!("rolling back failed: {}", e.chain()),
                 }
-                log::warn!("rolled back to {}; relaunching it", journal.from_version);
-                return Pending::Failed(hop_home(&journal));
             }
             Pending::Failed(hop_home(&journal))
         }
-        (Place::Backup, Step::Applied) => Pending::Failed(hop_home(&journal)),
+        (Place::Backup, Step::Applied | Step::RolledBack) => Pending::Failed(hop_home(&journal)),
+        (Place::Install, Step::RolledBack) if !journal.reported => {
+            journal.reported = true;
+            if let Err(e) = journal.write() {
+                return Pending::Failed(e);
+            }
+            Pending::RolledBack {
+                version: journal.to_version,
+                reason: journal.error.unwrap_or_default(),
+            }
+        }
+        (Place::Install, Step::RolledBack) => Pending::Nothing,
         (Place::Install, Step::Staged | Step::Applying) => Pending::Failed(hop_out(&journal, true)),
         (Place::Install, Step::Applied) => {
             journal.trial_launches += 1;

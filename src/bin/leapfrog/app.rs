@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use leapfrog::{Outcome, Pending, Updater};
+use leapfrog::{Outcome, Pending, Restart, Updater};
 
 use crate::logger;
 
@@ -34,14 +34,21 @@ pub fn main() -> ExitCode {
     // First thing: finish (or undo) an update in progress. May exec.
     let pending = leapfrog::finish_pending();
     let dir = exe_dir().unwrap_or_default();
-    let updater =
-        match Updater::from_config(dir.join("data").join("config.json")).and_then(|b| b.build()) {
-            Ok(updater) => updater,
-            Err(e) => {
-                say!("cannot set up updates: {}", e.chain());
-                return ExitCode::FAILURE;
-            }
-        };
+    // `demo --next-launch` stages an update and applies it at the next launch.
+    let restart = if std::env::args().any(|a| a == "--next-launch") {
+        Restart::NextLaunch
+    } else {
+        Restart::Now
+    };
+    let updater = match Updater::from_config(dir.join("data").join("config.json"))
+        .and_then(|b| b.restart(restart).build())
+    {
+        Ok(updater) => updater,
+        Err(e) => {
+            say!("cannot set up updates: {}", e.chain());
+            return ExitCode::FAILURE;
+        }
+    };
     say!(
         "demo {} running from {}",
         updater.current_version(),
@@ -56,10 +63,9 @@ pub fn main() -> ExitCode {
             }
             return ExitCode::SUCCESS;
         }
-        Pending::RolledBack { version, error } => say!(
-            "the update to {version} failed and was undone: {}",
-            error.chain()
-        ),
+        Pending::RolledBack { version, reason } => {
+            say!("the update to {version} failed and was undone: {reason}")
+        }
         Pending::Failed(e) => say!("an update in progress could not be finished: {}", e.chain()),
         _ => {}
     }
