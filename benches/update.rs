@@ -129,6 +129,7 @@ fn main() {
             version: version.into(),
             repo: releases.clone(),
             notes: None,
+            signing: Default::default(),
         })
         .unwrap();
         sizes.push(published.release.size.unwrap());

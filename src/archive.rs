@@ -333,6 +333,11 @@ fn walk_tree(root: &Path, dir: &Path, items: &mut BTreeMap<String, Item>) -> Res
         if rel == FILE_LIST {
             continue;
         }
+        if rel == crate::state::STATE_NAME || rel == crate::journal::JOURNAL_NAME {
+            return Err(Error::Publish(format!(
+                "{path:?}: this name is leapfrog's own; remove it from the release"
+            )));
+        }
         check_relative(&rel).map_err(|r| Error::Publish(format!("{path:?}: {r}")))?;
         let meta = fs::symlink_metadata(&path).map_err(io_err("reading", &path))?;
         let ft = meta.file_type();

@@ -14,6 +14,8 @@ use crate::hop::{self, StagePlan};
 use crate::journal::Journal;
 use crate::manifest::{self, Manifest, Release};
 use crate::settings::{self, AppConfig};
+use crate::sign::PublicKey;
+use crate::state::State;
 
 /// How the user is asked whether to update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +74,7 @@ pub enum Outcome {
 }
 
 /// What [`find_update`] looks for.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Query<'a> {
     /// The manifest's URL or path.
     pub manifest_url: &'a str,
@@ -86,12 +88,35 @@ pub struct Query<'a> {
     pub allow_unverified: bool,
     /// Archive name template (`{version}` replaced) for lines that name no file.
     pub archive_template: Option<&'a str>,
+    /// The trusted public keys. With none, the manifest is not verified
+    /// (and a warning is logged); with some, `versions.txt.minisig` must be a
+    /// valid signature by one of them.
+    pub keys: &'a [PublicKey],
+    /// What this install accepted before (serial, hash), against replays.
+    pub seen: Option<&'a State>,
 }
 
-/// Fetches a manifest and returns the newest release of `query.program` newer
-/// than `query.current`, if any. A manifest that lists no release of the
-/// program at all is an error (a wrong URL or name, most likely).
-pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Option<Available>> {
+/// The result of [`find_update`]: the update, if any, and what the manifest
+/// said that an install should remember.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The update to install, if any.
+    pub update: Option<Available>,
+    /// Whether the manifest's signature was checked.
+    pub signed: bool,
+    /// The manifest's serial.
+    pub serial: Option<u64>,
+    /// The sha256 of the manifest's bytes.
+    pub manifest_sha256: String,
+    /// A next public key the (signed) manifest announced.
+    pub next_key: Option<String>,
+}
+
+/// Fetches a manifest (and, with keys, its signature), checks its
+/// signature, expiry and serial, and returns the release of
+/// `query.program` to move to, if any. A manifest that lists no release of
+/// the program at all is an error (a wrong URL or name, most likely).
+pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
     let url = query.manifest_url;
     log::info!(
         "checking {url} for {} newer than {}",
@@ -99,16 +124,52 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Option<Availabl
         query.current
     );
     let text = fetch::fetch_text(url, limits)?;
+    let signed = !query.keys.is_empty();
+    if signed {
+        let sig_url = format!("{url}{}", crate::sign::SIGNATURE_SUFFIX);
+        let sig_limits = Limits {
+            max_manifest_bytes: crate::sign::MAX_SIGNATURE_BYTES,
+            ..limits.clone()
+        };
+        let signature = fetch::fetch_text(&sig_url, &sig_limits).map_err(|e| Error::Signature {
+            url: url.to_owned(),
+            reason: format!("unsigned: its signature cannot be fetched ({})", e.chain()),
+        })?;
+        let which = crate::sign::verify(text.as_bytes(), &signature, query.keys, url)?;
+        log::info!("{url}: signature verified (key {})", which + 1);
+    } else {
+        log::warn!(
+            "{url}: no public key configured: this update is NOT verified against a signature"
+        );
+    }
     let manifest = Manifest::parse_any(&text, url, query.program)?;
+    let manifest_sha256 = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(text.as_bytes()))
+    };
+    if signed {
+        check_fresh(&manifest, url, &manifest_sha256, query.seen)?;
+    }
+    let checked = |update| Checked {
+        update,
+        signed,
+        serial: manifest.serial,
+        manifest_sha256: manifest_sha256.clone(),
+        next_key: manifest.next_key.clone(),
+    };
     if manifest.newest(query.program).is_none() {
         return Err(Error::UnknownProgram {
             origin: url.to_owned(),
             program: query.program.to_owned(),
         });
     }
-    let Some(release) = manifest.update_for(query.program, query.current, query.prereleases) else {
+    // Going back to an older version is only allowed when a signed manifest
+    // withdraws the running one.
+    let Some(release) =
+        manifest.update_for(query.program, query.current, query.prereleases, signed)
+    else {
         log::info!("{} {} is up to date", query.program, query.current);
-        return Ok(None);
+        return Ok(checked(None));
     };
     if release.sha256.is_none() && !query.allow_unverified {
         return Err(Error::Unverified {
@@ -122,19 +183,67 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Option<Availabl
         (None, Some(template)) => template.replace("{version}", &release.version.to_string()),
         (None, None) => release.file_name(),
     };
-    log::info!(
-        "update available: {} {} -> {}",
-        query.program,
-        query.current,
-        release.version
-    );
-    Ok(Some(Available {
+    if release.version < *query.current {
+        log::warn!(
+            "{} {} is withdrawn by the publisher: going back to {}",
+            query.program,
+            query.current,
+            release.version
+        );
+    } else {
+        log::info!(
+            "update available: {} {} -> {}",
+            query.program,
+            query.current,
+            release.version
+        );
+    }
+    Ok(checked(Some(Available {
         archive_url: manifest::resolve(url, &file),
         notes_url: release.notes.as_ref().map(|n| manifest::resolve(url, n)),
         release: release.clone(),
         current: query.current.clone(),
         manifest_url: url.to_owned(),
-    }))
+    })))
+}
+
+/// A signed manifest must carry a serial and an expiry, be unexpired, and
+/// not be older than (or, at the same serial, differ from) one accepted before.
+fn check_fresh(manifest: &Manifest, url: &str, sha256: &str, seen: Option<&State>) -> Result<()> {
+    let (Some(serial), Some(expires)) = (manifest.serial, &manifest.expires) else {
+        return Err(Error::Signature {
+            url: url.to_owned(),
+            reason: "a signed manifest must carry `serial` and `expires`; publish it with leapfrog"
+                .into(),
+        });
+    };
+    let deadline = humantime::parse_rfc3339(expires).expect("checked when parsed");
+    if std::time::SystemTime::now() > deadline {
+        return Err(Error::Expired {
+            url: url.to_owned(),
+            expires: expires.clone(),
+        });
+    }
+    if let Some(State {
+        serial: Some(highest),
+        manifest_sha256,
+        ..
+    }) = seen
+    {
+        if serial < *highest {
+            return Err(Error::Rollback {
+                url: url.to_owned(),
+                reason: format!("its serial {serial} is lower than {highest}, accepted before"),
+            });
+        }
+        if serial == *highest && manifest_sha256.as_deref().is_some_and(|h| h != sha256) {
+            return Err(Error::Rollback {
+                url: url.to_owned(),
+                reason: format!("serial {serial} was accepted before with other content"),
+            });
+        }
+    }
+    Ok(())
 }
 
 struct Options {
@@ -153,6 +262,7 @@ struct Options {
     allow_unverified: bool,
     prereleases: bool,
     read_env: bool,
+    public_keys: Vec<String>,
 }
 
 /// Builds an [`Updater`]; `build()` checks the settings.
@@ -163,6 +273,7 @@ pub struct UpdaterBuilder {
 /// Checks for, stages and starts updates of one program.
 pub struct Updater {
     opts: Options,
+    keys: Vec<PublicKey>,
     current: Version,
     manifest_url: String,
     install_dir: PathBuf,
@@ -191,6 +302,7 @@ impl Updater {
                 allow_unverified: false,
                 prereleases: false,
                 read_env: true,
+                public_keys: Vec::new(),
             },
         }
     }
@@ -221,6 +333,9 @@ impl Updater {
             .install_dir(install_dir)
             .executable(config.main_app_name.clone());
         builder.opts.archive_template = config.update_zip_name.clone();
+        if let Some(key) = &config.public_key {
+            builder = builder.public_key(key.clone());
+        }
         builder.opts.config = Some(AppConfig {
             path: absolute,
             ..config
@@ -253,8 +368,17 @@ impl Updater {
         &self.backup_dir
     }
 
-    /// Fetches the manifest and returns the update to install, if any.
+    /// Fetches the manifest and returns the update to install, if any. A
+    /// signed manifest that is accepted is remembered (serial, hash, a
+    /// next key) in the install dir's state file.
     pub fn check(&self) -> Result<Option<Available>> {
+        let mut state = State::read(&self.install_dir)?;
+        let mut keys = self.keys.clone();
+        for next in &state.next_keys {
+            if let Ok(key) = crate::sign::parse_public_key(next) {
+                keys.push(key);
+            }
+        }
         let query = Query {
             manifest_url: &self.manifest_url,
             program: &self.opts.program,
@@ -262,8 +386,29 @@ impl Updater {
             prereleases: self.opts.prereleases,
             allow_unverified: self.opts.allow_unverified,
             archive_template: self.opts.archive_template.as_deref(),
+            keys: if self.keys.is_empty() { &[] } else { &keys },
+            seen: Some(&state),
         };
-        let found = find_update(&query, &self.opts.limits)?;
+        let checked = find_update(&query, &self.opts.limits)?;
+        if checked.signed {
+            let mut changed = false;
+            if checked.serial > state.serial || state.manifest_sha256.is_none() {
+                state.serial = checked.serial;
+                state.manifest_sha256 = Some(checked.manifest_sha256.clone());
+                changed = true;
+            }
+            if let Some(next) = &checked.next_key {
+                if !state.next_keys.contains(next) {
+                    log::info!("trusting the publisher's next key {next}, announced by the signed manifest");
+                    state.next_keys.push(next.clone());
+                    changed = true;
+                }
+            }
+            if changed {
+                state.write(&self.install_dir)?;
+            }
+        }
+        let found = checked.update;
         // A version that failed to install here is not offered again until
         // a newer one appears.
         if let (Some(available), Ok(Some(journal))) = (&found, Journal::read(&self.backup_dir)) {
@@ -477,6 +622,14 @@ impl UpdaterBuilder {
         self
     }
 
+    /// Trusts manifests signed by this minisign public key (the `.pub`
+    /// file's text, or its base64 line). May be given more than once. With
+    /// a key, unsigned or badly signed manifests are refused.
+    pub fn public_key(mut self, key: impl Into<String>) -> Self {
+        self.opts.public_keys.push(key.into());
+        self
+    }
+
     /// Whether `LEAPFROG_*` environment variables override the settings (default yes).
     pub fn read_env(mut self, read: bool) -> Self {
         self.opts.read_env = read;
@@ -498,6 +651,17 @@ impl UpdaterBuilder {
             return Err(Error::Settings("the program name is empty".into()));
         }
         let current = manifest::parse_version(&opts.current)?;
+        let keys = opts
+            .public_keys
+            .iter()
+            .map(|k| {
+                crate::sign::parse_public_key(k)
+                    .map_err(|e| Error::Settings(format!("public key: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if opts.read_env {
+            opts.limits.apply_env()?;
+        }
         let manifest_url = opts.manifest_url.clone().ok_or_else(|| {
             Error::Settings(format!(
                 "no manifest URL: set one with .manifest_url(), {} or data/config.json",
@@ -561,6 +725,7 @@ impl UpdaterBuilder {
         }
         Ok(Updater {
             opts,
+            keys,
             current,
             manifest_url,
             install_dir,

@@ -122,6 +122,42 @@ pub enum Error {
         program: String,
     },
 
+    /// A manifest's signature is missing, malformed, or not by a trusted key.
+    #[error("{url}: {reason}; nothing was downloaded")]
+    Signature {
+        /// The manifest's URL.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A signed manifest is past its `expires` time (a frozen or stale mirror).
+    #[error("{url}: the manifest expired at {expires}; the host serves a stale copy (the publisher must publish again, or the mirror must sync)")]
+    Expired {
+        /// The manifest's URL.
+        url: String,
+        /// Its `expires` value.
+        expires: String,
+    },
+
+    /// A signed manifest is older than one already accepted (a replay).
+    #[error("{url}: {reason}; refusing an older manifest than one already seen")]
+    Rollback {
+        /// The manifest's URL.
+        url: String,
+        /// What was seen.
+        reason: String,
+    },
+
+    /// A key file could not be used.
+    #[error("key {path}: {reason}")]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// A release line has no sha256 and unverified updates were not allowed.
     #[error("{origin}: {program} {version} has no sha256, and unverified updates are not allowed; publish it with `leapfrog publish`")]
     Unverified {

@@ -58,10 +58,14 @@ pub mod publish;
 #[cfg(feature = "serve")]
 pub mod serve;
 pub mod settings;
+pub mod sign;
+pub mod state;
 mod sys;
 pub mod verify;
 
-pub use check::{find_update, Ask, Available, Outcome, Query, Restart, Updater, UpdaterBuilder};
+pub use check::{
+    find_update, Ask, Available, Checked, Outcome, Query, Restart, Updater, UpdaterBuilder,
+};
 pub use error::{Error, Result};
 pub use hop::{confirm_healthy, default_backup_dir, finish_pending, Pending};
 pub use manifest::{Manifest, Release};

@@ -35,6 +35,9 @@ pub struct Manifest {
     pub serial: Option<u64>,
     /// The instant after which the manifest should no longer be trusted (RFC 3339).
     pub expires: Option<String>,
+    /// The publisher's next public key (base64), announced under the current
+    /// key's signature, for key rotation.
+    pub next_key: Option<String>,
     /// Every release line, in file order.
     pub releases: Vec<Release>,
 }
@@ -57,6 +60,9 @@ pub struct Release {
     pub notes: Option<String>,
     /// Release notes given inline (JSON manifests).
     pub notes_text: Option<String>,
+    /// Withdrawn by the publisher (`yanked=true`): never installed, and
+    /// programs running it may go back to the newest release not withdrawn.
+    pub yanked: bool,
     /// Fields this version of the library does not know, kept as they were.
     pub extra: BTreeMap<String, String>,
 }
@@ -72,6 +78,7 @@ impl Release {
             size: None,
             notes: None,
             notes_text: None,
+            yanked: false,
             extra: BTreeMap::new(),
         }
     }
@@ -170,6 +177,15 @@ impl Manifest {
                     })?;
                     manifest.expires = Some(value.to_owned());
                 }
+                "next_key" => {
+                    let value = single_value(&mut words).map_err(&fail)?;
+                    if manifest.next_key.is_some() {
+                        return Err(fail("next_key given twice".into()));
+                    }
+                    crate::sign::parse_public_key(value)
+                        .map_err(|e| fail(format!("next_key: {e}")))?;
+                    manifest.next_key = Some(value.to_owned());
+                }
                 program => {
                     let release = parse_release(program, words).map_err(&fail)?;
                     if !seen.insert((release.program.clone(), release.version.clone())) {
@@ -241,6 +257,9 @@ impl Manifest {
         if let Some(expires) = &self.expires {
             let _ = writeln!(out, "expires {expires}");
         }
+        if let Some(key) = &self.next_key {
+            let _ = writeln!(out, "next_key {key}");
+        }
         let mut releases: Vec<&Release> = self.releases.iter().collect();
         releases.sort_by(|a, b| {
             a.program
@@ -258,6 +277,7 @@ impl Manifest {
             field("sha256", &r.sha256);
             field("size", &r.size.map(|s| s.to_string()));
             field("notes", &r.notes);
+            field("yanked", &r.yanked.then(|| "true".to_owned()));
             for (k, v) in &r.extra {
                 let _ = write!(out, " {k}={v}");
             }
@@ -272,20 +292,38 @@ impl Manifest {
             .max_by(|a, b| a.version.cmp(&b.version))
     }
 
-    /// The newest release of `program` that is newer than `current`. A
-    /// pre-release is only offered to a program that runs a pre-release itself
-    /// or when `prereleases` is set.
+    /// The release of `program` to move to from `current`: the newest one
+    /// newer than `current` that is not withdrawn. A pre-release is only
+    /// offered to a program that runs a pre-release itself or when
+    /// `prereleases` is set. When `downgrade_if_yanked` is set and `current`
+    /// itself is withdrawn, the newest release not withdrawn is offered even
+    /// when it is older.
     pub fn update_for(
         &self,
         program: &str,
         current: &Version,
         prereleases: bool,
+        downgrade_if_yanked: bool,
     ) -> Option<&Release> {
         let wants_pre = prereleases || !current.pre.is_empty();
-        self.releases_of(program)
-            .filter(|r| wants_pre || r.version.pre.is_empty())
+        let candidates = || {
+            self.releases_of(program)
+                .filter(|r| !r.yanked)
+                .filter(move |r| wants_pre || r.version.pre.is_empty())
+        };
+        let newer = candidates()
             .filter(|r| &r.version > current)
-            .max_by(|a, b| a.version.cmp(&b.version))
+            .max_by(|a, b| a.version.cmp(&b.version));
+        if newer.is_some() {
+            return newer;
+        }
+        let running_yanked = self
+            .releases_of(program)
+            .any(|r| &r.version == current && r.yanked);
+        if downgrade_if_yanked && running_yanked {
+            return candidates().max_by(|a, b| a.version.cmp(&b.version));
+        }
+        None
     }
 
     /// Every release of `program`.
@@ -365,6 +403,13 @@ fn parse_release<'a>(
                 );
             }
             "notes" => release.notes = Some(value.to_owned()),
+            "yanked" => {
+                release.yanked = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(format!("yanked={value:?}: expected true or false")),
+                }
+            }
             other => {
                 release.extra.insert(other.to_owned(), value.to_owned());
             }
@@ -486,7 +531,7 @@ mod tests {
         )
         .unwrap();
         let pick = |cur: &str, pre| {
-            m.update_for("demo", &v(cur), pre)
+            m.update_for("demo", &v(cur), pre, false)
                 .map(|r| r.version.to_string())
         };
         assert_eq!(pick("1.9.0", false).as_deref(), Some("1.10.0"));
@@ -497,6 +542,25 @@ mod tests {
             m.newest("other").map(|r| r.version.to_string()).as_deref(),
             Some("9.0.0")
         );
+    }
+
+    #[test]
+    fn yanked_releases_are_skipped_and_allow_going_back() {
+        let m = Manifest::parse(
+            "demo 1.0.0\ndemo 1.1.0 yanked=true\ndemo 1.2.0 yanked=true\n",
+            "t",
+        )
+        .unwrap();
+        let pick = |cur: &str, down| {
+            m.update_for("demo", &v(cur), false, down)
+                .map(|r| r.version.to_string())
+        };
+        assert_eq!(pick("1.0.0", true), None);
+        assert_eq!(pick("1.1.0", false), None);
+        assert_eq!(pick("1.1.0", true).as_deref(), Some("1.0.0"));
+        assert_eq!(pick("0.9.0", true).as_deref(), Some("1.0.0"));
+        assert!(m.render().contains("demo 1.2.0 yanked=true\n"));
+        assert!(Manifest::parse("demo 1.0.0 yanked=yes\n", "t").is_err());
     }
 
     #[test]

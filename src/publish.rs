@@ -26,6 +26,108 @@ pub struct PublishOptions {
     pub repo: PathBuf,
     /// A release notes file, copied next to the archive.
     pub notes: Option<PathBuf>,
+    /// How the manifest is signed and how long it stays valid.
+    pub signing: Signing,
+}
+
+/// How a publish (or yank) signs `versions.txt`.
+#[derive(Debug, Clone)]
+pub struct Signing {
+    /// The minisign secret key; `None` leaves the repository unsigned.
+    pub secret_key: Option<PathBuf>,
+    /// The secret key's password, for an encrypted key.
+    pub password: Option<String>,
+    /// How long the manifest is valid (`expires`).
+    pub expires_in: std::time::Duration,
+    /// A next public key to announce (key rotation), as the `.pub` file's
+    /// text or its base64 line.
+    pub next_public_key: Option<String>,
+}
+
+impl Default for Signing {
+    fn default() -> Self {
+        Signing {
+            secret_key: None,
+            password: None,
+            expires_in: std::time::Duration::from_secs(30 * 24 * 3600),
+            next_public_key: None,
+        }
+    }
+}
+
+/// The signature's path for a repository.
+pub fn signature_path(repo: &Path) -> PathBuf {
+    repo.join(format!("{MANIFEST_NAME}{}", crate::sign::SIGNATURE_SUFFIX))
+}
+
+/// Raises the serial, sets `expires`, announces a next key, and writes
+/// `versions.txt` (and, with a key, `versions.txt.minisig`) atomically.
+/// A signed repository is never rewritten without its key.
+fn write_manifest(repo: &Path, manifest: &mut Manifest, signing: &Signing) -> Result<u64> {
+    let sig_path = signature_path(repo);
+    if signing.secret_key.is_none() && sig_path.exists() {
+        return Err(Error::Publish(format!(
+            "{} is signed ({} exists); pass --secret-key to keep it signed",
+            repo.display(),
+            sig_path.display()
+        )));
+    }
+    let serial = manifest.serial.unwrap_or(0) + 1;
+    manifest.serial = Some(serial);
+    let expires = std::time::SystemTime::now() + signing.expires_in;
+    manifest.expires = Some(humantime::format_rfc3339_seconds(expires).to_string());
+    if let Some(next) = &signing.next_public_key {
+        crate::sign::parse_public_key(next)
+            .map_err(|e| Error::Publish(format!("next public key: {e}")))?;
+        let base64 = next
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        manifest.next_key = Some(base64);
+    }
+    let text = manifest.render();
+    let manifest_path = repo.join(MANIFEST_NAME);
+    match &signing.secret_key {
+        #[cfg(feature = "sign")]
+        Some(key) => {
+            let comment = format!("leapfrog versions.txt serial {serial}");
+            let signature =
+                crate::sign::sign(key, signing.password.clone(), text.as_bytes(), &comment)?;
+            crate::sys::write_atomic(&manifest_path, text.as_bytes())?;
+            crate::sys::write_atomic(&sig_path, signature.as_bytes())?;
+        }
+        #[cfg(not(feature = "sign"))]
+        Some(_) => {
+            return Err(Error::Publish(
+                "built without the `sign` feature: cannot sign".into(),
+            ));
+        }
+        None => crate::sys::write_atomic(&manifest_path, text.as_bytes())?,
+    }
+    Ok(serial)
+}
+
+/// Withdraws `version` of `program` (`yanked=true`), then re-signs: apps
+/// never install it, and apps running it go back to the newest release that
+/// is not withdrawn.
+pub fn yank(repo: &Path, program: &str, version: &str, signing: &Signing) -> Result<u64> {
+    let version = manifest::parse_version(version)?;
+    let mut manifest = read_manifest(repo)?;
+    let release = manifest
+        .releases
+        .iter_mut()
+        .find(|r| r.program == program && r.version == version)
+        .ok_or_else(|| {
+            Error::Publish(format!(
+                "{} lists no {program} {version}",
+                repo.join(MANIFEST_NAME).display()
+            ))
+        })?;
+    release.yanked = true;
+    write_manifest(repo, &mut manifest, signing)
 }
 
 /// What a publish wrote.
@@ -51,6 +153,12 @@ pub fn publish(opts: &PublishOptions) -> Result<Published> {
             opts.program
         ))
     })?;
+    if opts.signing.secret_key.is_none() && signature_path(&opts.repo).exists() {
+        return Err(Error::Publish(format!(
+            "{} is signed; pass --secret-key to keep it signed",
+            opts.repo.display()
+        )));
+    }
     if !opts.app_dir.is_dir() {
         return Err(Error::Publish(format!(
             "{} is not a folder",
@@ -108,10 +216,8 @@ pub fn publish(opts: &PublishOptions) -> Result<Published> {
             .map_err(io_err(&format!("copying {} to", notes.display()), &dest))?;
         release.notes = Some(notes_name);
     }
-    let serial = manifest.serial.unwrap_or(0) + 1;
-    manifest.serial = Some(serial);
     manifest.releases.push(release.clone());
-    crate::sys::write_atomic(&manifest_path, manifest.render().as_bytes())?;
+    let serial = write_manifest(&opts.repo, &mut manifest, &opts.signing)?;
     log::info!(
         "published {} {} as {}",
         opts.program,
@@ -130,4 +236,87 @@ pub fn read_manifest(repo: &Path) -> Result<Manifest> {
     let path = repo.join(MANIFEST_NAME);
     let text = fs::read_to_string(&path).map_err(io_err("reading", &path))?;
     Manifest::parse(&text, &path.display().to_string())
+}
+
+/// What [`verify_repo`] checked.
+#[derive(Debug, Clone)]
+pub struct RepoReport {
+    /// The manifest's serial.
+    pub serial: Option<u64>,
+    /// Its expiry.
+    pub expires: Option<String>,
+    /// Every release checked: program, version, archive size.
+    pub releases: Vec<(String, String, u64)>,
+}
+
+/// Checks a repository before upload: the signature by `public_key`, that
+/// `serial` and `expires` are there and unexpired, and that every archive
+/// has the listed size and sha256 and unpacks to its file list with the
+/// listed program and version.
+pub fn verify_repo(repo: &Path, public_key: &crate::sign::PublicKey) -> Result<RepoReport> {
+    let manifest_path = repo.join(MANIFEST_NAME);
+    let origin = manifest_path.display().to_string();
+    let text = fs::read_to_string(&manifest_path).map_err(io_err("reading", &manifest_path))?;
+    let sig_path = signature_path(repo);
+    let signature = fs::read_to_string(&sig_path).map_err(io_err("reading", &sig_path))?;
+    crate::sign::verify(
+        text.as_bytes(),
+        &signature,
+        std::slice::from_ref(public_key),
+        &origin,
+    )?;
+    let manifest = Manifest::parse(&text, &origin)?;
+    let (Some(_), Some(expires)) = (manifest.serial, &manifest.expires) else {
+        return Err(Error::Publish(format!(
+            "{origin}: no serial or expires line"
+        )));
+    };
+    if std::time::SystemTime::now()
+        > humantime::parse_rfc3339(expires).expect("checked when parsed")
+    {
+        return Err(Error::Expired {
+            url: origin,
+            expires: expires.clone(),
+        });
+    }
+    let scratch = repo.join(format!(".leapfrog-verify-{}", std::process::id()));
+    let mut releases = Vec::new();
+    let result = (|| {
+        for r in &manifest.releases {
+            let name = r.file_name();
+            if name.contains("://") {
+                continue;
+            }
+            let what = format!("{} {}", r.program, r.version);
+            let archive = repo.join(&name);
+            let (sha256, size) = verify::sha256_file(&archive)?;
+            if r.sha256.as_deref() != Some(sha256.as_str()) || r.size != Some(size) {
+                return Err(Error::Publish(format!(
+                    "{what}: {} has sha256 {sha256} and {size} bytes, but the manifest says {} and {}",
+                    archive.display(),
+                    r.sha256.as_deref().unwrap_or("none"),
+                    r.size.map_or("none".to_owned(), |s| s.to_string())
+                )));
+            }
+            let _ = fs::remove_dir_all(&scratch);
+            let list = archive::unpack(&archive, &scratch)?;
+            if list.program != r.program || list.version != r.version {
+                return Err(Error::Publish(format!(
+                    "{what}: {} holds {} {}",
+                    archive.display(),
+                    list.program,
+                    list.version
+                )));
+            }
+            releases.push((r.program.clone(), r.version.to_string(), size));
+        }
+        Ok(())
+    })();
+    let _ = fs::remove_dir_all(&scratch);
+    result?;
+    Ok(RepoReport {
+        serial: manifest.serial,
+        expires: manifest.expires.clone(),
+        releases,
+    })
 }

@@ -7,7 +7,8 @@
 //!     "api_get_version": "versions.txt",
 //!     "main_app_name": "demo",
 //!     "update_zip_name": "demo-{version}.tar.gz",
-//!     "current_version": "1.0.0" } }
+//!     "current_version": "1.0.0",
+//!     "public_key": "RWQ...base64 of the minisign public key (optional)" } }
 //! ```
 //!
 //! The manifest URL is `server` + `/` + `api_get_version`. `main_app_name` is
@@ -47,6 +48,8 @@ pub struct AppConfig {
     pub update_zip_name: Option<String>,
     /// The installed version.
     pub current_version: String,
+    /// The publisher's minisign public key (base64), if updates are signed.
+    pub public_key: Option<String>,
 }
 
 impl AppConfig {
@@ -84,6 +87,7 @@ impl AppConfig {
             main_app_name: field("main_app_name")?,
             update_zip_name: field("update_zip_name").ok(),
             current_version: field("current_version")?,
+            public_key: field("public_key").ok(),
         })
     }
 

@@ -230,6 +230,7 @@ fn demo_runs_end_to_end_and_keeps_its_dirs() {
     .expect_code(0)
     .expect_output("demo 1.1.0 running")
     .expect_output("[ok] the install dir is exactly the 1.1.0 release plus the user's file")
+    .expect_output("[ok] the app remembers the signed manifest")
     .expect_no_output("FAILED");
     assert!(demo.stdout().contains("[ok] one process from start to end"));
     for sub in [

@@ -31,6 +31,71 @@ pub struct Limits {
     pub max_manifest_bytes: u64,
     /// The User-Agent sent over HTTP.
     pub user_agent: String,
+    /// The slowest transfer accepted, in bytes per second, averaged over
+    /// `rate_window` (a server that drips bytes is given up on).
+    pub min_rate: u64,
+    /// The span over which `min_rate` is measured.
+    pub rate_window: Duration,
+}
+
+impl Limits {
+    /// Applies `LEAPFROG_CONNECT_TIMEOUT`, `LEAPFROG_READ_TIMEOUT`,
+    /// `LEAPFROG_RATE_WINDOW` (durations such as `10s` or `500ms`) and
+    /// `LEAPFROG_MIN_RATE` (bytes per second) when set.
+    pub fn apply_env(&mut self) -> Result<()> {
+        let duration = |name: &str, slot: &mut Duration| -> Result<()> {
+            if let Ok(v) = std::env::var(name) {
+                *slot = humantime::parse_duration(v.trim())
+                    .map_err(|e| Error::Settings(format!("{name}={v:?}: {e} (e.g. 10s, 500ms)")))?;
+            }
+            Ok(())
+        };
+        duration("LEAPFROG_CONNECT_TIMEOUT", &mut self.connect_timeout)?;
+        duration("LEAPFROG_READ_TIMEOUT", &mut self.read_timeout)?;
+        duration("LEAPFROG_RATE_WINDOW", &mut self.rate_window)?;
+        if let Ok(v) = std::env::var("LEAPFROG_MIN_RATE") {
+            self.min_rate = v.trim().parse().map_err(|_| {
+                Error::Settings(format!(
+                    "LEAPFROG_MIN_RATE={v:?}: expected bytes per second"
+                ))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Fails a transfer whose average rate over a window falls below a minimum
+/// (slow retrieval: a server that sends a byte now and then never trips a
+/// read timeout).
+struct RateGuard<R> {
+    inner: R,
+    min_rate: u64,
+    window: Duration,
+    window_start: std::time::Instant,
+    window_bytes: u64,
+}
+
+impl<R: Read> Read for RateGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.window_bytes += n as u64;
+        let elapsed = self.window_start.elapsed();
+        if elapsed >= self.window && !self.window.is_zero() {
+            let rate = self.window_bytes as f64 / elapsed.as_secs_f64();
+            if rate < self.min_rate as f64 {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "slower than {} bytes/s over {:?} ({rate:.0} bytes/s)",
+                        self.min_rate, self.window
+                    ),
+                ));
+            }
+            self.window_start = std::time::Instant::now();
+            self.window_bytes = 0;
+        }
+        Ok(n)
+    }
 }
 
 impl Default for Limits {
@@ -40,6 +105,8 @@ impl Default for Limits {
             read_timeout: Duration::from_secs(30),
             max_manifest_bytes: 1024 * 1024,
             user_agent: format!("leapfrog/{}", env!("CARGO_PKG_VERSION")),
+            min_rate: 1024,
+            rate_window: Duration::from_secs(30),
         }
     }
 }
@@ -52,19 +119,30 @@ pub struct Source {
     pub len: Option<u64>,
 }
 
-/// Opens `url` with the transport its scheme names.
+/// Opens `url` with the transport its scheme names; the stream fails when
+/// it falls below `limits.min_rate`.
 pub fn open(url: &str, limits: &Limits) -> Result<Source> {
     let lower = url.to_ascii_lowercase();
-    if lower.starts_with("http://") || lower.starts_with("https://") {
-        http::open(url, limits)
+    let source = if lower.starts_with("http://") || lower.starts_with("https://") {
+        http::open(url, limits)?
     } else if lower.starts_with("file://") || !lower.contains("://") {
-        file::open(url, limits)
+        file::open(url, limits)?
     } else {
-        Err(Error::Download {
+        return Err(Error::Download {
             url: url.to_owned(),
             message: "unsupported URL scheme; use http://, https://, file:// or a path".into(),
-        })
-    }
+        });
+    };
+    Ok(Source {
+        reader: Box::new(RateGuard {
+            inner: source.reader,
+            min_rate: limits.min_rate,
+            window: limits.rate_window,
+            window_start: std::time::Instant::now(),
+            window_bytes: 0,
+        }),
+        len: source.len,
+    })
 }
 
 /// Fetches a small text document (the manifest), refusing one larger than

@@ -29,3 +29,15 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .and_then(|d| d.sync_all())
         .map_err(io_err("syncing the directory", dir))
 }
+
+/// Creates a new file readable and writable by its owner only (0600),
+/// failing when it exists.
+pub(crate) fn create_private(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err("creating", path))
+}

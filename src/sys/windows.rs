@@ -1,6 +1,6 @@
 //! Windows file-system calls (std only; not compiled on the Linux CI).
 
-use std::fs::Metadata;
+use std::fs::{File, Metadata};
 use std::path::Path;
 
 use crate::error::{io_err, Result};
@@ -29,4 +29,14 @@ pub(crate) fn symlink(target: &Path, link: &Path) -> Result<()> {
 /// Windows flushes directory entries with the rename itself.
 pub(crate) fn sync_dir(_dir: &Path) -> Result<()> {
     Ok(())
+}
+
+/// Creates a new file, failing when it exists. (Windows gives a new file in
+/// a user's folder to that user; no mode to set.)
+pub(crate) fn create_private(path: &Path) -> Result<File> {
+    File::options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io_err("creating", path))
 }

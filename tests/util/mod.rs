@@ -218,6 +218,7 @@ pub fn fixture() -> &'static Fixture {
                 version: version.into(),
                 repo: releases.clone(),
                 notes: None,
+                signing: Default::default(),
             })
             .unwrap();
         }

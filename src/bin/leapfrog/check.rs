@@ -1,9 +1,21 @@
 //! `leapfrog check`.
 
+use std::path::Path;
+
 use crate::Exit;
 
-pub fn run(manifest_url: &str, program: &str, current: &str) -> anyhow::Result<Exit> {
+pub fn run(
+    manifest_url: &str,
+    program: &str,
+    current: &str,
+    public_key: Option<&Path>,
+) -> anyhow::Result<Exit> {
     let current = leapfrog::manifest::parse_version(current)?;
+    let keys: Vec<_> = public_key
+        .map(leapfrog::sign::read_public_key)
+        .transpose()?
+        .into_iter()
+        .collect();
     let query = leapfrog::Query {
         manifest_url,
         program,
@@ -11,9 +23,15 @@ pub fn run(manifest_url: &str, program: &str, current: &str) -> anyhow::Result<E
         prereleases: false,
         allow_unverified: true,
         archive_template: None,
+        keys: &keys,
+        seen: None,
     };
     let limits = leapfrog::fetch::Limits::default();
-    match leapfrog::find_update(&query, &limits)? {
+    let checked = leapfrog::find_update(&query, &limits)?;
+    if checked.signed {
+        println!("signature verified; serial {}", checked.serial.unwrap_or(0));
+    }
+    match checked.update {
         None => {
             println!("{program} {current} is up to date");
             Ok(Exit::Ok)

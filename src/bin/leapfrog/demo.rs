@@ -47,11 +47,31 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
     let url = server.url();
     println!("  serving {} at {url}", releases.display());
 
-    step(2, "publish 1.0.0 and 1.1.0 of the demo app");
+    step(
+        2,
+        "make a signing key; publish 1.0.0 and 1.1.0 of the demo app, signed",
+    );
+    let keys = root.join("keys");
+    fs::create_dir_all(&keys)?;
+    let (secret, public) = (keys.join("leapfrog.key"), keys.join("leapfrog.pub"));
+    leapfrog::sign::keygen(&secret, &public, None)?;
+    let public_b64 = fs::read_to_string(&public)?
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    println!(
+        "  key pair: {} (the app trusts {public_b64})",
+        secret.display()
+    );
+    let signing = leapfrog::publish::Signing {
+        secret_key: Some(secret),
+        ..Default::default()
+    };
     let app = std::env::current_exe()?;
     for (version, files) in release_files() {
         let tree = build.join(version);
-        make_tree(&tree, &app, version, &url, &files)?;
+        make_tree(&tree, &app, version, &url, &public_b64, &files)?;
         let notes = build.join(format!("notes-{version}.txt"));
         fs::write(
             &notes,
@@ -63,6 +83,7 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
             version: version.into(),
             repo: releases.clone(),
             notes: Some(notes),
+            signing: signing.clone(),
         })?;
         println!(
             "  {} ({} bytes, sha256 {}...)",
@@ -110,7 +131,11 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
         &format!("one process from start to end (pids seen: {pids:?})"),
         cfg!(windows) || pids.len() == 1,
     );
-    let installed = tree_hashes(&install)?;
+    // leapfrog's own state file (the newest signed manifest accepted) is
+    // checked on its own.
+    let state_name = leapfrog::state::STATE_NAME;
+    let mut installed = tree_hashes(&install)?;
+    installed.remove(state_name);
     let mut expected = tree_hashes(&build.join("1.1.0"))?;
     expected.insert(
         FILE_LIST.into(),
@@ -118,11 +143,12 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
     );
     expected.insert(USER_FILE.into(), before[USER_FILE].clone());
     check(
-        "the install dir is exactly the 1.1.0 release plus the user's file",
+        "the install dir is exactly the 1.1.0 release plus the user's file (and leapfrog's state)",
         installed == expected,
     );
     report_difference(&installed, &expected);
     let mut backed_up = tree_hashes(&backup)?;
+    backed_up.remove(state_name);
     let journal = backed_up.remove(leapfrog::journal::JOURNAL_NAME);
     check(
         "the backup holds 1.0.0 as it was installed",
@@ -132,6 +158,11 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
     check(
         "the update's journal is closed",
         journal.is_some() && journal_step(&backup) == "confirmed",
+    );
+    let state = leapfrog::state::State::read(&install)?;
+    check(
+        "the app remembers the signed manifest it accepted (serial 2)",
+        state.serial == Some(2),
     );
     let config = fs::read_to_string(install.join("data/config.json"))?;
     check(
@@ -209,6 +240,7 @@ fn make_tree(
     app: &Path,
     version: &str,
     url: &str,
+    public_key: &str,
     files: &Files,
 ) -> anyhow::Result<()> {
     fs::create_dir_all(tree.join("data"))?;
@@ -220,6 +252,7 @@ fn make_tree(
             "main_app_name": "demo",
             "update_zip_name": "demo-{version}.tar.gz",
             "current_version": version,
+            "public_key": public_key,
         }
     });
     let mut text = serde_json::to_string_pretty(&config)?;

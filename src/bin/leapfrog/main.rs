@@ -66,6 +66,39 @@ enum Command {
         /// A release notes file.
         #[arg(long)]
         notes: Option<PathBuf>,
+        #[command(flatten)]
+        sign: publish::SignArgs,
+    },
+    /// Withdraw a published version (apps running it go back to the newest one not withdrawn).
+    Yank {
+        /// The repository folder.
+        #[arg(long)]
+        repo: PathBuf,
+        /// The program's name.
+        #[arg(long)]
+        program: String,
+        /// The version to withdraw.
+        #[arg(long)]
+        version: String,
+        #[command(flatten)]
+        sign: publish::SignArgs,
+    },
+    /// Make a minisign key pair for signing versions.txt.
+    Keygen {
+        /// Where to write the secret key (mode 0600; never overwritten).
+        #[arg(long)]
+        secret_key: PathBuf,
+        /// Where to write the public key (build it into the app).
+        #[arg(long)]
+        public_key: PathBuf,
+    },
+    /// Check a repository before upload: signature, serial, expiry, every archive and file list.
+    Verify {
+        /// The repository folder.
+        dir: PathBuf,
+        /// The publisher's public key.
+        #[arg(long)]
+        public_key: PathBuf,
     },
     /// Serve a folder over HTTP (GET, HEAD, byte ranges).
     Serve {
@@ -85,6 +118,9 @@ enum Command {
         /// The version installed now.
         #[arg(long)]
         current: String,
+        /// Require versions.txt.minisig, signed by this minisign public key.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
     },
     /// Run the whole update story on loopback: publish, install, update, relaunch.
     Demo {
@@ -117,13 +153,26 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             version,
             repo,
             notes,
-        } => publish::run(app_dir, program, version, repo, notes),
+            sign,
+        } => publish::run(app_dir, program, version, repo, notes, &sign),
+        Command::Yank {
+            repo,
+            program,
+            version,
+            sign,
+        } => publish::yank(&repo, &program, &version, &sign),
+        Command::Keygen {
+            secret_key,
+            public_key,
+        } => publish::keygen(&secret_key, &public_key),
+        Command::Verify { dir, public_key } => publish::verify(&dir, &public_key),
         Command::Serve { dir, addr } => serve::run(&dir, &addr),
         Command::Check {
             manifest_url,
             program,
             current,
-        } => check::run(&manifest_url, &program, &current),
+            public_key,
+        } => check::run(&manifest_url, &program, &current, public_key.as_deref()),
         Command::Demo { keep } => demo::run(keep),
     }
 }

@@ -1,10 +1,46 @@
-//! `leapfrog publish`.
+//! `leapfrog publish`, `yank`, `keygen` and `verify`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use leapfrog::publish::Signing;
 
 use crate::Exit;
+
+/// The secret key's password, for encrypted keys.
+pub const PASSWORD_ENV: &str = "LEAPFROG_SECRET_KEY_PASSWORD";
+
+/// The signing options shared by publish and yank.
+#[derive(clap::Args)]
+pub struct SignArgs {
+    /// Sign versions.txt into versions.txt.minisig with this minisign secret key
+    /// (an encrypted key takes its password from LEAPFROG_SECRET_KEY_PASSWORD).
+    #[arg(long)]
+    secret_key: Option<PathBuf>,
+    /// How long the manifest stays valid (its `expires`), e.g. 30days, 12h.
+    #[arg(long, default_value = "30days", value_parser = humantime::parse_duration)]
+    expires_in: std::time::Duration,
+    /// Announce this public key as the next one (key rotation).
+    #[arg(long)]
+    next_public_key: Option<PathBuf>,
+}
+
+impl SignArgs {
+    fn signing(&self) -> anyhow::Result<Signing> {
+        let next_public_key = match &self.next_public_key {
+            Some(p) => Some(
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+            ),
+            None => None,
+        };
+        Ok(Signing {
+            secret_key: self.secret_key.clone(),
+            password: std::env::var(PASSWORD_ENV).ok(),
+            expires_in: self.expires_in,
+            next_public_key,
+        })
+    }
+}
 
 pub fn run(
     app_dir: PathBuf,
@@ -12,6 +48,7 @@ pub fn run(
     version: String,
     repo: PathBuf,
     notes: Option<PathBuf>,
+    sign: &SignArgs,
 ) -> anyhow::Result<Exit> {
     let opts = leapfrog::publish::PublishOptions {
         app_dir,
@@ -19,6 +56,7 @@ pub fn run(
         version,
         repo,
         notes,
+        signing: sign.signing()?,
     };
     let published = leapfrog::publish::publish(&opts)
         .with_context(|| format!("publishing {} {}", opts.program, opts.version))?;
@@ -31,10 +69,56 @@ pub fn run(
         r.size.unwrap_or(0),
         r.sha256.as_deref().unwrap_or("")
     );
+    let signed = if opts.signing.secret_key.is_some() {
+        "signed, "
+    } else {
+        "UNSIGNED, "
+    };
     println!(
-        "{} is now at serial {}; upload the folder as it is",
+        "{} is now at serial {} ({signed}valid for {}); upload the folder as it is",
         opts.repo.join(leapfrog::publish::MANIFEST_NAME).display(),
-        published.serial
+        published.serial,
+        humantime::format_duration(opts.signing.expires_in)
     );
+    Ok(Exit::Ok)
+}
+
+pub fn yank(repo: &Path, program: &str, version: &str, sign: &SignArgs) -> anyhow::Result<Exit> {
+    let serial = leapfrog::publish::yank(repo, program, version, &sign.signing()?)
+        .with_context(|| format!("withdrawing {program} {version}"))?;
+    println!("withdrew {program} {version}; versions.txt is now at serial {serial}");
+    Ok(Exit::Ok)
+}
+
+pub fn keygen(secret_key: &Path, public_key: &Path) -> anyhow::Result<Exit> {
+    let password = std::env::var(PASSWORD_ENV).ok();
+    let encrypted = password.is_some();
+    leapfrog::sign::keygen(secret_key, public_key, password)?;
+    println!(
+        "wrote {} (mode 0600) and {}",
+        secret_key.display(),
+        public_key.display()
+    );
+    if !encrypted {
+        eprintln!(
+            "leapfrog: the secret key is not encrypted; set {PASSWORD_ENV} when generating to encrypt it, and keep it offline"
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn verify(repo: &Path, public_key: &Path) -> anyhow::Result<Exit> {
+    let key = leapfrog::sign::read_public_key(public_key)?;
+    let report = leapfrog::publish::verify_repo(repo, &key)
+        .with_context(|| format!("verifying {}", repo.display()))?;
+    println!(
+        "{}: signature good, serial {}, expires {}",
+        repo.display(),
+        report.serial.unwrap_or(0),
+        report.expires.as_deref().unwrap_or("")
+    );
+    for (program, version, size) in &report.releases {
+        println!("  {program} {version}: archive and file list verified ({size} bytes)");
+    }
     Ok(Exit::Ok)
 }
