@@ -40,6 +40,8 @@ const LIST_MARKER: &str = "# leapfrog release v";
 const LIST_FORMAT: u32 = 1;
 /// The largest file list accepted (it is read into memory).
 const MAX_LIST_BYTES: u64 = 16 * 1024 * 1024;
+/// The most items a release may have (entries are bounded by the list).
+const MAX_ITEMS: usize = 200_000;
 /// The mtime written for every entry (1980-01-01, safe for every tool).
 const FIXED_MTIME: u64 = 315_532_800;
 
@@ -130,6 +132,9 @@ impl FileList {
             .map_err(|e| bad(3, format!("version {version_text:?}: {e}")))?;
         let mut items = BTreeMap::new();
         for (n, line) in lines {
+            if items.len() >= MAX_ITEMS {
+                return Err(bad(n, format!("too many entries (more than {MAX_ITEMS})")));
+            }
             let (kind, rest) = line
                 .split_once(' ')
                 .ok_or_else(|| bad(n, "no path".into()))?;
@@ -529,6 +534,17 @@ fn unpack_from<R: BufRead>(reader: R, archive: &Path, dest: &Path) -> Result<Fil
             return Err(unsafe_entry(&name, "it appears twice in the archive"));
         }
         let kind = entry.header().entry_type();
+        let mode = entry.header().mode().map_err(read_err)?;
+        if matches!(
+            kind,
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::Directory
+        ) && mode & 0o7022 != 0
+        {
+            return Err(unsafe_entry(
+                &name,
+                &format!("mode {mode:o}: setuid, setgid, sticky or group/world-writable entries are not allowed"),
+            ));
+        }
         let listed = list
             .items
             .get(&name)

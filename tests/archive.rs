@@ -158,21 +158,15 @@ fn archive_with_trailing_garbage_is_refused() {
 }
 
 #[test]
-fn archive_setuid_and_world_writable_modes_are_dropped() {
-    let mut raw = Raw::file("x", BODY);
-    raw.mode = 0o6777;
-    let bytes = with_list(&[file_line("x", BODY).replace(" 644 ", " 755 ")], vec![raw]);
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("a.tar.gz");
-    fs::write(&archive, bytes).unwrap();
-    unpack(&archive, dir.path().join("dest")).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    let mode = fs::metadata(dir.path().join("dest/x"))
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o7777;
-    assert_eq!(mode, 0o755);
+fn archive_setuid_and_world_writable_modes_are_refused() {
+    for mode in [0o4755, 0o2755, 0o666, 0o1755] {
+        let mut raw = Raw::file("x", BODY);
+        raw.mode = mode;
+        let bytes = with_list(&[file_line("x", BODY).replace(" 644 ", " 755 ")], vec![raw]);
+        let (err, dir) = refused(&bytes);
+        assert!(err.contains("group/world-writable"), "{mode:o}: {err}");
+        assert!(!dir.path().join("sub/dest/x").exists());
+    }
 }
 
 #[test]

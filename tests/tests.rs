@@ -7,6 +7,7 @@
 mod util;
 
 mod archive;
+mod attack;
 mod cli;
 mod manifest;
 mod update;

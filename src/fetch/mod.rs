@@ -176,7 +176,16 @@ fn too_big(url: &str, cap: u64) -> Error {
 }
 
 pub(crate) fn transfer_error(url: &str, e: io::Error) -> Error {
-    let message = match e.kind() {
+    let ureq_timeout = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+        .is_some_and(|inner| matches!(inner, ureq::Error::Timeout(_)));
+    let kind = if ureq_timeout {
+        io::ErrorKind::TimedOut
+    } else {
+        e.kind()
+    };
+    let message = match kind {
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
             format!("the server stopped sending ({e}); try again later")
         }

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod evil;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
@@ -172,12 +174,14 @@ pub fn write_tree(dir: &Path, files: &[(&str, &str)]) {
 }
 
 /// The demo app's release tree for `version`: this very binary as `demo`,
-/// a `data/config.json`, and a few files that change between versions.
-pub fn app_tree(dir: &Path, version: &str, extra: &[(&str, &str)]) {
+/// a `data/config.json` (trusting `public_key` when given), and a few files
+/// that change between versions.
+pub fn app_tree(dir: &Path, version: &str, public_key: Option<&str>, extra: &[(&str, &str)]) {
     fs::create_dir_all(dir.join("data")).unwrap();
     fs::copy(BIN, dir.join("demo")).unwrap();
+    let key_line = public_key.map_or(String::new(), |k| format!(",\n    \"public_key\": \"{k}\""));
     let config = format!(
-        "{{\n  \"Update_app\": {{\n    \"server\": \"http://127.0.0.1:9\",\n    \"api_get_version\": \"versions.txt\",\n    \"main_app_name\": \"demo\",\n    \"current_version\": \"{version}\"\n  }}\n}}\n"
+        "{{\n  \"Update_app\": {{\n    \"server\": \"http://127.0.0.1:9\",\n    \"api_get_version\": \"versions.txt\",\n    \"main_app_name\": \"demo\",\n    \"current_version\": \"{version}\"{key_line}\n  }}\n}}\n"
     );
     fs::write(dir.join("data/config.json"), config).unwrap();
     write_tree(dir, extra);
@@ -189,6 +193,10 @@ pub struct Fixture {
     pub releases: PathBuf,
     pub tree_1_0: PathBuf,
     pub tree_1_1: PathBuf,
+    /// For signed fixtures: the publisher's secret key, and another one.
+    pub secret_key: Option<PathBuf>,
+    pub other_secret_key: Option<PathBuf>,
+    pub public_key: Option<String>,
 }
 
 pub const FILES_1_0: &[(&str, &str)] = &[
@@ -202,33 +210,65 @@ pub const FILES_1_1: &[(&str, &str)] = &[
     ("assets/new.txt", "added by 1.1.0\n"),
 ];
 
-pub fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let releases = dir.path().join("releases");
-        let tree_1_0 = dir.path().join("tree-1.0.0");
-        let tree_1_1 = dir.path().join("tree-1.1.0");
-        app_tree(&tree_1_0, "1.0.0", FILES_1_0);
-        app_tree(&tree_1_1, "1.1.0", FILES_1_1);
-        for (tree, version) in [(&tree_1_0, "1.0.0"), (&tree_1_1, "1.1.0")] {
-            publish(&PublishOptions {
-                app_dir: tree.clone(),
-                program: "demo".into(),
-                version: version.into(),
-                repo: releases.clone(),
-                notes: None,
-                signing: Default::default(),
-            })
+fn make_fixture(signed: bool) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let releases = dir.path().join("releases");
+    let (mut secret_key, mut other_secret_key, mut public_key) = (None, None, None);
+    if signed {
+        let keys = dir.path().join("keys");
+        fs::create_dir_all(&keys).unwrap();
+        for name in ["publisher", "other"] {
+            leapfrog::sign::keygen(
+                &keys.join(format!("{name}.key")),
+                &keys.join(format!("{name}.pub")),
+                None,
+            )
             .unwrap();
         }
-        Fixture {
-            _dir: dir,
-            releases,
-            tree_1_0,
-            tree_1_1,
-        }
-    })
+        secret_key = Some(keys.join("publisher.key"));
+        other_secret_key = Some(keys.join("other.key"));
+        let text = fs::read_to_string(keys.join("publisher.pub")).unwrap();
+        public_key = Some(text.lines().nth(1).unwrap().to_owned());
+    }
+    let tree_1_0 = dir.path().join("tree-1.0.0");
+    let tree_1_1 = dir.path().join("tree-1.1.0");
+    app_tree(&tree_1_0, "1.0.0", public_key.as_deref(), FILES_1_0);
+    app_tree(&tree_1_1, "1.1.0", public_key.as_deref(), FILES_1_1);
+    for (tree, version) in [(&tree_1_0, "1.0.0"), (&tree_1_1, "1.1.0")] {
+        publish(&PublishOptions {
+            app_dir: tree.clone(),
+            program: "demo".into(),
+            version: version.into(),
+            repo: releases.clone(),
+            notes: None,
+            signing: leapfrog::publish::Signing {
+                secret_key: secret_key.clone(),
+                ..Default::default()
+            },
+        })
+        .unwrap();
+    }
+    Fixture {
+        _dir: dir,
+        releases,
+        tree_1_0,
+        tree_1_1,
+        secret_key,
+        other_secret_key,
+        public_key,
+    }
+}
+
+/// The unsigned releases.
+pub fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| make_fixture(false))
+}
+
+/// The releases signed by the publisher's key, which the app trusts.
+pub fn signed_fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| make_fixture(true))
 }
 
 /// One test's world: its own temp dir with a copy of the fixture's releases
@@ -238,11 +278,19 @@ pub struct World {
     pub releases: PathBuf,
     pub install: PathBuf,
     pub backup: PathBuf,
+    pub fixture: &'static Fixture,
 }
 
 impl World {
     pub fn new() -> World {
-        let fx = fixture();
+        World::from(fixture())
+    }
+
+    pub fn signed() -> World {
+        World::from(signed_fixture())
+    }
+
+    fn from(fx: &'static Fixture) -> World {
         let dir = tempfile::tempdir().unwrap();
         let releases = dir.path().join("releases");
         fs::create_dir_all(&releases).unwrap();
@@ -260,15 +308,47 @@ impl World {
             releases,
             install,
             backup,
+            fixture: fx,
         }
+    }
+
+    /// Launches the installed app against `manifest_url` with extra
+    /// environment, saying yes to updates.
+    pub fn launch_env(&self, manifest_url: &str, env: &[(&str, &str)]) -> Run {
+        let mut cmd = command(&self.install.join("demo"));
+        cmd.env("LEAPFROG_ASSUME_YES", "1")
+            .env("LEAPFROG_MANIFEST_URL", manifest_url);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        run(&mut cmd, Duration::from_secs(60))
+    }
+
+    /// Writes `text` as versions.txt, signed by `key` (the publisher's when `None`).
+    pub fn sign_text(&self, text: &str, key: Option<&Path>) {
+        let key = key
+            .or(self.fixture.secret_key.as_deref())
+            .expect("a signed world");
+        let signature = leapfrog::sign::sign(key, None, text.as_bytes(), "test").unwrap();
+        fs::write(self.releases.join("versions.txt"), text).unwrap();
+        fs::write(self.releases.join("versions.txt.minisig"), signature).unwrap();
+    }
+
+    /// Edits the manifest, raises its serial and signs it again with the
+    /// publisher's key.
+    pub fn resign(&self, edit: impl FnOnce(&mut leapfrog::Manifest)) {
+        let path = self.releases.join("versions.txt");
+        let mut manifest =
+            leapfrog::Manifest::parse(&fs::read_to_string(&path).unwrap(), "t").unwrap();
+        let serial = manifest.serial.unwrap_or(0) + 1;
+        edit(&mut manifest);
+        manifest.serial = Some(serial);
+        self.sign_text(&manifest.render(), None);
     }
 
     /// Launches the installed app against `manifest_url`, saying yes to updates.
     pub fn launch(&self, manifest_url: &str) -> Run {
-        let mut cmd = command(&self.install.join("demo"));
-        cmd.env("LEAPFROG_ASSUME_YES", "1")
-            .env("LEAPFROG_MANIFEST_URL", manifest_url);
-        run(&mut cmd, Duration::from_secs(60))
+        self.launch_env(manifest_url, &[])
     }
 
     /// Replaces the published 1.1.0 archive by `bytes`, keeping versions.txt
@@ -291,7 +371,12 @@ impl World {
                 r.size = Some(size);
             }
         }
-        fs::write(path, manifest.render()).unwrap();
+        let text = manifest.render();
+        if self.fixture.secret_key.is_some() {
+            self.resign(|m| *m = leapfrog::Manifest::parse(&text, "t").unwrap());
+        } else {
+            fs::write(path, text).unwrap();
+        }
     }
 }
 

@@ -1,0 +1,153 @@
+//! A deliberately misbehaving HTTP server for the attack suite: it serves a
+//! folder, but any path can be told to answer wrongly (drip, stall, lie
+//! about its length, redirect forever, fail, or send something else).
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How one path answers.
+#[derive(Clone, Debug)]
+pub enum Behave {
+    /// The file, as it is.
+    Normal,
+    /// This status and a short body.
+    Status(u16),
+    /// 200 with this body instead of the file.
+    Body(Vec<u8>),
+    /// The file, `chunk` bytes every `every`.
+    Drip { chunk: usize, every: Duration },
+    /// The first `after` bytes of the file, then nothing (connection held open).
+    Stall { after: usize },
+    /// The file followed by `extra` more bytes, with a Content-Length that
+    /// says so, or with no Content-Length at all.
+    Longer { extra: usize, announce: bool },
+    /// A redirect to the same path, forever.
+    RedirectLoop,
+}
+
+/// The server; it runs until the test process ends.
+pub struct EvilServer {
+    pub base: String,
+    rules: Arc<Mutex<HashMap<String, Behave>>>,
+}
+
+impl EvilServer {
+    pub fn start(dir: PathBuf) -> EvilServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}/", listener.local_addr().unwrap());
+        let rules: Arc<Mutex<HashMap<String, Behave>>> = Arc::default();
+        let shared = rules.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (dir, rules) = (dir.clone(), shared.clone());
+                std::thread::spawn(move || serve(stream, &dir, &rules));
+            }
+        });
+        EvilServer { base, rules }
+    }
+
+    /// Makes `path` (e.g. "versions.txt") answer as `behave`.
+    pub fn set(&self, path: &str, behave: Behave) {
+        self.rules.lock().unwrap().insert(path.to_owned(), behave);
+    }
+
+    /// Every path answers normally again.
+    pub fn clear(&self) {
+        self.rules.lock().unwrap().clear();
+    }
+
+    pub fn manifest_url(&self) -> String {
+        format!("{}versions.txt", self.base)
+    }
+}
+
+fn serve(mut stream: TcpStream, dir: &std::path::Path, rules: &Mutex<HashMap<String, Behave>>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request = String::new();
+    if reader.read_line(&mut request).is_err() {
+        return;
+    }
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+    }
+    let path = request
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .trim_start_matches('/')
+        .to_owned();
+    let behave = rules
+        .lock()
+        .unwrap()
+        .get(&path)
+        .cloned()
+        .unwrap_or(Behave::Normal);
+    let file = fs::read(dir.join(&path));
+    let head = |stream: &mut TcpStream, status: &str, len: Option<usize>| {
+        let len = len.map_or(String::new(), |l| format!("Content-Length: {l}\r\n"));
+        let _ = write!(
+            stream,
+            "HTTP/1.1 {status}\r\n{len}Connection: close\r\n\r\n"
+        );
+    };
+    let body = match (&behave, file) {
+        (Behave::Status(code), _) => {
+            let text = format!("error {code}\n");
+            head(&mut stream, &format!("{code} Error"), Some(text.len()));
+            let _ = stream.write_all(text.as_bytes());
+            return;
+        }
+        (Behave::Body(bytes), _) => {
+            head(&mut stream, "200 OK", Some(bytes.len()));
+            let _ = stream.write_all(bytes);
+            return;
+        }
+        (Behave::RedirectLoop, _) => {
+            let _ = write!(stream, "HTTP/1.1 302 Found\r\nLocation: /{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            return;
+        }
+        (_, Err(_)) => {
+            head(&mut stream, "404 Not Found", Some(0));
+            return;
+        }
+        (_, Ok(body)) => body,
+    };
+    match behave {
+        Behave::Drip { chunk, every } => {
+            head(&mut stream, "200 OK", Some(body.len()));
+            for piece in body.chunks(chunk) {
+                if stream.write_all(piece).is_err() {
+                    return;
+                }
+                std::thread::sleep(every);
+            }
+        }
+        Behave::Stall { after } => {
+            head(&mut stream, "200 OK", Some(body.len()));
+            let _ = stream.write_all(&body[..after.min(body.len())]);
+            std::thread::sleep(Duration::from_secs(30));
+        }
+        Behave::Longer { extra, announce } => {
+            head(
+                &mut stream,
+                "200 OK",
+                announce.then_some(body.len() + extra),
+            );
+            let _ = stream.write_all(&body);
+            let _ = stream.write_all(&vec![b'x'; extra]);
+        }
+        _ => {
+            head(&mut stream, "200 OK", Some(body.len()));
+            let _ = stream.write_all(&body);
+        }
+    }
+}
