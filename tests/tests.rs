@@ -10,4 +10,5 @@ mod archive;
 mod attack;
 mod cli;
 mod manifest;
+mod signing;
 mod update;
