@@ -12,16 +12,20 @@ use crate::util::*;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn minisign() -> Command {
+/// The stock minisign tool. Where it is missing, the interop tests say what
+/// to install and stop there, except in CI (`CI` set), where they fail.
+fn minisign() -> Option<Command> {
     let found = std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("minisign").is_file()));
-    assert!(
-        found,
-        "these tests need the stock minisign tool: apt-get install minisign"
-    );
+    if !found {
+        let advice = "the stock minisign tool is not installed: apt-get install minisign";
+        assert!(std::env::var_os("CI").is_none(), "{advice}");
+        eprintln!("SKIPPED: {advice}");
+        return None;
+    }
     let mut cmd = Command::new("minisign");
     cmd.stdin(std::process::Stdio::null());
-    cmd
+    Some(cmd)
 }
 
 fn keygen(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
@@ -95,6 +99,7 @@ fn keygen_writes_a_private_secret_key_and_never_overwrites() {
 
 #[test]
 fn signed_by_leapfrog_verifies_with_stock_minisign() {
+    let Some(_) = minisign() else { return };
     let dir = tempfile::tempdir().unwrap();
     let (sk, pk) = keygen(dir.path(), "k");
     let repo = dir.path().join("repo");
@@ -102,6 +107,7 @@ fn signed_by_leapfrog_verifies_with_stock_minisign() {
         .expect_code(0)
         .expect_output("signed");
     let out = minisign()
+        .unwrap()
         .arg("-V")
         .arg("-p")
         .arg(&pk)
@@ -119,6 +125,7 @@ fn signed_by_leapfrog_verifies_with_stock_minisign() {
     body.push_str("demo 9.0.0\n");
     fs::write(repo.join("versions.txt"), body).unwrap();
     let out = minisign()
+        .unwrap()
         .arg("-V")
         .arg("-p")
         .arg(&pk)
@@ -131,9 +138,11 @@ fn signed_by_leapfrog_verifies_with_stock_minisign() {
 
 #[test]
 fn signed_by_stock_minisign_verifies_with_leapfrog() {
+    let Some(_) = minisign() else { return };
     let dir = tempfile::tempdir().unwrap();
     let (sk, pk) = (dir.path().join("stock.key"), dir.path().join("stock.pub"));
     let status = minisign()
+        .unwrap()
         .arg("-G")
         .arg("-W")
         .arg("-p")
@@ -146,6 +155,7 @@ fn signed_by_stock_minisign_verifies_with_leapfrog() {
     let repo = dir.path().join("repo");
     publish_cli(&tree(dir.path()), "1.0.0", &repo, None).expect_code(0);
     let status = minisign()
+        .unwrap()
         .arg("-S")
         .arg("-s")
         .arg(&sk)
