@@ -1,7 +1,7 @@
 //! Getting bytes from wherever the releases are hosted.
 //!
 //! One module per transport, each with the same `open` signature: [`http`]
-//! (`http://`, `https://` through ureq) and [`file`] (`file://` URLs, plain
+//! (`http://`, `https://` through ureq) and [`file`](mod@file) (`file://` URLs, plain
 //! paths and UNC paths for shares). Everything is streamed; the manifest is
 //! capped in size, and a download stops at the size the manifest states.
 
