@@ -82,9 +82,11 @@ impl Journal {
         self.backup_dir.join(".leapfrog-staging")
     }
 
-    /// The archive's path in the backup dir.
+    /// The archive's path in the backup dir's download folder.
     pub fn archive_path(&self) -> PathBuf {
-        self.backup_dir.join(&self.archive)
+        self.backup_dir
+            .join(".leapfrog-download")
+            .join(&self.archive)
     }
 
     /// Reads the journal in `backup_dir`; `None` when there is none.

@@ -45,6 +45,26 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// A sha256 fed piece by piece, counting bytes.
+#[derive(Default)]
+pub struct Hasher {
+    hasher: Sha256,
+    count: u64,
+}
+
+impl Hasher {
+    /// Adds `bytes`.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+        self.count += bytes.len() as u64;
+    }
+
+    /// The lowercase hex sha256 of everything added, and the byte count.
+    pub fn finish(self) -> (String, u64) {
+        (hex::encode(self.hasher.finalize()), self.count)
+    }
+}
+
 /// A writer that hashes and counts everything written through it.
 pub struct HashingWriter<W> {
     inner: W,

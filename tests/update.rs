@@ -44,8 +44,9 @@ fn assert_untouched(world: &World, before: &std::collections::BTreeMap<String, S
     );
     assert!(
         !world.backup.exists(),
-        "a failed stage left {} behind",
-        world.backup.display()
+        "a failed stage left {} behind: {:?}",
+        world.backup.display(),
+        tree_hashes(&world.backup).keys().collect::<Vec<_>>()
     );
     let again = command(&world.install.join("demo"))
         .env("LEAPFROG_MANIFEST_URL", "http://127.0.0.1:9/versions.txt")
@@ -174,22 +175,46 @@ fn update_truncated_file_on_host() {
 }
 
 #[test]
-fn update_download_cut_off() {
+fn update_download_cut_off_resumes() {
+    // Every response is cut after a fifth of the archive: within a run the
+    // download goes on from where it stopped (three tries), and after a
+    // relaunch it goes on from the kept .partial, never starting over.
     let world = World::new();
     let before = tree_hashes(&world.install);
-    let url = cutting_server(world.releases.clone(), 100_000, 2);
+    let size = fs::metadata(world.releases.join("demo-1.1.0.tar.gz"))
+        .unwrap()
+        .len() as usize;
+    let cut = size / 5 + 1;
+    let (url, sent) = cutting_server(world.releases.clone(), cut);
     let run = world
         .launch(&url)
         .expect_code(0)
-        .expect_output("demo-1.1.0.tar.gz")
+        .expect_output(&format!("at byte {cut}\n"))
+        .expect_output(&format!("at byte {}\n", 2 * cut))
         .expect_output("still running the installed version")
         .expect_no_output("demo 1.1.0 running");
-    assert_untouched(&world, &before, &run);
-    let partial: Vec<_> = walk_names(world.dir.path())
+    assert_eq!(tree_hashes(&world.install), before, "{}", run.stdout());
+    let kept: Vec<_> = walk_names(&world.backup)
         .into_iter()
-        .filter(|n| n.ends_with(".partial"))
+        .filter(|n| !n.starts_with(".leapfrog-download"))
         .collect();
-    assert!(partial.is_empty(), "left behind: {partial:?}");
+    assert!(
+        kept.is_empty(),
+        "only the partial download may stay: {kept:?}"
+    );
+    let partial = world
+        .backup
+        .join(".leapfrog-download/demo-1.1.0.tar.gz.partial");
+    assert_eq!(fs::metadata(&partial).unwrap().len() as usize, 3 * cut);
+    world
+        .launch(&url)
+        .expect_code(0)
+        .expect_output(&format!("at byte {}\n", 3 * cut))
+        .expect_output("demo 1.1.0 running");
+    assert_eq!(tree_hashes(&world.install), expected_after_update(&world));
+    // Every byte was sent once.
+    assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), size);
+    assert!(!world.backup.join(".leapfrog-download").exists());
 }
 
 fn walk_names(dir: &std::path::Path) -> Vec<String> {

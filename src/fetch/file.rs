@@ -2,11 +2,11 @@
 //! releases on a file share or a local folder.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
 
-use crate::error::{Error, Result};
-use crate::fetch::{Limits, Source};
+use crate::error::Error;
+use crate::fetch::{Failure, Limits, Resume, Source};
 
 /// The local path a `file://` URL or plain path names.
 pub fn to_path(url: &str) -> PathBuf {
@@ -46,24 +46,44 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Opens the file for streaming.
-pub fn open(url: &str, _limits: &Limits) -> Result<Source> {
+/// Opens the file for streaming (from `resume.offset` when its size and
+/// modification time are still those `resume.validator` names).
+pub fn open(url: &str, _limits: &Limits, resume: Option<&Resume>) -> Result<Source, Failure> {
     let path = to_path(url);
-    let fail = |e: std::io::Error| Error::Download {
-        url: url.to_owned(),
-        message: format!("cannot read {}: {e}", path.display()),
+    // A share that is briefly away is worth another try; a missing file is not.
+    let fail = |e: std::io::Error| Failure {
+        retryable: e.kind() != std::io::ErrorKind::NotFound,
+        error: Error::Download {
+            url: url.to_owned(),
+            message: format!("cannot read {}: {e}", path.display()),
+        },
     };
-    let file = File::open(&path).map_err(fail)?;
+    let mut file = File::open(&path).map_err(fail)?;
     let meta = file.metadata().map_err(fail)?;
     if !meta.is_file() {
-        return Err(Error::Download {
+        return Err(Failure::fatal(Error::Download {
             url: url.to_owned(),
             message: format!("{} is not a file", path.display()),
-        });
+        }));
     }
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let validator = format!("{}-{modified}", meta.len());
+    let offset = match resume {
+        Some(r) if r.validator.as_deref() == Some(validator.as_str()) && r.offset < meta.len() => {
+            file.seek(SeekFrom::Start(r.offset)).map_err(fail)?;
+            r.offset
+        }
+        _ => 0,
+    };
     Ok(Source {
         reader: Box::new(BufReader::with_capacity(256 * 1024, file)),
-        len: Some(meta.len()),
+        len: Some(meta.len() - offset),
+        validator: Some(validator),
+        offset,
     })
 }
 

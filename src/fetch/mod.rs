@@ -1,26 +1,68 @@
 //! Getting bytes from wherever the releases are hosted.
 //!
 //! One module per transport, each with the same `open` signature: [`http`]
-//! (`http://`, `https://` through ureq) and [`file`](mod@file) (`file://` URLs, plain
-//! paths and UNC paths for shares). Everything is streamed; the manifest is
-//! capped in size, and a download stops at the size the manifest states.
+//! (`http://`, `https://` through ureq), [`ftp`] (`ftp://`, `ftps://` through
+//! suppaftp) and [`file`](mod@file) (`file://` URLs, plain paths and UNC
+//! paths for shares). Everything is streamed; the manifest is capped in
+//! size, a download stops at the size the manifest states, and a transfer
+//! that stalls or drips is given up on.
+//!
+//! Network errors and server errors (5xx) are retried with backoff; client
+//! errors (4xx) are not. A download that breaks off is continued from where
+//! it stopped (an HTTP Range request checked against the ETag or
+//! Last-Modified date, FTP REST, a seek for files), within one run and across
+//! a relaunch of the app: the `.partial` file and its `.partial.meta` are
+//! kept until the download verifies or proves wrong.
 
 pub mod file;
+pub mod ftp;
 pub mod http;
 
-use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::fs::{self, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{io_err, Error, Result};
-use crate::verify::HashingReader;
+use crate::verify::Hasher;
 
 /// Progress of a download: bytes so far, and the total when known.
 pub type ProgressFn = Arc<dyn Fn(u64, Option<u64>) + Send + Sync>;
 
-/// How patient and how trusting a fetch is.
+/// Credentials for private hosts. Never printed: `Debug` shows only which
+/// kinds are set.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    /// HTTP basic auth, and the FTP login.
+    pub basic: Option<(String, String)>,
+    /// An HTTP bearer token.
+    pub bearer: Option<String>,
+    /// Extra HTTP headers (name, value).
+    pub headers: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field(
+                "basic",
+                &self.basic.as_ref().map(|(user, _)| format!("{user}:***")),
+            )
+            .field("bearer", &self.bearer.as_ref().map(|_| "***"))
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .iter()
+                    .map(|(name, _)| format!("{name}: ***"))
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// How fetches are made: patience, retries, identity.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Time allowed to connect.
@@ -29,19 +71,44 @@ pub struct Limits {
     pub read_timeout: Duration,
     /// The largest manifest accepted.
     pub max_manifest_bytes: u64,
-    /// The User-Agent sent over HTTP.
+    /// The User-Agent sent over HTTP (the updater sets it to name the app too).
     pub user_agent: String,
     /// The slowest transfer accepted, in bytes per second, averaged over
     /// `rate_window` (a server that drips bytes is given up on).
     pub min_rate: u64,
     /// The span over which `min_rate` is measured.
     pub rate_window: Duration,
+    /// How often a failed request is tried again (network errors and 5xx).
+    pub retries: u32,
+    /// The first wait before trying again; it doubles each time.
+    pub retry_backoff: Duration,
+    /// Credentials for private hosts.
+    pub credentials: Credentials,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            max_manifest_bytes: 1024 * 1024,
+            user_agent: format!("leapfrog/{}", env!("CARGO_PKG_VERSION")),
+            min_rate: 1024,
+            rate_window: Duration::from_secs(30),
+            retries: 2,
+            retry_backoff: Duration::from_millis(250),
+            credentials: Credentials::default(),
+        }
+    }
 }
 
 impl Limits {
     /// Applies `LEAPFROG_CONNECT_TIMEOUT`, `LEAPFROG_READ_TIMEOUT`,
-    /// `LEAPFROG_RATE_WINDOW` (durations such as `10s` or `500ms`) and
-    /// `LEAPFROG_MIN_RATE` (bytes per second) when set.
+    /// `LEAPFROG_RATE_WINDOW` (durations such as `10s` or `500ms`),
+    /// `LEAPFROG_MIN_RATE` (bytes per second), `LEAPFROG_RETRIES`, and the
+    /// credentials `LEAPFROG_AUTH_USER` with `LEAPFROG_AUTH_PASSWORD`,
+    /// `LEAPFROG_AUTH_TOKEN`, and `LEAPFROG_HEADERS` (`Name: value`, one per
+    /// line), when set.
     pub fn apply_env(&mut self) -> Result<()> {
         let duration = |name: &str, slot: &mut Duration| -> Result<()> {
             if let Ok(v) = std::env::var(name) {
@@ -53,15 +120,107 @@ impl Limits {
         duration("LEAPFROG_CONNECT_TIMEOUT", &mut self.connect_timeout)?;
         duration("LEAPFROG_READ_TIMEOUT", &mut self.read_timeout)?;
         duration("LEAPFROG_RATE_WINDOW", &mut self.rate_window)?;
-        if let Ok(v) = std::env::var("LEAPFROG_MIN_RATE") {
-            self.min_rate = v.trim().parse().map_err(|_| {
-                Error::Settings(format!(
-                    "LEAPFROG_MIN_RATE={v:?}: expected bytes per second"
-                ))
-            })?;
+        let number =
+            |name: &str| -> Result<Option<u64>> {
+                match std::env::var(name) {
+                    Ok(v) => v.trim().parse().map(Some).map_err(|_| {
+                        Error::Settings(format!("{name}={v:?}: expected a whole number"))
+                    }),
+                    Err(_) => Ok(None),
+                }
+            };
+        if let Some(rate) = number("LEAPFROG_MIN_RATE")? {
+            self.min_rate = rate;
+        }
+        if let Some(retries) = number("LEAPFROG_RETRIES")? {
+            self.retries = retries.min(100) as u32;
+        }
+        if let Ok(user) = std::env::var("LEAPFROG_AUTH_USER") {
+            let password = std::env::var("LEAPFROG_AUTH_PASSWORD").unwrap_or_default();
+            self.credentials.basic = Some((user, password));
+        }
+        if let Ok(token) = std::env::var("LEAPFROG_AUTH_TOKEN") {
+            self.credentials.bearer = Some(token);
+        }
+        if let Ok(headers) = std::env::var("LEAPFROG_HEADERS") {
+            for line in headers.lines().filter(|l| !l.trim().is_empty()) {
+                let (name, value) = line.split_once(':').ok_or_else(|| {
+                    Error::Settings("LEAPFROG_HEADERS: expected `Name: value` lines".into())
+                })?;
+                self.credentials
+                    .headers
+                    .push((name.trim().to_owned(), value.trim().to_owned()));
+            }
         }
         Ok(())
     }
+}
+
+/// A URL as it may be shown: any password in it replaced by `***`.
+pub fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme_end + 3], &rest[at..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// An open stream and what the source said about it.
+pub struct Source {
+    /// The bytes.
+    pub reader: Box<dyn Read + Send>,
+    /// The length of what `reader` yields, when the source says.
+    pub len: Option<u64>,
+    /// What identifies this version of the file (ETag or Last-Modified),
+    /// for resuming.
+    pub validator: Option<String>,
+    /// Where `reader` starts in the file: the offset of an honoured resume
+    /// request, else 0.
+    pub offset: u64,
+}
+
+/// A transport's failure, and whether trying again may help.
+pub struct Failure {
+    /// What went wrong.
+    pub error: Error,
+    /// Network errors and server errors are worth another try.
+    pub retryable: bool,
+}
+
+impl Failure {
+    /// A failure worth another try.
+    pub fn retry(error: Error) -> Failure {
+        Failure {
+            error,
+            retryable: true,
+        }
+    }
+
+    /// A final failure.
+    pub fn fatal(error: Error) -> Failure {
+        Failure {
+            error,
+            retryable: false,
+        }
+    }
+}
+
+/// A request to continue a download: from `offset`, if the file is still
+/// the one `validator` names.
+#[derive(Debug, Clone)]
+pub struct Resume {
+    /// Bytes already there.
+    pub offset: u64,
+    /// The ETag or Last-Modified seen when the download started.
+    pub validator: Option<String>,
 }
 
 /// Fails a transfer whose average rate over a window falls below a minimum
@@ -98,40 +257,21 @@ impl<R: Read> Read for RateGuard<R> {
     }
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            connect_timeout: Duration::from_secs(10),
-            read_timeout: Duration::from_secs(30),
-            max_manifest_bytes: 1024 * 1024,
-            user_agent: format!("leapfrog/{}", env!("CARGO_PKG_VERSION")),
-            min_rate: 1024,
-            rate_window: Duration::from_secs(30),
-        }
-    }
-}
-
-/// An open stream and, when the source says, its length.
-pub struct Source {
-    /// The bytes.
-    pub reader: Box<dyn Read + Send>,
-    /// The length announced by the source.
-    pub len: Option<u64>,
-}
-
-/// Opens `url` with the transport its scheme names; the stream fails when
-/// it falls below `limits.min_rate`.
-pub fn open(url: &str, limits: &Limits) -> Result<Source> {
+fn open_once(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Source, Failure> {
     let lower = url.to_ascii_lowercase();
     let source = if lower.starts_with("http://") || lower.starts_with("https://") {
-        http::open(url, limits)?
+        http::open(url, limits, resume)?
+    } else if lower.starts_with("ftp://") || lower.starts_with("ftps://") {
+        ftp::open(url, limits, resume)?
     } else if lower.starts_with("file://") || !lower.contains("://") {
-        file::open(url, limits)?
+        file::open(url, limits, resume)?
     } else {
-        return Err(Error::Download {
-            url: url.to_owned(),
-            message: "unsupported URL scheme; use http://, https://, file:// or a path".into(),
-        });
+        return Err(Failure::fatal(Error::Download {
+            url: redact(url),
+            message:
+                "unsupported URL scheme; use http://, https://, ftp://, ftps://, file:// or a path"
+                    .into(),
+        }));
     };
     Ok(Source {
         reader: Box::new(RateGuard {
@@ -141,14 +281,36 @@ pub fn open(url: &str, limits: &Limits) -> Result<Source> {
             window_start: std::time::Instant::now(),
             window_bytes: 0,
         }),
-        len: source.len,
+        ..source
     })
+}
+
+fn backoff(limits: &Limits, attempt: u32) -> Duration {
+    limits.retry_backoff.saturating_mul(1 << attempt.min(10))
+}
+
+/// Opens `url` with the transport its scheme names, trying again with
+/// backoff after network and server errors.
+pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Source> {
+    let mut attempt = 0;
+    loop {
+        match open_once(url, limits, resume) {
+            Ok(source) => return Ok(source),
+            Err(f) if f.retryable && attempt < limits.retries => {
+                let wait = backoff(limits, attempt);
+                log::info!("{}; trying again in {wait:?}", f.error.chain());
+                std::thread::sleep(wait);
+                attempt += 1;
+            }
+            Err(f) => return Err(f.error),
+        }
+    }
 }
 
 /// Fetches a small text document (the manifest), refusing one larger than
 /// `limits.max_manifest_bytes`.
 pub fn fetch_text(url: &str, limits: &Limits) -> Result<String> {
-    let source = open(url, limits)?;
+    let source = open(url, limits, None)?;
     let cap = limits.max_manifest_bytes;
     if source.len.is_some_and(|n| n > cap) {
         return Err(too_big(url, cap));
@@ -163,14 +325,14 @@ pub fn fetch_text(url: &str, limits: &Limits) -> Result<String> {
         return Err(too_big(url, cap));
     }
     String::from_utf8(bytes).map_err(|_| Error::Download {
-        url: url.to_owned(),
+        url: redact(url),
         message: "the manifest is not UTF-8 text".into(),
     })
 }
 
 fn too_big(url: &str, cap: u64) -> Error {
     Error::Download {
-        url: url.to_owned(),
+        url: redact(url),
         message: format!("larger than the {cap}-byte limit for a manifest; is this the right URL?"),
     }
 }
@@ -192,7 +354,7 @@ pub(crate) fn transfer_error(url: &str, e: io::Error) -> Error {
         _ => format!("the transfer broke off ({e}); try again"),
     };
     Error::Download {
-        url: url.to_owned(),
+        url: redact(url),
         message,
     }
 }
@@ -206,9 +368,25 @@ pub struct Expect<'a> {
     pub size: Option<u64>,
 }
 
+/// What is remembered next to a `.partial` file, to resume it later.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct PartialMeta {
+    url: String,
+    validator: Option<String>,
+    size: Option<u64>,
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
 /// Downloads `url` to `dest`: the bytes go to `dest.partial` while being
 /// hashed, and only a download of the expected size and sha256 is renamed to
-/// `dest`. On any mismatch the partial file is removed and nothing is at `dest`.
+/// `dest`. A transfer that breaks off is continued where it stopped (also by
+/// a later call, after a relaunch), and started over when the server's file
+/// changed or ignores the range. A download that proves wrong is removed.
 /// Returns the sha256 and size of what arrived.
 pub fn download(
     url: &str,
@@ -217,63 +395,170 @@ pub fn download(
     limits: &Limits,
     progress: Option<&ProgressFn>,
 ) -> Result<(String, u64)> {
-    let partial = partial_path(dest);
-    let result = download_to(url, &partial, expect, limits, progress);
-    match result {
-        Ok(done) => {
-            fs::rename(&partial, dest)
-                .map_err(io_err(&format!("renaming {} to", partial.display()), dest))?;
-            Ok(done)
+    let partial = with_suffix(dest, ".partial");
+    let meta = with_suffix(dest, ".partial.meta");
+    let discard = || {
+        let _ = fs::remove_file(&partial);
+        let _ = fs::remove_file(&meta);
+    };
+    let mut attempt = 0;
+    let mut fresh_after_mismatch = false;
+    loop {
+        let resume = resumable(&partial, &meta, url, expect);
+        if resume.is_none() {
+            discard();
         }
-        Err(e) => {
-            let _ = fs::remove_file(&partial);
-            Err(e)
+        let result = match open_once(url, limits, resume.as_ref()) {
+            Ok(source) => transfer(
+                url,
+                source,
+                &partial,
+                &meta,
+                resume.as_ref(),
+                expect,
+                progress,
+            ),
+            Err(f) => Err(f),
+        };
+        match result {
+            Ok(done) => {
+                let _ = fs::remove_file(&meta);
+                fs::rename(&partial, dest)
+                    .map_err(io_err(&format!("renaming {} to", partial.display()), dest))?;
+                return Ok(done);
+            }
+            // A resumed download that does not verify: the part kept from
+            // before may be bad. Start over once.
+            Err(Failure {
+                error: Error::ChecksumMismatch { .. },
+                ..
+            }) if resume.is_some() && !fresh_after_mismatch => {
+                log::warn!(
+                    "{}: the resumed download did not verify; starting over",
+                    redact(url)
+                );
+                discard();
+                fresh_after_mismatch = true;
+            }
+            Err(f) if f.retryable && attempt < limits.retries => {
+                let wait = backoff(limits, attempt);
+                log::info!("{}; trying again in {wait:?}", f.error.chain());
+                std::thread::sleep(wait);
+                attempt += 1;
+            }
+            Err(f) => {
+                // A transfer that broke off is kept for the next attempt.
+                if !f.retryable {
+                    discard();
+                }
+                return Err(f.error);
+            }
         }
     }
 }
 
-fn partial_path(dest: &Path) -> PathBuf {
-    let mut name = dest.file_name().unwrap_or_default().to_os_string();
-    name.push(".partial");
-    dest.with_file_name(name)
+/// The resume request for a kept `.partial`, if it belongs to this download.
+fn resumable(partial: &Path, meta: &Path, url: &str, expect: &Expect<'_>) -> Option<Resume> {
+    let offset = fs::metadata(partial).ok()?.len();
+    let meta: PartialMeta = serde_json::from_slice(&fs::read(meta).ok()?).ok()?;
+    let complete = expect.size.is_some_and(|size| offset >= size);
+    if meta.url != url || meta.size != expect.size || offset == 0 || complete {
+        return None;
+    }
+    Some(Resume {
+        offset,
+        validator: meta.validator,
+    })
 }
 
-fn download_to(
+#[allow(clippy::too_many_arguments)]
+fn transfer(
     url: &str,
+    source: Source,
     partial: &Path,
+    meta: &Path,
+    resume: Option<&Resume>,
     expect: &Expect<'_>,
-    limits: &Limits,
     progress: Option<&ProgressFn>,
-) -> Result<(String, u64)> {
-    let source = open(url, limits)?;
-    if let (Some(expected), Some(announced)) = (expect.size, source.len) {
-        if announced != expected {
-            return Err(Error::SizeMismatch {
-                url: url.to_owned(),
+) -> Result<(String, u64), Failure> {
+    let shown = redact(url);
+    let io_fail = |action: &str, path: &Path| {
+        let action = action.to_owned();
+        let path = path.to_owned();
+        move |e: io::Error| Failure::fatal(io_err(&action, path)(e))
+    };
+    let start = match resume {
+        Some(r) if source.offset == r.offset => {
+            log::info!("resuming {shown} at byte {}", r.offset);
+            r.offset
+        }
+        _ => 0,
+    };
+    if let (Some(expected), Some(len)) = (expect.size, source.len) {
+        if start + len != expected {
+            return Err(Failure::fatal(Error::SizeMismatch {
+                url: shown,
                 expected,
-                got: announced,
-            });
+                got: start + len,
+            }));
         }
     }
-    let total = expect.size.or(source.len);
+    if start == 0 {
+        let record = PartialMeta {
+            url: url.to_owned(),
+            validator: source.validator.clone(),
+            size: expect.size,
+        };
+        let text = serde_json::to_vec(&record).expect("meta serialises");
+        fs::write(meta, text).map_err(io_fail("writing", meta))?;
+    }
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(start == 0)
+        .read(true)
+        .write(true)
+        .open(partial)
+        .map_err(io_fail("opening", partial))?;
+    // The part kept from before is hashed again, then the rest follows it.
+    let mut hasher = Hasher::default();
+    if start > 0 {
+        let mut kept = (&mut file).take(start);
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = kept.read(&mut buf).map_err(io_fail("reading", partial))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        file.seek(SeekFrom::Start(start))
+            .map_err(io_fail("seeking", partial))?;
+    }
+    let total = expect.size.or(source.len.map(|l| l + start));
     // Never read more than one byte past the promised size.
-    let cap = expect.size.map_or(u64::MAX, |s| s + 1);
-    let mut reader = HashingReader::new(source.reader.take(cap));
-    let file = File::create(partial).map_err(io_err("creating", partial))?;
+    let cap = expect
+        .size
+        .map_or(u64::MAX, |s| s.saturating_sub(start) + 1);
+    let mut reader = source.reader.take(cap);
     let mut out = BufWriter::with_capacity(256 * 1024, file);
     let mut buf = vec![0u8; 256 * 1024];
+    let mut so_far = start;
     let mut last_report = 0u64;
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(transfer_error(url, e)),
+            Err(e) => {
+                let _ = out.flush();
+                return Err(Failure::retry(transfer_error(url, e)));
+            }
         };
+        hasher.update(&buf[..n]);
         out.write_all(&buf[..n])
-            .map_err(io_err("writing", partial))?;
+            .map_err(io_fail("writing", partial))?;
+        so_far += n as u64;
         if let Some(report) = progress {
-            let so_far = reader.count();
             if so_far - last_report >= 1 << 20 || Some(so_far) == total {
                 report(so_far, total);
                 last_report = so_far;
@@ -284,28 +569,66 @@ fn download_to(
     // follows at once, and nothing trusts it across a crash (the journal is
     // written after the unpacked tree, and without it staging starts over).
     out.into_inner()
-        .map_err(|e| io_err("writing", partial)(e.into_error()))?;
-    let (computed, got) = reader.finish();
+        .map_err(|e| Failure::fatal(io_err("writing", partial)(e.into_error())))?;
+    let (computed, got) = hasher.finish();
     if let Some(expected) = expect.size {
         if got != expected {
-            return Err(Error::SizeMismatch {
-                url: url.to_owned(),
+            // The stream ended cleanly at another size: the file on the
+            // server is not the one published (a cut transfer is an error
+            // of the stream itself, kept and continued above).
+            return Err(Failure::fatal(Error::SizeMismatch {
+                url: shown,
                 expected,
                 got,
-            });
+            }));
         }
     }
     if let Some(expected) = expect.sha256 {
         if computed != expected {
-            return Err(Error::ChecksumMismatch {
-                url: url.to_owned(),
+            return Err(Failure::fatal(Error::ChecksumMismatch {
+                url: shown,
                 expected: expected.to_owned(),
                 computed,
-            });
+            }));
         }
     }
     if let Some(report) = progress {
         report(got, Some(got));
     }
     Ok((computed, got))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_urls_are_redacted() {
+        assert_eq!(
+            redact("ftp://bob:s3cret@host:21/a/b"),
+            "ftp://bob:***@host:21/a/b"
+        );
+        assert_eq!(redact("https://host/a@b"), "https://host/a@b");
+        assert_eq!(redact("/plain/path"), "/plain/path");
+    }
+
+    #[test]
+    fn credentials_debug_hides_secrets() {
+        let c = Credentials {
+            basic: Some(("bob".into(), "s3cret".into())),
+            bearer: Some("tok3n".into()),
+            headers: vec![("X-Key".into(), "v4lue".into())],
+        };
+        let shown = format!(
+            "{:?}",
+            Limits {
+                credentials: c,
+                ..Limits::default()
+            }
+        );
+        for secret in ["s3cret", "tok3n", "v4lue"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("bob:***") && shown.contains("X-Key: ***"));
+    }
 }

@@ -115,9 +115,48 @@ pub(crate) struct StagePlan<'a> {
 pub(crate) fn stage(plan: &StagePlan<'_>) -> Result<Journal> {
     let result = stage_inner(plan);
     if result.is_err() {
-        let _ = fs::remove_dir_all(&plan.backup_dir);
+        // A download that broke off is kept, to be continued next time;
+        // everything else staged so far goes.
+        let downloads = plan.backup_dir.join(DOWNLOAD_DIR);
+        let partial = |name: &std::ffi::OsStr| {
+            let name = name.to_string_lossy();
+            name.ends_with(".partial") || name.ends_with(".partial.meta")
+        };
+        for entry in fs::read_dir(&downloads).into_iter().flatten().flatten() {
+            if !partial(&entry.file_name()) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        let keep = fs::read_dir(&downloads).is_ok_and(|mut d| d.next().is_some());
+        if keep {
+            let _ = clear_dir_except(&plan.backup_dir, DOWNLOAD_DIR);
+        } else {
+            let _ = fs::remove_dir_all(&plan.backup_dir);
+        }
     }
     result
+}
+
+/// The folder in the backup dir where archives are downloaded; it outlives
+/// a failed stage so that a broken-off download can be continued.
+pub(crate) const DOWNLOAD_DIR: &str = ".leapfrog-download";
+
+/// Removes everything in `dir` but the entry named `keep`.
+fn clear_dir_except(dir: &Path, keep: &str) -> Result<()> {
+    for entry in fs::read_dir(dir).map_err(io_err("listing", dir))? {
+        let entry = entry.map_err(io_err("listing", dir))?;
+        if entry.file_name() == keep {
+            continue;
+        }
+        let path = entry.path();
+        let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        removed.map_err(io_err("removing", &path))?;
+    }
+    Ok(())
 }
 
 fn stage_inner(plan: &StagePlan<'_>) -> Result<Journal> {
@@ -200,9 +239,10 @@ fn to_list_path(p: &Path) -> String {
 /// Makes `backup` a fresh copy of `install` (the old version, untouched).
 fn copy_to_backup(install: &Path, backup: &Path) -> Result<()> {
     if backup.exists() {
-        fs::remove_dir_all(backup).map_err(io_err("removing the old backup", backup))?;
+        clear_dir_except(backup, DOWNLOAD_DIR)?;
     }
-    fs::create_dir_all(backup).map_err(io_err("creating the backup dir", backup))?;
+    fs::create_dir_all(backup.join(DOWNLOAD_DIR))
+        .map_err(io_err("creating the backup dir", backup))?;
     log::info!("copying {} to {}", install.display(), backup.display());
     let options = fs_extra::dir::CopyOptions::new()
         .content_only(true)
@@ -336,6 +376,7 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
     journal.advance(Step::Applied)?;
     let _ = fs::remove_dir_all(&staging);
     let _ = fs::remove_file(journal.archive_path());
+    let _ = fs::remove_dir(journal.backup_dir.join(DOWNLOAD_DIR));
     log::info!(
         "applied {} {}: {} files replaced, {} removed",
         journal.program,
@@ -466,6 +507,7 @@ pub(crate) fn roll_back(journal: &mut Journal) -> Result<()> {
     crate::sys::sync_dir(&install)?;
     let _ = fs::remove_dir_all(journal.staging_dir());
     let _ = fs::remove_file(journal.archive_path());
+    let _ = fs::remove_dir(backup.join(DOWNLOAD_DIR));
     journal.advance(Step::RolledBack)
 }
 

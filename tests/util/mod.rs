@@ -474,25 +474,36 @@ pub fn file_line(path: &str, data: &[u8]) -> String {
     )
 }
 
-/// A tiny HTTP server that serves `dir` but cuts every `.tar.gz` off after
-/// `cut_after` bytes while announcing the full length. Serves `requests`
-/// requests, then stops.
-pub fn cutting_server(dir: PathBuf, cut_after: usize, requests: usize) -> String {
+/// A tiny HTTP server that serves `dir` with an ETag and byte ranges, but
+/// cuts every `.tar.gz` response off after `cut_after` bytes while
+/// announcing the full length. Returns the manifest URL and a counter of the
+/// archive bytes sent.
+pub fn cutting_server(
+    dir: PathBuf,
+    cut_after: usize,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::Ordering;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = sent.clone();
     std::thread::spawn(move || {
-        for stream in listener.incoming().take(requests) {
+        for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut request_line = String::new();
             if reader.read_line(&mut request_line).is_err() {
                 continue;
             }
+            let mut from = 0usize;
             loop {
                 let mut line = String::new();
                 if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
                     break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                    from = v.trim().trim_end_matches('-').parse().unwrap_or(0);
                 }
             }
             let path = request_line
@@ -507,19 +518,37 @@ pub fn cutting_server(dir: PathBuf, cut_after: usize, requests: usize) -> String
                 );
                 continue;
             };
-            let send = if path.ends_with(".tar.gz") {
-                cut_after.min(body.len())
+            let etag = format!("\"{}\"", body.len());
+            let (status, range) = if from > 0 && from < body.len() {
+                (
+                    "206 Partial Content",
+                    format!(
+                        "Content-Range: bytes {from}-{}/{}\r\n",
+                        body.len() - 1,
+                        body.len()
+                    ),
+                )
             } else {
-                body.len()
+                from = 0;
+                ("200 OK", String::new())
+            };
+            let rest = &body[from..];
+            let send = if path.ends_with(".tar.gz") {
+                cut_after.min(rest.len())
+            } else {
+                rest.len()
             };
             let _ = write!(
                 stream,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nETag: {etag}\r\n{range}Connection: close\r\n\r\n",
+                rest.len()
             );
-            let _ = stream.write_all(&body[..send]);
+            let _ = stream.write_all(&rest[..send]);
+            if path.ends_with(".tar.gz") {
+                counter.fetch_add(send, Ordering::SeqCst);
+            }
             let _ = stream.flush();
         }
     });
-    format!("http://{addr}/versions.txt")
+    (format!("http://{addr}/versions.txt"), sent)
 }

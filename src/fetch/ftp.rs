@@ -1,0 +1,211 @@
+//! `ftp://` through suppaftp: passive mode, a login from the URL
+//! (`ftp://user:password@host/path`) or the credentials, else anonymous;
+//! binary transfers; resume with REST, checked against the file's size and
+//! modification time. `ftps://` is not supported yet.
+
+use std::io::{self, Read};
+use std::net::ToSocketAddrs;
+
+use suppaftp::{ImplFtpStream, TlsStream, TransferStream};
+
+use crate::error::Error;
+use crate::fetch::{redact, Failure, Limits, Resume, Source};
+
+/// The parts of an `ftp://` URL.
+#[derive(Debug, PartialEq, Eq)]
+struct FtpUrl {
+    user: Option<String>,
+    password: Option<String>,
+    host: String,
+    port: u16,
+    path: String,
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parse(url: &str) -> Option<FtpUrl> {
+    let rest = url
+        .get(6..)
+        .filter(|_| url[..6].eq_ignore_ascii_case("ftp://"))?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let (user, password) = match userinfo {
+        Some(u) => match u.split_once(':') {
+            Some((user, pass)) => (Some(decode(user)), Some(decode(pass))),
+            None => (Some(decode(u)), None),
+        },
+        None => (None, None),
+    };
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => (h, p.parse().ok()?),
+        _ => (hostport, 21),
+    };
+    if host.is_empty() {
+        return None;
+    }
+    Some(FtpUrl {
+        user,
+        password,
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+        port,
+        path: format!("/{}", decode(path)),
+    })
+}
+
+/// Reads a transfer to its end, then reads the server's completion reply,
+/// so that a transfer the server aborted is an error, not a short file.
+struct FtpReader<T: TlsStream> {
+    stream: Option<TransferStream<T>>,
+    _control: ImplFtpStream<T>,
+}
+
+impl<T: TlsStream> Read for FtpReader<T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(0);
+        };
+        let n = stream.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            if let Some(stream) = self.stream.take() {
+                stream
+                    .finish()
+                    .map_err(|e| io::Error::other(format!("the transfer did not complete: {e}")))?;
+            }
+        }
+        Ok(n)
+    }
+}
+
+fn boxed<T: TlsStream + Send + 'static>(
+    control: ImplFtpStream<T>,
+    stream: TransferStream<T>,
+) -> Box<dyn Read + Send>
+where
+    TransferStream<T>: Send,
+    ImplFtpStream<T>: Send,
+{
+    Box::new(FtpReader {
+        stream: Some(stream),
+        _control: control,
+    })
+}
+
+/// Logs in, asks for the file (from `resume.offset` when its size and date
+/// still match), and returns the data connection as a stream.
+pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Source, Failure> {
+    let shown = redact(url);
+    let fail = |message: String| Error::Download {
+        url: shown.clone(),
+        message,
+    };
+    if url.len() > 6 && url[..7].eq_ignore_ascii_case("ftps://") {
+        return Err(Failure::fatal(fail(
+            "ftps:// is not supported yet; use ftp:// or https://".into(),
+        )));
+    }
+    let parts =
+        parse(url).ok_or_else(|| Failure::fatal(fail("not an ftp://host/path URL".into())))?;
+    let addr = (parts.host.as_str(), parts.port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| Failure::retry(fail(format!("cannot resolve {}", parts.host))))?;
+    let network = |e: suppaftp::FtpError| Failure::retry(fail(format!("FTP: {e}")));
+    let tcp = std::net::TcpStream::connect_timeout(&addr, limits.connect_timeout).map_err(|e| {
+        Failure::retry(fail(format!(
+            "cannot connect to {}:{} ({e}); is the server running?",
+            parts.host, parts.port
+        )))
+    })?;
+    let _ = tcp.set_read_timeout(Some(limits.read_timeout));
+    let mut ftp = suppaftp::FtpStream::connect_with_stream(tcp).map_err(network)?;
+    let (user, password) = match (&parts.user, &limits.credentials.basic) {
+        (Some(user), _) => (user.clone(), parts.password.clone().unwrap_or_default()),
+        (None, Some((user, password))) => (user.clone(), password.clone()),
+        (None, None) => ("anonymous".to_owned(), "leapfrog@".to_owned()),
+    };
+    ftp.login(user.as_str(), password.as_str()).map_err(|e| {
+        Failure::fatal(fail(format!(
+            "login as {user:?} refused: {e}; check the credentials"
+        )))
+    })?;
+    ftp.transfer_type(suppaftp::types::FileType::Binary)
+        .map_err(network)?;
+    let size = ftp.size(&parts.path).map_err(|e| {
+        Failure::fatal(fail(format!(
+            "{} is not on the server ({e}); check the URL and that the release was uploaded",
+            parts.path
+        )))
+    })? as u64;
+    let date = ftp
+        .mdtm(&parts.path)
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    let validator = format!("{size}-{date}");
+    let offset = match resume {
+        Some(r) if r.validator.as_deref() == Some(validator.as_str()) && r.offset < size => {
+            ftp.resume_transfer(r.offset as usize).map_err(network)?;
+            r.offset
+        }
+        _ => 0,
+    };
+    let stream = ftp.retr_as_stream(&parts.path).map_err(network)?;
+    let _ = stream
+        .get_ref()
+        .get_ref()
+        .set_read_timeout(Some(limits.read_timeout));
+    Ok(Source {
+        reader: boxed(ftp, stream),
+        len: Some(size - offset),
+        validator: Some(validator),
+        offset,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ftp_urls() {
+        assert_eq!(
+            parse("ftp://bob:p%40ss@files.example.com:2121/rel/versions.txt"),
+            Some(FtpUrl {
+                user: Some("bob".into()),
+                password: Some("p@ss".into()),
+                host: "files.example.com".into(),
+                port: 2121,
+                path: "/rel/versions.txt".into(),
+            })
+        );
+        let anon = parse("ftp://127.0.0.1/v.txt").unwrap();
+        assert_eq!(
+            (anon.user, anon.port, anon.path.as_str()),
+            (None, 21, "/v.txt")
+        );
+        assert_eq!(parse("http://x/"), None);
+        assert_eq!(parse("ftp:///nohost"), None);
+    }
+}
