@@ -118,8 +118,10 @@ pub struct Checked {
 /// the program at all is an error (a wrong URL or name, most likely).
 pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
     let url = query.manifest_url;
+    // What is shown of the URL: never a password in it.
+    let shown = crate::fetch::redact(url);
     log::info!(
-        "checking {url} for {} newer than {}",
+        "checking {shown} for {} newer than {}",
         query.program,
         query.current
     );
@@ -132,23 +134,23 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
             ..limits.clone()
         };
         let signature = fetch::fetch_text(&sig_url, &sig_limits).map_err(|e| Error::Signature {
-            url: url.to_owned(),
+            url: shown.clone(),
             reason: format!("unsigned: its signature cannot be fetched ({})", e.chain()),
         })?;
-        let which = crate::sign::verify(text.as_bytes(), &signature, query.keys, url)?;
-        log::info!("{url}: signature verified (key {})", which + 1);
+        let which = crate::sign::verify(text.as_bytes(), &signature, query.keys, &shown)?;
+        log::info!("{shown}: signature verified (key {})", which + 1);
     } else {
         log::warn!(
-            "{url}: no public key configured: this update is NOT verified against a signature"
+            "{shown}: no public key configured: this update is NOT verified against a signature"
         );
     }
-    let manifest = Manifest::parse_any(&text, url, query.program)?;
+    let manifest = Manifest::parse_any(&text, &shown, query.program)?;
     let manifest_sha256 = {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(text.as_bytes()))
     };
     if signed {
-        check_fresh(&manifest, url, &manifest_sha256, query.seen)?;
+        check_fresh(&manifest, &shown, &manifest_sha256, query.seen)?;
     }
     let checked = |update| Checked {
         update,
@@ -159,7 +161,7 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
     };
     if manifest.newest(query.program).is_none() {
         return Err(Error::UnknownProgram {
-            origin: url.to_owned(),
+            origin: shown.clone(),
             program: query.program.to_owned(),
         });
     }
@@ -173,7 +175,7 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
     };
     if release.sha256.is_none() && !query.allow_unverified {
         return Err(Error::Unverified {
-            origin: url.to_owned(),
+            origin: shown.clone(),
             program: release.program.clone(),
             version: release.version.to_string(),
         });
@@ -263,6 +265,7 @@ struct Options {
     prereleases: bool,
     read_env: bool,
     public_keys: Vec<String>,
+    mirrors: Vec<String>,
 }
 
 /// Builds an [`Updater`]; `build()` checks the settings.
@@ -303,6 +306,7 @@ impl Updater {
                 prereleases: false,
                 read_env: true,
                 public_keys: Vec::new(),
+                mirrors: Vec::new(),
             },
         }
     }
@@ -336,6 +340,10 @@ impl Updater {
         if let Some(key) = &config.public_key {
             builder = builder.public_key(key.clone());
         }
+        for mirror in &config.mirrors {
+            builder = builder.mirror(mirror.clone());
+        }
+        builder.opts.limits.credentials = config.credentials.clone();
         builder.opts.config = Some(AppConfig {
             path: absolute,
             ..config
@@ -372,6 +380,35 @@ impl Updater {
     /// signed manifest that is accepted is remembered (serial, hash, a
     /// next key) in the install dir's state file.
     pub fn check(&self) -> Result<Option<Available>> {
+        let mut failures = Vec::new();
+        for url in self.manifest_urls() {
+            match self.check_at(url) {
+                Ok(found) => return Ok(found),
+                Err(e) if self.opts.mirrors.is_empty() => return Err(e),
+                Err(e) => {
+                    log::warn!(
+                        "mirror {} skipped: {}",
+                        crate::fetch::redact(url),
+                        e.chain()
+                    );
+                    failures.push(e.chain());
+                }
+            }
+        }
+        Err(Error::Download {
+            url: crate::fetch::redact(&self.manifest_url),
+            message: format!("every mirror failed: {}", failures.join("; ")),
+        })
+    }
+
+    /// The manifest URL, then the mirrors, in order.
+    fn manifest_urls(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.manifest_url.as_str())
+            .chain(self.opts.mirrors.iter().map(String::as_str))
+    }
+
+    /// [`check`](Self::check) against one manifest URL.
+    pub fn check_at(&self, manifest_url: &str) -> Result<Option<Available>> {
         let mut state = State::read(&self.install_dir)?;
         let mut keys = self.keys.clone();
         for next in &state.next_keys {
@@ -380,7 +417,7 @@ impl Updater {
             }
         }
         let query = Query {
-            manifest_url: &self.manifest_url,
+            manifest_url,
             program: &self.opts.program,
             current: &self.current,
             prereleases: self.opts.prereleases,
@@ -523,7 +560,23 @@ impl Updater {
         if !self.ask(&available) {
             return Ok(Outcome::Declined(available.release.version));
         }
-        let journal = self.stage(&available)?;
+        let mut staged = self.stage(&available);
+        // A mirror whose archive fails to download or verify is skipped; the
+        // next mirror's manifest must offer the same release.
+        for mirror in self.manifest_urls().skip(1) {
+            let Err(e) = &staged else { break };
+            log::warn!(
+                "{}; trying mirror {}",
+                e.chain(),
+                crate::fetch::redact(mirror)
+            );
+            staged = match self.check_at(mirror) {
+                Ok(Some(other)) if other.release == available.release => self.stage(&other),
+                Ok(_) => continue,
+                Err(e) => Err(e),
+            };
+        }
+        let journal = staged?;
         match self.opts.restart {
             Restart::Now => Err(self.restart(&journal)),
             Restart::NextLaunch => Ok(Outcome::Staged(available.release.version)),
@@ -630,6 +683,35 @@ impl UpdaterBuilder {
         self
     }
 
+    /// Another manifest URL to try, in order, when the first is down, slow,
+    /// or serves something that fails verification. May be given more than once.
+    pub fn mirror(mut self, url: impl Into<String>) -> Self {
+        self.opts.mirrors.push(url.into());
+        self
+    }
+
+    /// HTTP basic auth (and the FTP login) for a private host.
+    pub fn basic_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.opts.limits.credentials.basic = Some((user.into(), password.into()));
+        self
+    }
+
+    /// An HTTP bearer token for a private host.
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.opts.limits.credentials.bearer = Some(token.into());
+        self
+    }
+
+    /// An extra HTTP header sent with every request (e.g. an API key).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.opts
+            .limits
+            .credentials
+            .headers
+            .push((name.into(), value.into()));
+        self
+    }
+
     /// Whether `LEAPFROG_*` environment variables override the settings (default yes).
     pub fn read_env(mut self, read: bool) -> Self {
         self.opts.read_env = read;
@@ -661,6 +743,17 @@ impl UpdaterBuilder {
             .collect::<Result<Vec<_>>>()?;
         if opts.read_env {
             opts.limits.apply_env()?;
+            if let Ok(mirrors) = std::env::var(settings::ENV_MIRRORS) {
+                opts.mirrors = mirrors.split_whitespace().map(str::to_owned).collect();
+            }
+        }
+        if opts.limits.user_agent == crate::fetch::Limits::default().user_agent {
+            opts.limits.user_agent = format!(
+                "leapfrog/{} ({}/{})",
+                env!("CARGO_PKG_VERSION"),
+                opts.program,
+                opts.current
+            );
         }
         let manifest_url = opts.manifest_url.clone().ok_or_else(|| {
             Error::Settings(format!(

@@ -1,5 +1,6 @@
 //! A small static file server for demos and tests: GET and HEAD, single byte
-//! ranges, correct Content-Length, nothing outside the served folder. HTTP is
+//! ranges (with If-Range against the ETag or Last-Modified it sends),
+//! correct Content-Length, nothing outside the served folder. HTTP is
 //! parsed by tiny_http; this module only maps paths and ranges.
 
 use std::fs::File;
@@ -120,11 +121,26 @@ fn respond(root: &Path, request: &Request) -> Reply {
         return text(404, "not found\n");
     }
     let len = meta.len();
-    let range = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Range"))
-        .map(|h| parse_range(h.value.as_str(), len));
+    let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+    let last_modified = httpdate::fmt_http_date(modified);
+    let etag = format!(
+        "\"{len:x}-{:x}\"",
+        modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let header_value = |name: &'static str| {
+        request
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv(name))
+            .map(|h| h.value.as_str().to_owned())
+    };
+    // If-Range: honour the range only for the same version of the file.
+    let same_file = header_value("If-Range").is_none_or(|v| v == etag || v == last_modified);
+    let range = header_value("Range")
+        .filter(|_| same_file)
+        .map(|v| parse_range(&v, len));
     let content_type = if path.extension().is_some_and(|e| e == "txt") {
         "text/plain; charset=utf-8"
     } else {
@@ -133,6 +149,8 @@ fn respond(root: &Path, request: &Request) -> Reply {
     let mut headers = vec![
         header("Content-Type", content_type),
         header("Accept-Ranges", "bytes"),
+        header("ETag", &etag),
+        header("Last-Modified", &last_modified),
     ];
     let (status, start, count) = match range {
         None | Some(RangeAsk::Ignore) => (200, 0, len),

@@ -18,7 +18,9 @@
 //! after an update.
 //!
 //! Environment variables, read by [`crate::UpdaterBuilder::build`]:
-//! `LEAPFROG_MANIFEST_URL`, `LEAPFROG_BACKUP_DIR`, `LEAPFROG_ASSUME_YES=1`.
+//! `LEAPFROG_MANIFEST_URL`, `LEAPFROG_MIRRORS`, `LEAPFROG_BACKUP_DIR`,
+//! `LEAPFROG_ASSUME_YES=1`, and those of [`crate::fetch::Limits::apply_env`]
+//! (timeouts, retries, credentials). Credentials are never logged.
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +32,8 @@ use crate::error::{io_err, Error, Result};
 pub const ENV_MANIFEST_URL: &str = "LEAPFROG_MANIFEST_URL";
 /// The environment variable that overrides the backup dir.
 pub const ENV_BACKUP_DIR: &str = "LEAPFROG_BACKUP_DIR";
+/// The environment variable with mirror manifest URLs (whitespace-separated).
+pub const ENV_MIRRORS: &str = "LEAPFROG_MIRRORS";
 /// The environment variable that, set to `1`, answers yes without asking.
 pub const ENV_ASSUME_YES: &str = "LEAPFROG_ASSUME_YES";
 
@@ -50,6 +54,11 @@ pub struct AppConfig {
     pub current_version: String,
     /// The publisher's minisign public key (base64), if updates are signed.
     pub public_key: Option<String>,
+    /// Other manifest URLs to try in order (`mirrors`, a list).
+    pub mirrors: Vec<String>,
+    /// Credentials for a private host (`auth_user`, `auth_password`,
+    /// `auth_token`, `headers` as an object).
+    pub credentials: crate::fetch::Credentials,
 }
 
 impl AppConfig {
@@ -88,6 +97,50 @@ impl AppConfig {
             update_zip_name: field("update_zip_name").ok(),
             current_version: field("current_version")?,
             public_key: field("public_key").ok(),
+            mirrors: match block.get("mirrors") {
+                None => Vec::new(),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| {
+                        Error::Settings(format!(
+                            "{}: Update_app.mirrors must be a list of URLs",
+                            path.display()
+                        ))
+                    })?,
+                Some(_) => {
+                    return Err(Error::Settings(format!(
+                        "{}: Update_app.mirrors must be a list of URLs",
+                        path.display()
+                    )))
+                }
+            },
+            credentials: crate::fetch::Credentials {
+                basic: field("auth_user")
+                    .ok()
+                    .map(|user| (user, field("auth_password").unwrap_or_default())),
+                bearer: field("auth_token").ok(),
+                headers: match block.get("headers") {
+                    None => Vec::new(),
+                    Some(Value::Object(map)) => map
+                        .iter()
+                        .map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| {
+                            Error::Settings(format!(
+                                "{}: Update_app.headers values must be strings",
+                                path.display()
+                            ))
+                        })?,
+                    Some(_) => {
+                        return Err(Error::Settings(format!(
+                            "{}: Update_app.headers must be an object",
+                            path.display()
+                        )))
+                    }
+                },
+            },
         })
     }
 

@@ -212,6 +212,29 @@ fn serve_get_head_range_and_containment() {
     assert_eq!(get("../secret.txt", None).0, 404);
     assert_eq!(get("%2e%2e/secret.txt", None).0, 404);
     assert_eq!(get("leak.txt", None).0, 404);
+    // If-Range: the range only for the same version of the file.
+    let etag = agent
+        .get(&format!("{base}a.bin"))
+        .call()
+        .unwrap()
+        .headers()
+        .get("etag")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let ranged = |validator: &str| {
+        agent
+            .get(&format!("{base}a.bin"))
+            .header("Range", "bytes=5-")
+            .header("If-Range", validator)
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(ranged(&etag), 206);
+    assert_eq!(ranged("\"another\""), 200);
     let head = agent.head(&format!("{base}a.bin")).call().unwrap();
     assert_eq!(head.status().as_u16(), 200);
     assert_eq!(head.headers().get("content-length").unwrap(), "10");

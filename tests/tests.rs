@@ -9,6 +9,7 @@ mod util;
 mod archive;
 mod attack;
 mod cli;
+mod hosts;
 mod manifest;
 mod signing;
 mod update;

@@ -32,7 +32,7 @@ pub type ProgressFn = Arc<dyn Fn(u64, Option<u64>) + Send + Sync>;
 
 /// Credentials for private hosts. Never printed: `Debug` shows only which
 /// kinds are set.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Credentials {
     /// HTTP basic auth, and the FTP login.
     pub basic: Option<(String, String)>,

@@ -180,7 +180,11 @@ fn stage_inner(plan: &StagePlan<'_>) -> Result<Journal> {
     };
     copy_to_backup(&plan.install_dir, &plan.backup_dir)?;
     let archive = journal.archive_path();
-    log::info!("downloading {} to {}", plan.archive_url, archive.display());
+    log::info!(
+        "downloading {} to {}",
+        crate::fetch::redact(&plan.archive_url),
+        archive.display()
+    );
     let expect = Expect {
         sha256: release.sha256.as_deref(),
         size: release.size,

@@ -28,12 +28,16 @@ pub enum Behave {
     Longer { extra: usize, announce: bool },
     /// A redirect to the same path, forever.
     RedirectLoop,
+    /// This status for the first `times` requests, then the file.
+    FailTimes { status: u16, times: usize },
 }
 
 /// The server; it runs until the test process ends.
 pub struct EvilServer {
     pub base: String,
     rules: Arc<Mutex<HashMap<String, Behave>>>,
+    /// Every request's head (request line and headers), in order.
+    pub requests: Arc<Mutex<Vec<String>>>,
 }
 
 impl EvilServer {
@@ -41,15 +45,20 @@ impl EvilServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}/", listener.local_addr().unwrap());
         let rules: Arc<Mutex<HashMap<String, Behave>>> = Arc::default();
-        let shared = rules.clone();
+        let requests: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (shared, log) = (rules.clone(), requests.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let (dir, rules) = (dir.clone(), shared.clone());
-                std::thread::spawn(move || serve(stream, &dir, &rules));
+                let (dir, rules, log) = (dir.clone(), shared.clone(), log.clone());
+                std::thread::spawn(move || serve(stream, &dir, &rules, &log));
             }
         });
-        EvilServer { base, rules }
+        EvilServer {
+            base,
+            rules,
+            requests,
+        }
     }
 
     /// Makes `path` (e.g. "versions.txt") answer as `behave`.
@@ -67,30 +76,62 @@ impl EvilServer {
     }
 }
 
-fn serve(mut stream: TcpStream, dir: &std::path::Path, rules: &Mutex<HashMap<String, Behave>>) {
+fn serve(
+    mut stream: TcpStream,
+    dir: &std::path::Path,
+    rules: &Mutex<HashMap<String, Behave>>,
+    log: &Mutex<Vec<String>>,
+) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut request = String::new();
-    if reader.read_line(&mut request).is_err() {
-        return;
-    }
+    // As a proxy, a CONNECT opens a tunnel; the requests that come through
+    // it are answered here as well.
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+        request.clear();
+        if reader.read_line(&mut request).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut head = request.clone();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+        log.lock().unwrap().push(head);
+        if !request.starts_with("CONNECT ") {
             break;
         }
+        let _ = stream.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
     }
-    let path = request
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("/")
-        .trim_start_matches('/')
-        .to_owned();
-    let behave = rules
+    // A proxy is asked for the absolute URL: serve its path all the same.
+    let target = request.split_whitespace().nth(1).unwrap_or("/");
+    let target = match target.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => target,
+    };
+    let path = target.trim_start_matches('/').to_owned();
+    let mut behave = rules
         .lock()
         .unwrap()
         .get(&path)
         .cloned()
         .unwrap_or(Behave::Normal);
+    if let Behave::FailTimes { status, times } = behave {
+        behave = if times > 0 {
+            rules.lock().unwrap().insert(
+                path.clone(),
+                Behave::FailTimes {
+                    status,
+                    times: times - 1,
+                },
+            );
+            Behave::Status(status)
+        } else {
+            Behave::Normal
+        };
+    }
     let file = fs::read(dir.join(&path));
     let head = |stream: &mut TcpStream, status: &str, len: Option<usize>| {
         let len = len.map_or(String::new(), |l| format!("Content-Length: {l}\r\n"));
