@@ -11,5 +11,6 @@ mod attack;
 mod cli;
 mod hosts;
 mod manifest;
+mod servers;
 mod signing;
 mod update;

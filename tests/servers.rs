@@ -1,0 +1,316 @@
+//! Full updates through real servers on loopback: nginx for HTTP (with a
+//! download killed half way and resumed) and vsftpd for FTP. Each server is
+//! started by the test with its own config in a temp dir. Where they are
+//! not installed the tests say what to install and stop, except in CI
+//! (`CI` set), where they fail: `.ci/run` installs them.
+
+use std::fs;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+fn have(program: &str, package: &str) -> bool {
+    if Path::new(program).is_file() {
+        return true;
+    }
+    let advice = format!("{program} is not installed: apt-get install {package}");
+    assert!(std::env::var_os("CI").is_none(), "{advice}");
+    eprintln!("SKIPPED: {advice}");
+    false
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A server process, killed when dropped.
+struct Daemon {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    fn wait_ready(mut self, what: &str) -> Daemon {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "{what} exited with {status}: {}",
+                    fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} did not listen on {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// nginx serving `root`, archives limited to `rate` (e.g. "2m") when given.
+fn nginx(root: &Path, rate: Option<&str>) -> Option<Daemon> {
+    if !have("/usr/sbin/nginx", "nginx-light") {
+        return None;
+    }
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().to_owned();
+    let port = free_port();
+    let limit = rate.map_or(String::new(), |r| {
+        format!("location ~ \\.tar\\.gz$ {{ limit_rate {r}; }}")
+    });
+    let log = dir.join("error.log");
+    let conf = format!(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {log};\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+           fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+           types {{ text/plain txt; application/octet-stream gz; }}\n\
+           server {{ listen 127.0.0.1:{port}; root {root}; {limit} }}\n}}\n",
+        d = dir.display(),
+        log = log.display(),
+        root = root.display(),
+    );
+    fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let child = Command::new("/usr/sbin/nginx")
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .arg("-e")
+        .arg(&log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Some(
+        Daemon {
+            child,
+            port,
+            log,
+            _dir: temp,
+        }
+        .wait_ready("nginx"),
+    )
+}
+
+/// vsftpd serving `root` to anonymous users, at most `rate` bytes/s.
+fn vsftpd(root: &Path, rate: Option<u64>) -> Option<Daemon> {
+    if !have("/usr/sbin/vsftpd", "vsftpd") {
+        return None;
+    }
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().to_owned();
+    let port = free_port();
+    let log = dir.join("vsftpd.log");
+    let empty = dir.join("empty");
+    fs::create_dir_all(&empty).unwrap();
+    let conf = format!(
+        "listen=YES\nlisten_address=127.0.0.1\nlisten_port={port}\nbackground=NO\n\
+         anonymous_enable=YES\nanon_root={root}\nno_anon_password=YES\nlocal_enable=NO\nwrite_enable=NO\n\
+         pasv_enable=YES\npasv_address=127.0.0.1\nseccomp_sandbox=NO\nisolate=NO\nisolate_network=NO\n\
+         secure_chroot_dir={empty}\nvsftpd_log_file={log}\nxferlog_enable=YES\nanon_max_rate={rate}\n",
+        root = root.display(),
+        empty = empty.display(),
+        log = log.display(),
+        rate = rate.unwrap_or(0),
+    );
+    fs::write(dir.join("vsftpd.conf"), conf).unwrap();
+    let child = Command::new("/usr/sbin/vsftpd")
+        .arg(dir.join("vsftpd.conf"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Some(
+        Daemon {
+            child,
+            port,
+            log,
+            _dir: temp,
+        }
+        .wait_ready("vsftpd"),
+    )
+}
+
+/// The anonymous FTP user must be able to read the releases.
+fn open_to_all(world: &World) {
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [world.dir.path(), &world.releases] {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for entry in fs::read_dir(&world.releases).unwrap() {
+        fs::set_permissions(entry.unwrap().path(), fs::Permissions::from_mode(0o644)).unwrap();
+    }
+}
+
+fn expected_after_update(world: &World) -> std::collections::BTreeMap<String, String> {
+    let mut installed = tree_hashes(&world.install);
+    installed.remove(leapfrog::state::STATE_NAME);
+    let mut want = tree_hashes(&world.fixture.tree_1_1);
+    want.insert(USER_FILE.into(), installed[USER_FILE].clone());
+    want.insert(
+        ".leapfrog-release".into(),
+        installed[".leapfrog-release"].clone(),
+    );
+    assert_eq!(installed, want);
+    want
+}
+
+#[test]
+fn nginx_full_update() {
+    let world = World::new();
+    let Some(server) = nginx(&world.releases, None) else {
+        return;
+    };
+    world
+        .launch(&format!("http://127.0.0.1:{}/versions.txt", server.port))
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
+    expected_after_update(&world);
+}
+
+#[test]
+fn nginx_signed_update() {
+    let world = World::signed();
+    let Some(server) = nginx(&world.releases, None) else {
+        return;
+    };
+    world
+        .launch(&format!("http://127.0.0.1:{}/versions.txt", server.port))
+        .expect_code(0)
+        .expect_output("signature verified")
+        .expect_output("demo 1.1.0 running");
+    expected_after_update(&world);
+}
+
+/// Kills the app once its partial download has `at_least` bytes.
+fn launch_and_kill_mid_download(world: &World, url: &str, at_least: u64) -> u64 {
+    let partial = world
+        .backup
+        .join(".leapfrog-download/demo-1.1.0.tar.gz.partial");
+    let mut child = command(&world.install.join("demo"))
+        .env("LEAPFROG_ASSUME_YES", "1")
+        .env("LEAPFROG_MANIFEST_URL", url)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = fs::metadata(&partial).map_or(0, |m| m.len());
+        if got >= at_least {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return fs::metadata(&partial).unwrap().len();
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the app ended before the download was cut"
+        );
+        assert!(Instant::now() < deadline, "the download did not get going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn nginx_download_killed_then_resumed() {
+    let world = World::new();
+    let Some(server) = nginx(&world.releases, Some("2m")) else {
+        return;
+    };
+    let url = format!("http://127.0.0.1:{}/versions.txt", server.port);
+    let kept = launch_and_kill_mid_download(&world, &url, 1_000_000);
+    let size = fs::metadata(world.releases.join("demo-1.1.0.tar.gz"))
+        .unwrap()
+        .len();
+    assert!(kept > 0 && kept < size, "{kept} of {size}");
+    let run = world
+        .launch(&url)
+        .expect_code(0)
+        .expect_output("resuming http://127.0.0.1:")
+        .expect_output("demo 1.1.0 running");
+    let at: u64 = run
+        .stdout()
+        .split("at byte ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    assert!(at >= kept.min(1_000_000), "resumed at {at}, kept {kept}");
+    expected_after_update(&world);
+    // nginx served the rest with 206 from where the kept part ended.
+    let access = fs::read_to_string(server.log.with_file_name("access.log")).unwrap();
+    assert!(
+        access
+            .lines()
+            .any(|l| l.contains("demo-1.1.0.tar.gz") && l.contains("\" 206 ")),
+        "{access}"
+    );
+}
+
+#[test]
+fn vsftpd_full_update() {
+    let world = World::new();
+    open_to_all(&world);
+    let Some(server) = vsftpd(&world.releases, None) else {
+        return;
+    };
+    world
+        .launch(&format!("ftp://127.0.0.1:{}/versions.txt", server.port))
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
+    expected_after_update(&world);
+}
+
+#[test]
+fn vsftpd_download_killed_then_resumed_with_rest() {
+    let world = World::new();
+    open_to_all(&world);
+    let Some(server) = vsftpd(&world.releases, Some(2_000_000)) else {
+        return;
+    };
+    let url = format!("ftp://127.0.0.1:{}/versions.txt", server.port);
+    let kept = launch_and_kill_mid_download(&world, &url, 1_000_000);
+    world
+        .launch(&url)
+        .expect_code(0)
+        .expect_output(&format!("at byte {kept}"))
+        .expect_output("demo 1.1.0 running");
+    expected_after_update(&world);
+}
+
+#[test]
+fn vsftpd_missing_file_is_a_clear_error() {
+    let world = World::new();
+    open_to_all(&world);
+    fs::remove_file(world.releases.join("demo-1.1.0.tar.gz")).unwrap();
+    let Some(server) = vsftpd(&world.releases, None) else {
+        return;
+    };
+    let before = tree_hashes(&world.install);
+    world
+        .launch(&format!("ftp://127.0.0.1:{}/versions.txt", server.port))
+        .expect_code(0)
+        .expect_output("/demo-1.1.0.tar.gz is not on the server")
+        .expect_output("demo 1.0.0 running");
+    assert_eq!(tree_hashes(&world.install), before);
+}
