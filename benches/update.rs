@@ -48,7 +48,7 @@ impl Rng {
 
 /// Writes `files` files totalling about `total` bytes: one in a hundred is
 /// large, the rest small, spread over 20 folders.
-fn make_payload(dir: &Path, total: u64, files: u64, variant: u64) -> u64 {
+fn make_payload(dir: &Path, total: u64, files: u64, variant: u64, all_random: bool) -> u64 {
     let large_count = (files / 100).max(1);
     let large = total / 2 / large_count;
     let small = (total / 2) / (files - large_count).max(1);
@@ -63,7 +63,7 @@ fn make_payload(dir: &Path, total: u64, files: u64, variant: u64) -> u64 {
         let path = dir.join(format!("payload/d{:02}/f{i:05}.dat", i % 20));
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         let mut data = Vec::with_capacity(size as usize);
-        if i % 2 == 0 {
+        if all_random || i % 2 == 0 {
             while (data.len() as u64) < size {
                 data.extend_from_slice(&rng.next().to_le_bytes());
             }
@@ -83,7 +83,7 @@ fn make_payload(dir: &Path, total: u64, files: u64, variant: u64) -> u64 {
     written
 }
 
-fn app_tree(dir: &Path, version: &str, total: u64, files: u64, variant: u64) -> u64 {
+fn app_tree(dir: &Path, version: &str, total: u64, files: u64, variant: u64, all_random: bool) -> u64 {
     fs::create_dir_all(dir.join("data")).unwrap();
     fs::copy(BIN, dir.join("demo")).unwrap();
     fs::write(
@@ -93,7 +93,7 @@ fn app_tree(dir: &Path, version: &str, total: u64, files: u64, variant: u64) -> 
         ),
     )
     .unwrap();
-    make_payload(dir, total, files, variant)
+    make_payload(dir, total, files, variant, all_random)
 }
 
 fn timed(what: &str, cmd: &mut Command) -> Duration {
@@ -121,7 +121,7 @@ fn main() {
     let mut sizes = Vec::new();
     for (version, variant) in [("1.0.0", 0), ("1.1.0", 1)] {
         let tree = w.join(format!("tree-{version}"));
-        let bytes = app_tree(&tree, version, total, files, variant);
+        let bytes = app_tree(&tree, version, total, files, variant, false);
         let start = Instant::now();
         let published = publish(&PublishOptions {
             app_dir: tree,
@@ -268,6 +268,115 @@ fn main() {
     println!(
         "| the app's own download (staging) | {:.0} MB/s | | | |",
         mbps(archive_size, app_download)
+    );
+    drop(server);
+    nginx_scenario(w);
+}
+
+/// Issue "any static host": a 500 MB archive (incompressible) from nginx on
+/// loopback, the app's own download against `curl -o`, and its peak memory.
+fn nginx_scenario(w: &Path) {
+    let nginx = Path::new("/usr/sbin/nginx");
+    if !nginx.is_file() {
+        println!("\n(nginx is not installed: apt-get install nginx-light for the nginx figures)");
+        return;
+    }
+    let total = env_num("LEAPFROG_BENCH_NGINX_MB", 500) * 1_000_000;
+    let root = w.join("nginx");
+    let releases = root.join("releases");
+    for (version, variant) in [("1.0.0", 0), ("1.1.0", 1)] {
+        let tree = root.join(format!("tree-{version}"));
+        app_tree(&tree, version, total, 200, variant, true);
+        publish(&PublishOptions {
+            app_dir: tree.clone(),
+            program: "demo".into(),
+            version: version.into(),
+            repo: releases.clone(),
+            notes: None,
+            signing: Default::default(),
+        })
+        .unwrap();
+        fs::remove_dir_all(&tree).unwrap();
+    }
+    let archive_size = fs::metadata(releases.join("demo-1.1.0.tar.gz")).unwrap().len();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let d = root.join("nginx-run");
+    fs::create_dir_all(&d).unwrap();
+    let conf = format!(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 64; }}\nhttp {{ access_log off; sendfile on;\n\
+         client_body_temp_path {d}/b; proxy_temp_path {d}/p; fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;\n\
+         server {{ listen 127.0.0.1:{port}; root {r}; }} }}\n",
+        d = d.display(),
+        r = releases.display()
+    );
+    fs::write(d.join("nginx.conf"), conf).unwrap();
+    let mut child = Command::new(nginx)
+        .arg("-p")
+        .arg(&d)
+        .arg("-c")
+        .arg(d.join("nginx.conf"))
+        .arg("-e")
+        .arg(d.join("error.log"))
+        .spawn()
+        .unwrap();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let base = format!("http://127.0.0.1:{port}/");
+    let mut curl = Duration::MAX;
+    for round in 0..3 {
+        let dest = root.join(format!("curl-{round}"));
+        curl = curl.min(timed(
+            "curl",
+            Command::new("curl").args(["-s", "-f", "-o"]).arg(&dest).arg(format!("{base}demo-1.1.0.tar.gz")),
+        ));
+        fs::remove_file(dest).unwrap();
+    }
+    let install = root.join("apps/demo");
+    fs::create_dir_all(root.join("apps")).unwrap();
+    leapfrog::archive::unpack(releases.join("demo-1.0.0.tar.gz"), &install).unwrap();
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", "maxrss_kb=%M"])
+        .arg(install.join("demo"))
+        .env("LEAPFROG_ASSUME_YES", "1")
+        .env("LEAPFROG_LOG_TIMESTAMPS", "1")
+        .env("LEAPFROG_MANIFEST_URL", format!("{base}versions.txt"))
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stdout.contains("demo 1.1.0 running"), "{stdout}\n{stderr}");
+    let at = |needle: &str| -> u64 {
+        stdout
+            .lines()
+            .find(|l| l.contains(needle))
+            .and_then(|l| l.strip_prefix("t=")?.split(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {needle:?} line in\n{stdout}"))
+    };
+    let ours = Duration::from_micros(at("verified ") - at("downloading "));
+    let maxrss_kb: u64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("maxrss_kb="))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("GNU time's maxrss line");
+    let ratio = curl.as_secs_f64() / ours.as_secs_f64();
+    println!();
+    println!("| measure (nginx on loopback) | leapfrog | reference | ratio | target |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| the app's download of a {:.0} MB archive (hashed, size-capped) | {:.0} MB/s | curl -o: {:.0} MB/s | {ratio:.2}x | >= 0.90x: {} |",
+        archive_size as f64 / 1e6,
+        mbps(archive_size, ours),
+        mbps(archive_size, curl),
+        verdict(ratio >= 0.9)
+    );
+    println!(
+        "| peak memory of the updating app (all execs) | {:.1} MiB | | | < 64 MiB: {} |",
+        maxrss_kb as f64 / 1024.0,
+        verdict(maxrss_kb < 64 * 1024)
     );
 }
 
