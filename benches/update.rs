@@ -83,7 +83,14 @@ fn make_payload(dir: &Path, total: u64, files: u64, variant: u64, all_random: bo
     written
 }
 
-fn app_tree(dir: &Path, version: &str, total: u64, files: u64, variant: u64, all_random: bool) -> u64 {
+fn app_tree(
+    dir: &Path,
+    version: &str,
+    total: u64,
+    files: u64,
+    variant: u64,
+    all_random: bool,
+) -> u64 {
     fs::create_dir_all(dir.join("data")).unwrap();
     fs::copy(BIN, dir.join("demo")).unwrap();
     fs::write(
@@ -207,8 +214,8 @@ fn main() {
     };
     let micros = |a: u64, b: u64| Duration::from_micros(b - a);
     let copy = micros(at("copying "), at("downloading "));
-    let app_download = micros(at("downloading "), at("verified "));
-    let verified_to_running = micros(at("verified "), at("demo 1.1.0 running"));
+    let app_download = micros(at("downloading "), at(" bytes, sha256 "));
+    let verified_to_running = micros(at(" bytes, sha256 "), at("demo 1.1.0 running"));
     let maxrss_kb: u64 = stderr
         .lines()
         .find_map(|l| l.strip_prefix("maxrss_kb="))
@@ -298,8 +305,14 @@ fn nginx_scenario(w: &Path) {
         .unwrap();
         fs::remove_dir_all(&tree).unwrap();
     }
-    let archive_size = fs::metadata(releases.join("demo-1.1.0.tar.gz")).unwrap().len();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let archive_size = fs::metadata(releases.join("demo-1.1.0.tar.gz"))
+        .unwrap()
+        .len();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let d = root.join("nginx-run");
     fs::create_dir_all(&d).unwrap();
     let conf = format!(
@@ -329,7 +342,10 @@ fn nginx_scenario(w: &Path) {
         let dest = root.join(format!("curl-{round}"));
         curl = curl.min(timed(
             "curl",
-            Command::new("curl").args(["-s", "-f", "-o"]).arg(&dest).arg(format!("{base}demo-1.1.0.tar.gz")),
+            Command::new("curl")
+                .args(["-s", "-f", "-o"])
+                .arg(&dest)
+                .arg(format!("{base}demo-1.1.0.tar.gz")),
         ));
         fs::remove_file(dest).unwrap();
     }
@@ -356,7 +372,7 @@ fn nginx_scenario(w: &Path) {
             .and_then(|l| l.strip_prefix("t=")?.split(' ').next()?.parse().ok())
             .unwrap_or_else(|| panic!("no {needle:?} line in\n{stdout}"))
     };
-    let ours = Duration::from_micros(at("verified ") - at("downloading "));
+    let ours = Duration::from_micros(at(" bytes, sha256 ") - at("downloading "));
     let maxrss_kb: u64 = stderr
         .lines()
         .find_map(|l| l.strip_prefix("maxrss_kb="))

@@ -238,3 +238,69 @@ fn json_version_endpoint_works_as_a_source() {
         .expect_code(0)
         .expect_output("demo 1.1.0 running");
 }
+
+/// Plants a kept partial download of `dest` that claims `validator`.
+fn plant_partial(dest: &std::path::Path, url: &str, validator: &str, size: u64, junk: usize) {
+    let partial = dest.with_file_name(format!(
+        "{}.partial",
+        dest.file_name().unwrap().to_string_lossy()
+    ));
+    fs::write(&partial, vec![b'J'; junk]).unwrap();
+    let meta = serde_json::json!({"url": url, "validator": validator, "size": size});
+    fs::write(
+        partial.with_file_name(format!(
+            "{}.meta",
+            partial.file_name().unwrap().to_string_lossy()
+        )),
+        meta.to_string(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn resume_starts_over_when_the_file_changed_or_range_is_ignored() {
+    let fx = fixture();
+    let archive = fx.releases.join("demo-1.1.0.tar.gz");
+    let (sha, size) = leapfrog::verify::sha256_file(&archive).unwrap();
+    let expect = leapfrog::fetch::Expect {
+        sha256: Some(&sha),
+        size: Some(size),
+    };
+    let limits = leapfrog::fetch::Limits::default();
+    let dir = tempfile::tempdir().unwrap();
+
+    // The embedded server honours If-Range: a stale validator gets the whole file.
+    let server = leapfrog::serve::Server::start(&fx.releases, "127.0.0.1:0").unwrap();
+    let url = format!("{}demo-1.1.0.tar.gz", server.url());
+    let dest = dir.path().join("a.tar.gz");
+    plant_partial(&dest, &url, "\"an older file\"", size, 1000);
+    let got = leapfrog::fetch::download(&url, &dest, &expect, &limits, None).unwrap();
+    assert_eq!(got, (sha.clone(), size));
+
+    // A server that ignores Range: the whole file again, not spliced on.
+    let evil = EvilServer::start(fx.releases.clone());
+    let url = format!("{}demo-1.1.0.tar.gz", evil.base);
+    let dest = dir.path().join("b.tar.gz");
+    plant_partial(&dest, &url, &format!("\"{size}\""), size, 1000);
+    let got = leapfrog::fetch::download(&url, &dest, &expect, &limits, None).unwrap();
+    assert_eq!(got, (sha.clone(), size));
+    assert!(heads(&evil, "demo-1.1.0.tar.gz")[0].contains("range: bytes=1000-"));
+
+    // A kept part that is corrupt but claims the right validator: the
+    // result fails its hash, and the download starts over once by itself.
+    let url = format!("{}demo-1.1.0.tar.gz", server.url());
+    let etag = ureq::get(&url)
+        .call()
+        .unwrap()
+        .headers()
+        .get("etag")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let dest = dir.path().join("c.tar.gz");
+    plant_partial(&dest, &url, &etag, size, 1000);
+    let got = leapfrog::fetch::download(&url, &dest, &expect, &limits, None).unwrap();
+    assert_eq!(got, (sha, size));
+    assert!(!dir.path().join("c.tar.gz.partial").exists());
+}
