@@ -458,3 +458,59 @@ fn download_reports_progress() {
     assert_eq!(seen.last(), Some(&(size, Some(size))));
     assert!(seen.iter().all(|&(_, total)| total == Some(size)));
 }
+
+#[test]
+fn update_backup_is_hard_links_on_the_same_file_system() {
+    use std::os::unix::fs::MetadataExt;
+    let world = World::new();
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    world
+        .launch(&manifest_url(&server))
+        .expect_code(0)
+        .expect_output("files as hard links")
+        .expect_output("demo 1.1.0 running");
+    // The user's file is the same inode in both; the replaced release files
+    // are not (apply renamed new files in, never wrote into old ones).
+    let ino = |p: &std::path::Path| fs::metadata(p).unwrap().ino();
+    assert_eq!(
+        ino(&world.install.join(USER_FILE)),
+        ino(&world.backup.join(USER_FILE))
+    );
+    assert_ne!(
+        ino(&world.install.join("demo")),
+        ino(&world.backup.join("demo"))
+    );
+    assert_eq!(
+        fs::read_to_string(world.backup.join("README.txt")).unwrap(),
+        "demo 1.0.0\n"
+    );
+}
+
+#[test]
+fn update_with_backup_on_another_file_system_copies() {
+    // /dev/shm is a tmpfs: no hard links from the install dir, and the
+    // staged files cross file systems when applied.
+    let shm = std::path::Path::new("/dev/shm");
+    if !shm.is_dir() {
+        eprintln!("SKIPPED: no /dev/shm on this machine");
+        return;
+    }
+    let world = World::new();
+    let backup = tempfile::tempdir_in(shm).unwrap();
+    let backup_dir = backup.path().join("demo.backup");
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    world
+        .launch_env(
+            &manifest_url(&server),
+            &[("LEAPFROG_BACKUP_DIR", backup_dir.to_str().unwrap())],
+        )
+        .expect_code(0)
+        .expect_output("hard links are not possible here")
+        .expect_output("copying instead")
+        .expect_output("demo 1.1.0 running");
+    assert_eq!(tree_hashes(&world.install), expected_after_update(&world));
+    assert_eq!(
+        fs::read_to_string(backup_dir.join("README.txt")).unwrap(),
+        "demo 1.0.0\n"
+    );
+}

@@ -241,12 +241,31 @@ fn to_list_path(p: &Path) -> String {
 }
 
 /// Makes `backup` a fresh copy of `install` (the old version, untouched).
+///
+/// On the same file system the copy is made of hard links: nothing is
+/// written but directory entries, and it stays an untouched copy because
+/// applying replaces files by rename and never writes into them. Where hard
+/// links cannot be made (another file system, no permission) it copies.
 fn copy_to_backup(install: &Path, backup: &Path) -> Result<()> {
     if backup.exists() {
         clear_dir_except(backup, DOWNLOAD_DIR)?;
     }
     fs::create_dir_all(backup.join(DOWNLOAD_DIR))
         .map_err(io_err("creating the backup dir", backup))?;
+    match link_tree(install, backup) {
+        Ok(files) => {
+            log::info!(
+                "backed up {} to {} ({files} files as hard links)",
+                install.display(),
+                backup.display()
+            );
+            return Ok(());
+        }
+        Err(e) => {
+            log::info!("hard links are not possible here ({e}); copying instead");
+            clear_dir_except(backup, DOWNLOAD_DIR)?;
+        }
+    }
     log::info!("copying {} to {}", install.display(), backup.display());
     let options = fs_extra::dir::CopyOptions::new()
         .content_only(true)
@@ -257,6 +276,28 @@ fn copy_to_backup(install: &Path, backup: &Path) -> Result<()> {
         source: io::Error::other(e.to_string()),
     })?;
     Ok(())
+}
+
+/// Mirrors the tree at `src` into `dst` with hard links (and symlinks as
+/// symlinks), returning the number of files linked.
+fn link_tree(src: &Path, dst: &Path) -> io::Result<u64> {
+    let mut files = 0;
+    for entry in fs::read_dir(src)? {
+        let entry = entry?;
+        let from = entry.path();
+        let to = dst.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            fs::create_dir_all(&to)?;
+            files += link_tree(&from, &to)?;
+        } else if kind.is_symlink() {
+            crate::sys::symlink(&fs::read_link(&from)?, &to).map_err(io::Error::other)?;
+        } else if kind.is_file() {
+            fs::hard_link(&from, &to)?;
+            files += 1;
+        }
+    }
+    Ok(files)
 }
 
 /// Step 3: replaces this process by the old binary's copy in the backup dir,
