@@ -110,6 +110,12 @@ fn timed(what: &str, cmd: &mut Command) -> Duration {
     start.elapsed()
 }
 
+/// Flushes dirty pages, so that each figure starts from the same state (the
+/// writes of the previous step would otherwise slow the next one down).
+fn settle() {
+    let _ = Command::new("sync").status();
+}
+
 fn mbps(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / 1e6 / d.as_secs_f64()
 }
@@ -157,6 +163,7 @@ fn main() {
     // 1. Download throughput.
     let (mut ours, mut curl) = (Duration::MAX, Duration::MAX);
     for round in 0..3 {
+        settle();
         let dest = w.join(format!("dl-{round}.tar.gz"));
         let start = Instant::now();
         download(
@@ -172,6 +179,7 @@ fn main() {
         .unwrap();
         ours = ours.min(start.elapsed());
         fs::remove_file(&dest).unwrap();
+        settle();
         let dest = w.join(format!("curl-{round}.tar.gz"));
         curl = curl.min(timed(
             "curl",
@@ -188,6 +196,7 @@ fn main() {
     let install = w.join("apps/demo");
     fs::create_dir_all(w.join("apps")).unwrap();
     leapfrog::archive::unpack(releases.join("demo-1.0.0.tar.gz"), &install).unwrap();
+    settle();
     let output = Command::new("/usr/bin/time")
         .args(["-f", "maxrss_kb=%M"])
         .arg(install.join("demo"))
@@ -222,6 +231,7 @@ fn main() {
         .and_then(|v| v.trim().parse().ok())
         .expect("GNU time's maxrss line");
 
+    settle();
     let scratch = w.join("tar-x");
     fs::create_dir_all(&scratch).unwrap();
     let tar = timed(
@@ -232,6 +242,7 @@ fn main() {
             .arg("-C")
             .arg(&scratch),
     );
+    settle();
     let cp_al = timed(
         "cp -al",
         Command::new("cp")
@@ -239,6 +250,7 @@ fn main() {
             .arg(&install)
             .arg(w.join("cp-al-copy")),
     );
+    settle();
     let cp = timed(
         "cp -a",
         Command::new("cp")
@@ -347,6 +359,7 @@ fn nginx_scenario(w: &Path) {
     let base = format!("http://127.0.0.1:{port}/");
     let mut curl = Duration::MAX;
     for round in 0..3 {
+        settle();
         let dest = root.join(format!("curl-{round}"));
         curl = curl.min(timed(
             "curl",
@@ -360,6 +373,7 @@ fn nginx_scenario(w: &Path) {
     let install = root.join("apps/demo");
     fs::create_dir_all(root.join("apps")).unwrap();
     leapfrog::archive::unpack(releases.join("demo-1.0.0.tar.gz"), &install).unwrap();
+    settle();
     let output = Command::new("/usr/bin/time")
         .args(["-f", "maxrss_kb=%M"])
         .arg(install.join("demo"))

@@ -1,7 +1,9 @@
-//! `ftp://` through suppaftp: passive mode, a login from the URL
-//! (`ftp://user:password@host/path`) or the credentials, else anonymous;
+//! `ftp://` and `ftps://` through suppaftp: passive mode, a login from the
+//! URL (`ftp://user:password@host/path`) or the credentials, else anonymous;
 //! binary transfers; resume with REST, checked against the file's size and
-//! modification time. `ftps://` is not supported yet.
+//! modification time. `ftps://` is explicit FTPS (AUTH TLS, port 21 by
+//! default) with rustls, the public roots or the ones configured, and TLS on
+//! the data connections too.
 
 use std::io::{self, Read};
 use std::net::ToSocketAddrs;
@@ -120,19 +122,13 @@ pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Sourc
         url: shown.clone(),
         message,
     };
-    if url.len() > 6 && url[..7].eq_ignore_ascii_case("ftps://") {
-        return Err(Failure::fatal(fail(
-            "ftps:// is not supported yet; use ftp:// or https://".into(),
-        )));
-    }
-    let parts =
-        parse(url).ok_or_else(|| Failure::fatal(fail("not an ftp://host/path URL".into())))?;
+    let secure = url.len() > 6 && url[..7].eq_ignore_ascii_case("ftps://");
+    let parts = parse(url).ok_or_else(|| Failure::fatal(fail("not an ftp://host/path URL".into())))?;
     let addr = (parts.host.as_str(), parts.port)
         .to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| Failure::retry(fail(format!("cannot resolve {}", parts.host))))?;
-    let network = |e: suppaftp::FtpError| Failure::retry(fail(format!("FTP: {e}")));
     let tcp = std::net::TcpStream::connect_timeout(&addr, limits.connect_timeout).map_err(|e| {
         Failure::retry(fail(format!(
             "cannot connect to {}:{} ({e}); is the server running?",
@@ -140,29 +136,64 @@ pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Sourc
         )))
     })?;
     let _ = tcp.set_read_timeout(Some(limits.read_timeout));
-    let mut ftp = suppaftp::FtpStream::connect_with_stream(tcp).map_err(network)?;
+    let network = |e: suppaftp::FtpError| Failure::retry(fail(format!("FTP: {e}")));
+    if !secure {
+        let ftp = suppaftp::FtpStream::connect_with_stream(tcp).map_err(network)?;
+        return session(ftp, &parts, limits, resume, &fail);
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    match crate::fetch::tls_roots(limits, url)? {
+        Some(ders) => {
+            for der in ders {
+                roots
+                    .add(rustls::pki_types::CertificateDer::from(der))
+                    .map_err(|e| Failure::fatal(fail(format!("a root certificate given is unusable ({e})"))))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Failure::fatal(fail(format!("TLS setup: {e}"))))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = suppaftp::RustlsConnector::from(std::sync::Arc::new(config));
+    let ftp = suppaftp::RustlsFtpStream::connect_with_stream(tcp)
+        .map_err(network)?
+        .into_secure(connector, &parts.host)
+        .map_err(|e| Failure::fatal(fail(format!("the TLS handshake failed ({e}); is the server's certificate valid for {}?", parts.host))))?;
+    session(ftp, &parts, limits, resume, &fail)
+}
+
+/// The login and transfer, the same over plain FTP and FTPS.
+fn session<T: TlsStream + Send + 'static>(
+    mut ftp: ImplFtpStream<T>,
+    parts: &FtpUrl,
+    limits: &Limits,
+    resume: Option<&Resume>,
+    fail: &dyn Fn(String) -> Error,
+) -> Result<Source, Failure>
+where
+    TransferStream<T>: Send,
+    ImplFtpStream<T>: Send,
+{
+    let network = |e: suppaftp::FtpError| Failure::retry(fail(format!("FTP: {e}")));
     let (user, password) = match (&parts.user, &limits.credentials.basic) {
         (Some(user), _) => (user.clone(), parts.password.clone().unwrap_or_default()),
         (None, Some((user, password))) => (user.clone(), password.clone()),
         (None, None) => ("anonymous".to_owned(), "leapfrog@".to_owned()),
     };
     ftp.login(user.as_str(), password.as_str()).map_err(|e| {
-        Failure::fatal(fail(format!(
-            "login as {user:?} refused: {e}; check the credentials"
-        )))
+        Failure::fatal(fail(format!("login as {user:?} refused: {e}; check the credentials")))
     })?;
-    ftp.transfer_type(suppaftp::types::FileType::Binary)
-        .map_err(network)?;
+    ftp.transfer_type(suppaftp::types::FileType::Binary).map_err(network)?;
     let size = ftp.size(&parts.path).map_err(|e| {
         Failure::fatal(fail(format!(
             "{} is not on the server ({e}); check the URL and that the release was uploaded",
             parts.path
         )))
     })? as u64;
-    let date = ftp
-        .mdtm(&parts.path)
-        .map(|d| d.to_string())
-        .unwrap_or_default();
+    let date = ftp.mdtm(&parts.path).map(|d| d.to_string()).unwrap_or_default();
     let validator = format!("{size}-{date}");
     let offset = match resume {
         Some(r) if r.validator.as_deref() == Some(validator.as_str()) && r.offset < size => {
@@ -172,10 +203,7 @@ pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Sourc
         _ => 0,
     };
     let stream = ftp.retr_as_stream(&parts.path).map_err(network)?;
-    let _ = stream
-        .get_ref()
-        .get_ref()
-        .set_read_timeout(Some(limits.read_timeout));
+    let _ = stream.get_ref().get_ref().set_read_timeout(Some(limits.read_timeout));
     Ok(Source {
         reader: boxed(ftp, stream),
         len: Some(size - offset),
@@ -205,6 +233,7 @@ mod tests {
             (anon.user, anon.port, anon.path.as_str()),
             (None, 21, "/v.txt")
         );
+        assert_eq!(parse("ftps://h/x").map(|u| u.port), Some(21));
         assert_eq!(parse("http://x/"), None);
         assert_eq!(parse("ftp:///nohost"), None);
     }

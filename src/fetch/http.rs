@@ -17,7 +17,16 @@ pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Sourc
         url: shown.clone(),
         message,
     };
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(roots) = crate::fetch::tls_roots(limits, url)? {
+        let certs: Vec<_> = roots
+            .into_iter()
+            .map(|der| ureq::tls::Certificate::from_der(&der).to_owned())
+            .collect();
+        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+    }
     let agent: ureq::Agent = ureq::Agent::config_builder()
+        .tls_config(tls.build())
         .timeout_connect(Some(limits.connect_timeout))
         .timeout_recv_response(Some(limits.read_timeout))
         .timeout_per_read(Some(limits.read_timeout))

@@ -19,7 +19,7 @@ pub mod ftp;
 pub mod http;
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,6 +84,9 @@ pub struct Limits {
     pub retry_backoff: Duration,
     /// Credentials for private hosts.
     pub credentials: Credentials,
+    /// Root certificates (PEM) to trust instead of the public ones, for a
+    /// host with its own certificate authority (HTTPS and FTPS).
+    pub tls_roots_pem: Option<Vec<u8>>,
 }
 
 impl Default for Limits {
@@ -98,6 +101,7 @@ impl Default for Limits {
             retries: 2,
             retry_backoff: Duration::from_millis(250),
             credentials: Credentials::default(),
+            tls_roots_pem: None,
         }
     }
 }
@@ -107,8 +111,8 @@ impl Limits {
     /// `LEAPFROG_RATE_WINDOW` (durations such as `10s` or `500ms`),
     /// `LEAPFROG_MIN_RATE` (bytes per second), `LEAPFROG_RETRIES`, and the
     /// credentials `LEAPFROG_AUTH_USER` with `LEAPFROG_AUTH_PASSWORD`,
-    /// `LEAPFROG_AUTH_TOKEN`, and `LEAPFROG_HEADERS` (`Name: value`, one per
-    /// line), when set.
+    /// `LEAPFROG_AUTH_TOKEN`, `LEAPFROG_HEADERS` (`Name: value`, one per
+    /// line), and `LEAPFROG_CA_FILE` (root certificates, PEM), when set.
     pub fn apply_env(&mut self) -> Result<()> {
         let duration = |name: &str, slot: &mut Duration| -> Result<()> {
             if let Ok(v) = std::env::var(name) {
@@ -141,6 +145,10 @@ impl Limits {
         }
         if let Ok(token) = std::env::var("LEAPFROG_AUTH_TOKEN") {
             self.credentials.bearer = Some(token);
+        }
+        if let Some(path) = std::env::var_os("LEAPFROG_CA_FILE") {
+            let path = std::path::PathBuf::from(path);
+            self.tls_roots_pem = Some(fs::read(&path).map_err(io_err("reading LEAPFROG_CA_FILE", &path))?);
         }
         if let Ok(headers) = std::env::var("LEAPFROG_HEADERS") {
             for line in headers.lines().filter(|l| !l.trim().is_empty()) {
@@ -337,6 +345,31 @@ fn too_big(url: &str, cap: u64) -> Error {
     }
 }
 
+/// The root certificates of `limits.tls_roots_pem`, DER-encoded.
+pub(crate) fn tls_roots(limits: &Limits, url: &str) -> Result<Option<Vec<Vec<u8>>>, Failure> {
+    let Some(pem) = &limits.tls_roots_pem else { return Ok(None) };
+    let mut roots = Vec::new();
+    for item in ureq::tls::parse_pem(pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => roots.push(cert.der().to_vec()),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(Failure::fatal(Error::Download {
+                    url: redact(url),
+                    message: format!("the root certificates given are not valid PEM ({e})"),
+                }))
+            }
+        }
+    }
+    if roots.is_empty() {
+        return Err(Failure::fatal(Error::Download {
+            url: redact(url),
+            message: "the root certificates given hold no certificate".into(),
+        }));
+    }
+    Ok(Some(roots))
+}
+
 pub(crate) fn transfer_error(url: &str, e: io::Error) -> Error {
     let ureq_timeout = e
         .get_ref()
@@ -366,6 +399,62 @@ pub struct Expect<'a> {
     pub sha256: Option<&'a str>,
     /// The size in bytes, when the manifest gives one.
     pub size: Option<u64>,
+}
+
+/// Writes chunks to a file in a thread of its own, recycling a few buffers.
+struct ChunkWriter {
+    chunks: Option<std::sync::mpsc::SyncSender<(Vec<u8>, usize)>>,
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl ChunkWriter {
+    const CHUNK: usize = 256 * 1024;
+    const IN_FLIGHT: usize = 4;
+
+    fn start(mut file: std::fs::File) -> ChunkWriter {
+        let (chunks, incoming) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(Self::IN_FLIGHT);
+        let (give_back, spare) = std::sync::mpsc::sync_channel(Self::IN_FLIGHT + 2);
+        for _ in 0..Self::IN_FLIGHT + 2 {
+            let _ = give_back.send(vec![0u8; Self::CHUNK]);
+        }
+        let thread = std::thread::spawn(move || {
+            for (buf, n) in incoming {
+                file.write_all(&buf[..n])?;
+                let _ = give_back.send(buf);
+            }
+            file.flush()
+        });
+        ChunkWriter {
+            chunks: Some(chunks),
+            spare,
+            thread: Some(thread),
+        }
+    }
+
+    /// A free buffer (waits for the writer when all are in flight).
+    fn buffer(&self) -> Vec<u8> {
+        self.spare.recv().unwrap_or_else(|_| vec![0u8; Self::CHUNK])
+    }
+
+    /// Hands the first `n` bytes of `buf` to the writer; an error means the
+    /// writer stopped (its error comes from `finish`).
+    fn write(&self, buf: Vec<u8>, n: usize) -> Result<(), ()> {
+        match &self.chunks {
+            Some(tx) => tx.send((buf, n)).map_err(|_| ()),
+            None => Err(()),
+        }
+    }
+
+    /// Waits for every chunk to be written.
+    fn finish(mut self) -> io::Result<()> {
+        drop(self.chunks.take());
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other("the writer thread panicked")),
+            None => Ok(()),
+        }
+    }
 }
 
 /// What is remembered next to a `.partial` file, to resume it later.
@@ -540,23 +629,27 @@ fn transfer(
         .size
         .map_or(u64::MAX, |s| s.saturating_sub(start) + 1);
     let mut reader = source.reader.take(cap);
-    let mut out = BufWriter::with_capacity(256 * 1024, file);
-    let mut buf = vec![0u8; 256 * 1024];
+    // Reading and hashing here, writing in a second thread: the disk and
+    // the hash overlap, as they do in a plain `curl -o`, which only writes.
+    let writer = ChunkWriter::start(file);
     let mut so_far = start;
     let mut last_report = 0u64;
     loop {
+        let mut buf = writer.buffer();
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                let _ = out.flush();
+                // What arrived is kept, to be continued.
+                let _ = writer.finish();
                 return Err(Failure::retry(transfer_error(url, e)));
             }
         };
         hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])
-            .map_err(io_fail("writing", partial))?;
+        if writer.write(buf, n).is_err() {
+            break;
+        }
         so_far += n as u64;
         if let Some(report) = progress {
             if so_far - last_report >= 1 << 20 || Some(so_far) == total {
@@ -568,8 +661,7 @@ fn transfer(
     // No fsync here: the archive is only read back by the unpack that
     // follows at once, and nothing trusts it across a crash (the journal is
     // written after the unpacked tree, and without it staging starts over).
-    out.into_inner()
-        .map_err(|e| Failure::fatal(io_err("writing", partial)(e.into_error())))?;
+    writer.finish().map_err(io_fail("writing", partial))?;
     let (computed, got) = hasher.finish();
     if let Some(expected) = expect.size {
         if got != expected {
