@@ -712,6 +712,13 @@ impl UpdaterBuilder {
         self
     }
 
+    /// Trusts these root certificates (PEM) instead of the public ones, for
+    /// an HTTPS or FTPS host with its own certificate authority.
+    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.opts.limits.tls_roots_pem = Some(pem.into());
+        self
+    }
+
     /// Whether `LEAPFROG_*` environment variables override the settings (default yes).
     pub fn read_env(mut self, read: bool) -> Self {
         self.opts.read_env = read;

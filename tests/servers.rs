@@ -68,6 +68,11 @@ impl Drop for Daemon {
 
 /// nginx serving `root`, archives limited to `rate` (e.g. "2m") when given.
 fn nginx(root: &Path, rate: Option<&str>) -> Option<Daemon> {
+    nginx_with(root, rate, None)
+}
+
+/// nginx as above, over TLS with `tls` when given.
+fn nginx_with(root: &Path, rate: Option<&str>, tls: Option<&Certs>) -> Option<Daemon> {
     if !have("/usr/sbin/nginx", "nginx-light") {
         return None;
     }
@@ -84,7 +89,12 @@ fn nginx(root: &Path, rate: Option<&str>) -> Option<Daemon> {
          http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
            fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
            types {{ text/plain txt; application/octet-stream gz; }}\n\
-           server {{ listen 127.0.0.1:{port}; root {root}; {limit} }}\n}}\n",
+           server {{ listen 127.0.0.1:{port}{ssl}; root {root}; {limit} }}\n}}\n",
+        ssl = tls.map_or(String::new(), |c| format!(
+            " ssl; ssl_certificate {}; ssl_certificate_key {}",
+            c.cert.display(),
+            c.key.display()
+        )),
         d = dir.display(),
         log = log.display(),
         root = root.display(),
@@ -115,6 +125,11 @@ fn nginx(root: &Path, rate: Option<&str>) -> Option<Daemon> {
 
 /// vsftpd serving `root` to anonymous users, at most `rate` bytes/s.
 fn vsftpd(root: &Path, rate: Option<u64>) -> Option<Daemon> {
+    vsftpd_with(root, rate, None)
+}
+
+/// vsftpd as above, requiring TLS (explicit FTPS) with `tls` when given.
+fn vsftpd_with(root: &Path, rate: Option<u64>, tls: Option<&Certs>) -> Option<Daemon> {
     if !have("/usr/sbin/vsftpd", "vsftpd") {
         return None;
     }
@@ -128,7 +143,14 @@ fn vsftpd(root: &Path, rate: Option<u64>) -> Option<Daemon> {
         "listen=YES\nlisten_address=127.0.0.1\nlisten_port={port}\nbackground=NO\n\
          anonymous_enable=YES\nanon_root={root}\nno_anon_password=YES\nlocal_enable=NO\nwrite_enable=NO\n\
          pasv_enable=YES\npasv_address=127.0.0.1\nseccomp_sandbox=NO\nisolate=NO\nisolate_network=NO\n\
-         secure_chroot_dir={empty}\nvsftpd_log_file={log}\nxferlog_enable=YES\nanon_max_rate={rate}\n",
+         secure_chroot_dir={empty}\nvsftpd_log_file={log}\nxferlog_enable=YES\nanon_max_rate={rate}\n{ssl}",
+        ssl = tls.map_or(String::new(), |c| format!(
+            "ssl_enable=YES\nallow_anon_ssl=YES\nforce_anon_logins_ssl=YES\nforce_anon_data_ssl=YES\n\
+             require_ssl_reuse=NO\nssl_tlsv1=NO\nssl_sslv2=NO\nssl_sslv3=NO\nssl_ciphers=HIGH\n\
+             rsa_cert_file={}\nrsa_private_key_file={}\n",
+            c.cert.display(),
+            c.key.display()
+        )),
         root = root.display(),
         empty = empty.display(),
         log = log.display(),
@@ -151,6 +173,95 @@ fn vsftpd(root: &Path, rate: Option<u64>) -> Option<Daemon> {
         }
         .wait_ready("vsftpd"),
     )
+}
+
+/// A private certificate authority and a server certificate for 127.0.0.1.
+struct Certs {
+    _dir: tempfile::TempDir,
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn certs() -> Option<Certs> {
+    if !have("/usr/bin/openssl", "openssl") {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("/usr/bin/openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=leapfrog test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    fs::write(
+        d.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+    Some(Certs {
+        ca: d.join("ca.pem"),
+        cert: d.join("server.pem"),
+        key: d.join("server.key"),
+        _dir: dir,
+    })
 }
 
 /// The anonymous FTP user must be able to read the releases.
@@ -313,4 +424,54 @@ fn vsftpd_missing_file_is_a_clear_error() {
         .expect_output("/demo-1.1.0.tar.gz is not on the server")
         .expect_output("demo 1.0.0 running");
     assert_eq!(tree_hashes(&world.install), before);
+}
+
+#[test]
+fn nginx_https_with_a_private_ca() {
+    let world = World::new();
+    let Some(certs) = certs() else { return };
+    let Some(server) = nginx_with(&world.releases, None, Some(&certs)) else {
+        return;
+    };
+    let url = format!("https://127.0.0.1:{}/versions.txt", server.port);
+    // Not trusted by the public roots: refused, nothing changes.
+    let before = tree_hashes(&world.install);
+    world
+        .launch(&url)
+        .expect_code(0)
+        .expect_output("certificate")
+        .expect_output("demo 1.0.0 running")
+        .expect_no_output("demo 1.1.0 running");
+    assert_eq!(tree_hashes(&world.install), before);
+    // Trusted through LEAPFROG_CA_FILE: the update goes through.
+    world
+        .launch_env(&url, &[("LEAPFROG_CA_FILE", certs.ca.to_str().unwrap())])
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
+    expected_after_update(&world);
+}
+
+#[test]
+fn vsftpd_ftps_update() {
+    let world = World::new();
+    open_to_all(&world);
+    let Some(certs) = certs() else { return };
+    let Some(server) = vsftpd_with(&world.releases, None, Some(&certs)) else {
+        return;
+    };
+    // Plain FTP is refused by this server (TLS required)...
+    world
+        .launch(&format!("ftp://127.0.0.1:{}/versions.txt", server.port))
+        .expect_code(0)
+        .expect_output("refused")
+        .expect_no_output("demo 1.1.0 running");
+    // ... and FTPS with the private CA works.
+    world
+        .launch_env(
+            &format!("ftps://127.0.0.1:{}/versions.txt", server.port),
+            &[("LEAPFROG_CA_FILE", certs.ca.to_str().unwrap())],
+        )
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
+    expected_after_update(&world);
 }

@@ -42,9 +42,14 @@ fn decode(s: &str) -> String {
 }
 
 fn parse(url: &str) -> Option<FtpUrl> {
-    let rest = url
-        .get(6..)
-        .filter(|_| url[..6].eq_ignore_ascii_case("ftp://"))?;
+    let lower = url.get(..7)?.to_ascii_lowercase();
+    let rest = if lower.starts_with("ftp://") {
+        &url[6..]
+    } else if lower == "ftps://" {
+        &url[7..]
+    } else {
+        return None;
+    };
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
     let (userinfo, hostport) = match authority.rsplit_once('@') {
         Some((u, h)) => (Some(u), h),
@@ -123,7 +128,8 @@ pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Sourc
         message,
     };
     let secure = url.len() > 6 && url[..7].eq_ignore_ascii_case("ftps://");
-    let parts = parse(url).ok_or_else(|| Failure::fatal(fail("not an ftp://host/path URL".into())))?;
+    let parts =
+        parse(url).ok_or_else(|| Failure::fatal(fail("not an ftp://host/path URL".into())))?;
     let addr = (parts.host.as_str(), parts.port)
         .to_socket_addrs()
         .ok()
@@ -147,21 +153,30 @@ pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Sourc
             for der in ders {
                 roots
                     .add(rustls::pki_types::CertificateDer::from(der))
-                    .map_err(|e| Failure::fatal(fail(format!("a root certificate given is unusable ({e})"))))?;
+                    .map_err(|e| {
+                        Failure::fatal(fail(format!("a root certificate given is unusable ({e})")))
+                    })?;
             }
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Failure::fatal(fail(format!("TLS setup: {e}"))))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| Failure::fatal(fail(format!("TLS setup: {e}"))))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let connector = suppaftp::RustlsConnector::from(std::sync::Arc::new(config));
     let ftp = suppaftp::RustlsFtpStream::connect_with_stream(tcp)
         .map_err(network)?
         .into_secure(connector, &parts.host)
-        .map_err(|e| Failure::fatal(fail(format!("the TLS handshake failed ({e}); is the server's certificate valid for {}?", parts.host))))?;
+        .map_err(|e| {
+            Failure::fatal(fail(format!(
+                "the TLS handshake failed ({e}); is the server's certificate valid for {}?",
+                parts.host
+            )))
+        })?;
     session(ftp, &parts, limits, resume, &fail)
 }
 
@@ -184,16 +199,22 @@ where
         (None, None) => ("anonymous".to_owned(), "leapfrog@".to_owned()),
     };
     ftp.login(user.as_str(), password.as_str()).map_err(|e| {
-        Failure::fatal(fail(format!("login as {user:?} refused: {e}; check the credentials")))
+        Failure::fatal(fail(format!(
+            "login as {user:?} refused: {e}; check the credentials"
+        )))
     })?;
-    ftp.transfer_type(suppaftp::types::FileType::Binary).map_err(network)?;
+    ftp.transfer_type(suppaftp::types::FileType::Binary)
+        .map_err(network)?;
     let size = ftp.size(&parts.path).map_err(|e| {
         Failure::fatal(fail(format!(
             "{} is not on the server ({e}); check the URL and that the release was uploaded",
             parts.path
         )))
     })? as u64;
-    let date = ftp.mdtm(&parts.path).map(|d| d.to_string()).unwrap_or_default();
+    let date = ftp
+        .mdtm(&parts.path)
+        .map(|d| d.to_string())
+        .unwrap_or_default();
     let validator = format!("{size}-{date}");
     let offset = match resume {
         Some(r) if r.validator.as_deref() == Some(validator.as_str()) && r.offset < size => {
@@ -203,7 +224,10 @@ where
         _ => 0,
     };
     let stream = ftp.retr_as_stream(&parts.path).map_err(network)?;
-    let _ = stream.get_ref().get_ref().set_read_timeout(Some(limits.read_timeout));
+    let _ = stream
+        .get_ref()
+        .get_ref()
+        .set_read_timeout(Some(limits.read_timeout));
     Ok(Source {
         reader: boxed(ftp, stream),
         len: Some(size - offset),

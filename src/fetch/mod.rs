@@ -148,7 +148,8 @@ impl Limits {
         }
         if let Some(path) = std::env::var_os("LEAPFROG_CA_FILE") {
             let path = std::path::PathBuf::from(path);
-            self.tls_roots_pem = Some(fs::read(&path).map_err(io_err("reading LEAPFROG_CA_FILE", &path))?);
+            self.tls_roots_pem =
+                Some(fs::read(&path).map_err(io_err("reading LEAPFROG_CA_FILE", &path))?);
         }
         if let Ok(headers) = std::env::var("LEAPFROG_HEADERS") {
             for line in headers.lines().filter(|l| !l.trim().is_empty()) {
@@ -347,7 +348,9 @@ fn too_big(url: &str, cap: u64) -> Error {
 
 /// The root certificates of `limits.tls_roots_pem`, DER-encoded.
 pub(crate) fn tls_roots(limits: &Limits, url: &str) -> Result<Option<Vec<Vec<u8>>>, Failure> {
-    let Some(pem) = &limits.tls_roots_pem else { return Ok(None) };
+    let Some(pem) = &limits.tls_roots_pem else {
+        return Ok(None);
+    };
     let mut roots = Vec::new();
     for item in ureq::tls::parse_pem(pem) {
         match item {
