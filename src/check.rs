@@ -509,6 +509,14 @@ impl Updater {
     /// unpack, journal). The install dir is not touched; on error nothing
     /// changes and the app goes on.
     pub fn stage(&self, available: &Available) -> Result<Journal> {
+        // Another instance of the app may be updating the same install.
+        let _lock = crate::lock::try_lock(&self.backup_dir)?.ok_or_else(|| {
+            Error::Settings(format!(
+                "another instance is already updating {} (lock {}); this one carries on unchanged",
+                self.install_dir.display(),
+                crate::lock::lock_path(&self.backup_dir).display()
+            ))
+        })?;
         if let Some(journal) = Journal::read(&self.backup_dir)? {
             // An applied update is finished as far as the files go, even
             // when the app never confirmed it.

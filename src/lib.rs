@@ -53,6 +53,7 @@ pub mod error;
 pub mod fetch;
 mod hop;
 pub mod journal;
+pub mod lock;
 pub mod manifest;
 pub mod publish;
 #[cfg(feature = "serve")]

@@ -514,3 +514,45 @@ fn update_with_backup_on_another_file_system_copies() {
         "demo 1.0.0\n"
     );
 }
+
+#[test]
+fn update_two_instances_never_interleave() {
+    use crate::util::evil::{Behave, EvilServer};
+    let world = World::new();
+    let server = EvilServer::start(world.releases.clone());
+    // A slow archive keeps the first instance staging for a few seconds.
+    server.set(
+        "demo-1.1.0.tar.gz",
+        Behave::Drip {
+            chunk: 256 * 1024,
+            every: std::time::Duration::from_millis(100),
+        },
+    );
+    let url = server.manifest_url();
+    let partial = world
+        .backup
+        .join(".leapfrog-download/demo-1.1.0.tar.gz.partial");
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| world.launch(&url));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !partial.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the first instance never started downloading"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        world
+            .launch(&url)
+            .expect_code(0)
+            .expect_output("another instance is already updating")
+            .expect_output("demo 1.0.0 running")
+            .expect_no_output("hopping out");
+        first
+            .join()
+            .unwrap()
+            .expect_code(0)
+            .expect_output("demo 1.1.0 running");
+    });
+    assert_eq!(tree_hashes(&world.install), expected_after_update(&world));
+}

@@ -633,6 +633,28 @@ enum Place {
 fn resume(mut journal: Journal, place: Place) -> Pending {
     match (place, journal.step) {
         (Place::Backup, Step::Staged | Step::Applying) => {
+            // Another instance may be applying the same update: wait for it,
+            // then look again at where the journal stands.
+            let lock =
+                match crate::lock::lock(&journal.backup_dir, std::time::Duration::from_secs(60)) {
+                    Ok(Some(lock)) => lock,
+                    Ok(None) => {
+                        return Pending::Failed(Error::Settings(format!(
+                            "another instance kept the update lock {} for a minute",
+                            crate::lock::lock_path(&journal.backup_dir).display()
+                        )))
+                    }
+                    Err(e) => return Pending::Failed(e),
+                };
+            match Journal::read(&journal.backup_dir) {
+                Ok(Some(now)) if now.step != journal.step => {
+                    drop(lock);
+                    return resume(now, place);
+                }
+                Ok(_) => {}
+                Err(e) => return Pending::Failed(e),
+            }
+            let _lock = lock;
             log::info!(
                 "running from the backup copy: applying {} {} to {}",
                 journal.program,

@@ -1,0 +1,62 @@
+//! One updater at a time: an advisory lock on `<backup>.lock`, beside the
+//! backup dir.
+//!
+//! The lock is held while staging and while applying. The operating system
+//! drops it when the holder exits, is killed or execs (files are opened
+//! close-on-exec), so a lock is never left stale by a crash.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{io_err, Result};
+
+/// A held lock; released when dropped.
+#[derive(Debug)]
+pub struct UpdateLock {
+    _file: File,
+}
+
+/// The lock file of a backup dir.
+pub fn lock_path(backup_dir: &Path) -> PathBuf {
+    let mut name = backup_dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    backup_dir.with_file_name(name)
+}
+
+fn open(backup_dir: &Path) -> Result<File> {
+    let path = lock_path(backup_dir);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+    }
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err("opening the update lock", &path))
+}
+
+/// Takes the lock if no other process holds it.
+pub fn try_lock(backup_dir: &Path) -> Result<Option<UpdateLock>> {
+    let file = open(backup_dir)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(UpdateLock { _file: file })),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_err("locking", lock_path(backup_dir))(e)),
+    }
+}
+
+/// Waits up to `patience` for the lock.
+pub fn lock(backup_dir: &Path, patience: Duration) -> Result<Option<UpdateLock>> {
+    let deadline = Instant::now() + patience;
+    loop {
+        if let Some(lock) = try_lock(backup_dir)? {
+            return Ok(Some(lock));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
