@@ -9,6 +9,7 @@ mod util;
 mod archive;
 mod attack;
 mod cli;
+mod dialog;
 mod hosts;
 mod manifest;
 mod servers;
