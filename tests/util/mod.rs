@@ -27,7 +27,10 @@ pub fn leapfrog() -> Command {
 /// `program`, with none of leapfrog's environment variables inherited.
 pub fn command(program: &Path) -> Command {
     let mut cmd = Command::new(program);
-    cmd.env_remove("LEAPFROG_ASSUME_YES")
+    // No display: a test that wants the dialog sets one itself.
+    cmd.env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("LEAPFROG_ASSUME_YES")
         .env_remove("LEAPFROG_MANIFEST_URL")
         .env_remove("LEAPFROG_BACKUP_DIR")
         .stdin(Stdio::null());
