@@ -197,39 +197,13 @@ fn main() {
     fs::create_dir_all(w.join("apps")).unwrap();
     leapfrog::archive::unpack(releases.join("demo-1.0.0.tar.gz"), &install).unwrap();
     settle();
-    let output = Command::new("/usr/bin/time")
-        .args(["-f", "maxrss_kb=%M"])
-        .arg(install.join("demo"))
-        .env("LEAPFROG_ASSUME_YES", "1")
-        .env("LEAPFROG_LOG_TIMESTAMPS", "1")
-        .env(
-            "LEAPFROG_MANIFEST_URL",
-            format!("{}versions.txt", server.url()),
-        )
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("demo 1.1.0 running"),
-        "{stdout}\n{stderr}"
-    );
-    let at = |needle: &str| -> u64 {
-        stdout
-            .lines()
-            .find(|l| l.contains(needle))
-            .and_then(|l| l.strip_prefix("t=")?.split(' ').next()?.parse().ok())
-            .unwrap_or_else(|| panic!("no {needle:?} line in\n{stdout}"))
-    };
+    let update = run_update(&install, &format!("{}versions.txt", server.url()));
+    let at = |needle: &str| update.at(needle);
     let micros = |a: u64, b: u64| Duration::from_micros(b - a);
     let copy = micros(at("update available"), at("downloading "));
     let app_download = micros(at("downloading "), at(" bytes, sha256 "));
     let verified_to_running = micros(at(" bytes, sha256 "), at("demo 1.1.0 running"));
-    let maxrss_kb: u64 = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("maxrss_kb="))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("GNU time's maxrss line");
+    let maxrss_kb = update.maxrss_kb;
 
     settle();
     let scratch = w.join("tar-x");
@@ -390,35 +364,15 @@ fn nginx_scenario(w: &Path) {
     fs::create_dir_all(root.join("apps")).unwrap();
     leapfrog::archive::unpack(releases.join("demo-1.0.0.tar.gz"), &install).unwrap();
     settle();
-    let output = Command::new("/usr/bin/time")
-        .args(["-f", "maxrss_kb=%M"])
-        .arg(install.join("demo"))
-        .env("LEAPFROG_ASSUME_YES", "1")
-        .env("LEAPFROG_LOG_TIMESTAMPS", "1")
-        .env("LEAPFROG_MANIFEST_URL", format!("{base}versions.txt"))
-        .output()
-        .unwrap();
+    let update = run_update(&install, &format!("{base}versions.txt"));
     let _ = child.kill();
     let _ = child.wait();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stdout.contains("demo 1.1.0 running"), "{stdout}\n{stderr}");
-    let at = |needle: &str| -> u64 {
-        stdout
-            .lines()
-            .find(|l| l.contains(needle))
-            .and_then(|l| l.strip_prefix("t=")?.split(' ').next()?.parse().ok())
-            .unwrap_or_else(|| panic!("no {needle:?} line in\n{stdout}"))
-    };
     if std::env::var_os("LEAPFROG_BENCH_VERBOSE").is_some() {
-        println!("{stdout}");
+        println!("{}", update.stdout);
     }
+    let at = |needle: &str| update.at(needle);
     let ours = Duration::from_micros(at(" bytes, sha256 ") - at("downloading "));
-    let maxrss_kb: u64 = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("maxrss_kb="))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("GNU time's maxrss line");
+    let maxrss_kb = update.maxrss_kb;
     let ratio = curl.as_secs_f64() / lib.as_secs_f64();
     println!();
     println!("| measure (nginx on loopback) | leapfrog | reference | ratio | target |");
@@ -462,4 +416,46 @@ fn bench_dir() -> PathBuf {
         });
     fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// One real update of the installed app, with timestamps and peak memory.
+struct UpdateRun {
+    stdout: String,
+    maxrss_kb: u64,
+}
+
+impl UpdateRun {
+    /// The timestamp (µs) of the first line containing `needle`.
+    fn at(&self, needle: &str) -> u64 {
+        self.stdout
+            .lines()
+            .find(|l| l.contains(needle))
+            .and_then(|l| l.strip_prefix("t=")?.split(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {needle:?} line in\n{}", self.stdout))
+    }
+}
+
+/// Runs the app in `install` under GNU time against `manifest_url`, saying
+/// yes, and checks that it ended as the new version.
+fn run_update(install: &Path, manifest_url: &str) -> UpdateRun {
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", "maxrss_kb=%M"])
+        .arg(install.join("demo"))
+        .env("LEAPFROG_ASSUME_YES", "1")
+        .env("LEAPFROG_LOG_TIMESTAMPS", "1")
+        .env("LEAPFROG_MANIFEST_URL", manifest_url)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("demo 1.1.0 running"),
+        "{stdout}\n{stderr}"
+    );
+    let maxrss_kb = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("maxrss_kb="))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("GNU time's maxrss line");
+    UpdateRun { stdout, maxrss_kb }
 }

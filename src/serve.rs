@@ -182,7 +182,7 @@ fn respond(root: &Path, request: &Request) -> Reply {
 /// Maps a request URL to a file below `root`, or `None` when it would leave it.
 fn map_path(root: &Path, url: &str) -> Option<PathBuf> {
     let path = url.split(['?', '#']).next().unwrap_or("");
-    let decoded = percent_decode(path)?;
+    let decoded = crate::fetch::percent_decode(path)?;
     let mut out = root.to_owned();
     for part in decoded.split('/') {
         match part {
@@ -195,23 +195,6 @@ fn map_path(root: &Path, url: &str) -> Option<PathBuf> {
     // Refuse symlinks that lead out of the served folder.
     let real = out.canonicalize().ok()?;
     real.starts_with(root).then_some(real)
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -214,14 +214,6 @@ fn mirrors_all_failing_are_reported_together() {
     assert_eq!(tree_hashes(&world.install), before);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn json_version_endpoint_works_as_a_source() {
     let world = World::new();

@@ -22,14 +22,6 @@ fn have(program: &str, package: &str) -> bool {
     false
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A server process, killed when dropped.
 struct Daemon {
     child: Child,

@@ -8,6 +8,10 @@ use std::path::PathBuf;
 use crate::error::Error;
 use crate::fetch::{Failure, Limits, Resume, Source};
 
+fn decode(s: &str) -> String {
+    crate::fetch::percent_decode(s).unwrap_or_else(|| s.to_owned())
+}
+
 /// The local path a `file://` URL or plain path names.
 pub fn to_path(url: &str) -> PathBuf {
     match url.get(..7) {
@@ -16,34 +20,16 @@ pub fn to_path(url: &str) -> PathBuf {
             // file:///C:/x on Windows; file://server/share is a UNC path.
             if let Some(local) = rest.strip_prefix('/') {
                 if local.as_bytes().get(1) == Some(&b':') {
-                    PathBuf::from(percent_decode(local))
+                    PathBuf::from(decode(local))
                 } else {
-                    PathBuf::from(percent_decode(rest))
+                    PathBuf::from(decode(rest))
                 }
             } else {
-                PathBuf::from(format!("//{}", percent_decode(rest)))
+                PathBuf::from(format!("//{}", decode(rest)))
             }
         }
         _ => PathBuf::from(url),
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Opens the file for streaming (from `resume.offset` when its size and

@@ -13,6 +13,10 @@ use suppaftp::{ImplFtpStream, TlsStream, TransferStream};
 use crate::error::Error;
 use crate::fetch::{redact, Failure, Limits, Resume, Source};
 
+fn decode(s: &str) -> String {
+    crate::fetch::percent_decode(s).unwrap_or_else(|| s.to_owned())
+}
+
 /// The parts of an `ftp://` URL.
 #[derive(Debug, PartialEq, Eq)]
 struct FtpUrl {
@@ -21,24 +25,6 @@ struct FtpUrl {
     host: String,
     port: u16,
     path: String,
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn parse(url: &str) -> Option<FtpUrl> {

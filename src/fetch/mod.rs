@@ -165,6 +165,31 @@ impl Limits {
     }
 }
 
+/// Decodes `%XX` escapes (a malformed escape is kept as it is); `None` when
+/// the result is not UTF-8.
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| s.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// A URL as it may be shown: any password in it replaced by `***`.
 pub fn redact(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {

@@ -19,6 +19,15 @@ use leapfrog::publish::{publish, PublishOptions};
 pub const BIN: &str = env!("CARGO_BIN_EXE_leapfrog");
 pub const USER_FILE: &str = "data/user-notes.txt";
 
+/// A loopback port nothing listens on (just now).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The `leapfrog` command.
 pub fn leapfrog() -> Command {
     command(Path::new(BIN))
