@@ -453,7 +453,7 @@ impl Updater {
                 && journal.to_version == available.release.version.to_string()
             {
                 log::warn!(
-                    "{} {} failed to install before; waiting for a newer release",
+                    "{} {} was rolled back here before; waiting for a newer release",
                     self.opts.program,
                     journal.to_version
                 );

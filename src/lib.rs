@@ -68,5 +68,5 @@ pub use check::{
     find_update, Ask, Available, Checked, Outcome, Query, Restart, Updater, UpdaterBuilder,
 };
 pub use error::{Error, Result};
-pub use hop::{confirm_healthy, default_backup_dir, finish_pending, Pending};
+pub use hop::{confirm_healthy, default_backup_dir, finish_pending, rollback, Pending};
 pub use manifest::{Manifest, Release};

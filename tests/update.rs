@@ -350,7 +350,7 @@ fn update_apply_failure_rolls_back() {
         .expect_output("assets/new.txt")
         .expect_output("rolled back to 1.0.0")
         .expect_output("the update to 1.1.0 failed and was undone")
-        .expect_output("1.1.0 failed to install before; waiting for a newer release")
+        .expect_output("1.1.0 was rolled back here before; waiting for a newer release")
         .expect_no_output("demo 1.1.0 running");
     assert_eq!(
         run.stdout().matches("hopping out").count(),
@@ -555,4 +555,44 @@ fn update_two_instances_never_interleave() {
             .expect_output("demo 1.1.0 running");
     });
     assert_eq!(tree_hashes(&world.install), expected_after_update(&world));
+}
+
+#[test]
+fn rollback_on_request_restores_the_previous_version() {
+    let world = World::new();
+    let before = tree_hashes(&world.install);
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    // Nothing to roll back yet.
+    run(
+        leapfrog()
+            .arg("rollback")
+            .arg("--install")
+            .arg(&world.install),
+        std::time::Duration::from_secs(20),
+    )
+    .expect_code(1)
+    .expect_output("holds no update to roll back");
+    world
+        .launch(&manifest_url(&server))
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
+    run(
+        leapfrog()
+            .arg("rollback")
+            .arg("--install")
+            .arg(&world.install),
+        std::time::Duration::from_secs(20),
+    )
+    .expect_code(0)
+    .expect_output("back from 1.1.0 to 1.0.0");
+    assert_eq!(tree_hashes(&world.install), before);
+    // The old version runs, and 1.1.0 is not offered again.
+    world
+        .launch(&manifest_url(&server))
+        .expect_code(0)
+        .expect_output("demo 1.0.0 running")
+        .expect_output("1.1.0 was rolled back here before")
+        .expect_no_output("hopping out")
+        .expect_no_output("failed and was undone");
+    assert_eq!(tree_hashes(&world.install), before);
 }

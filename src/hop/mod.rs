@@ -556,6 +556,55 @@ pub(crate) fn roll_back(journal: &mut Journal) -> Result<()> {
     journal.advance(Step::RolledBack)
 }
 
+/// Puts the previous version back on request (`leapfrog rollback`): the
+/// release files of the install dir are restored from the backup dir, and
+/// the version rolled back from is not offered again until a newer one
+/// appears. The program must not be running. Returns (from, to) versions.
+pub fn rollback(install_dir: &Path, backup_dir: Option<&Path>) -> Result<(String, String)> {
+    let install_dir = std::path::absolute(install_dir).map_err(io_err("resolving", install_dir))?;
+    let backup_dir = match backup_dir {
+        Some(dir) => std::path::absolute(dir).map_err(io_err("resolving", dir))?,
+        None => default_backup_dir(&install_dir)
+            .ok_or_else(|| Error::Settings(format!("{} has no name", install_dir.display())))?,
+    };
+    let _lock = crate::lock::try_lock(&backup_dir)?.ok_or_else(|| {
+        Error::Settings(format!(
+            "{} is being updated right now; try again when it is done",
+            install_dir.display()
+        ))
+    })?;
+    let mut journal = Journal::read(&backup_dir)?.ok_or_else(|| {
+        Error::Settings(format!(
+            "{} holds no update to roll back (no journal in {})",
+            install_dir.display(),
+            backup_dir.display()
+        ))
+    })?;
+    if !same_dir(&journal.install_dir, &install_dir) {
+        return Err(Error::Settings(format!(
+            "{} is the backup of {}, not of {}",
+            backup_dir.display(),
+            journal.install_dir.display(),
+            install_dir.display()
+        )));
+    }
+    if !matches!(journal.step, Step::Applied | Step::Confirmed) {
+        return Err(Error::Settings(format!(
+            "the last update of {} ({} -> {}) is {:?}, not installed; nothing to roll back",
+            install_dir.display(),
+            journal.from_version,
+            journal.to_version,
+            journal.step
+        )));
+    }
+    journal.error = Some("rolled back on request".into());
+    roll_back(&mut journal)?;
+    // Rolled back on request: nothing to tell the user at the next launch.
+    journal.reported = true;
+    journal.write()?;
+    Ok((journal.to_version.clone(), journal.from_version.clone()))
+}
+
 /// What [`finish_pending`] found and did.
 #[derive(Debug)]
 #[non_exhaustive]

@@ -92,6 +92,15 @@ enum Command {
         #[arg(long)]
         public_key: PathBuf,
     },
+    /// Put the previous version back (the program must not be running).
+    Rollback {
+        /// The install dir.
+        #[arg(long)]
+        install: PathBuf,
+        /// The backup dir (default: the install dir's sibling <install>.backup).
+        #[arg(long)]
+        backup: Option<PathBuf>,
+    },
     /// Check a repository before upload: signature, serial, expiry, every archive and file list.
     Verify {
         /// The repository folder.
@@ -166,6 +175,11 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             public_key,
         } => publish::keygen(&secret_key, &public_key),
         Command::Verify { dir, public_key } => publish::verify(&dir, &public_key),
+        Command::Rollback { install, backup } => {
+            let (from, to) = leapfrog::rollback(&install, backup.as_deref())?;
+            println!("rolled {} back from {from} to {to}; {from} is not offered again until a newer release", install.display());
+            Ok(Exit::Ok)
+        }
         Command::Serve { dir, addr } => serve::run(&dir, &addr),
         Command::Check {
             manifest_url,
