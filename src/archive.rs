@@ -493,6 +493,7 @@ fn unpack_from<R: BufRead>(reader: R, archive: &Path, dest: &Path) -> Result<Fil
     };
     let read_err = |e: io::Error| bad(format!("cannot be read ({e}); download it again"));
 
+    crate::failpoint::at("unpack mkdir", dest)?;
     fs::create_dir(dest).map_err(io_err("creating", dest))?;
     let mut gz = GzDecoder::new(reader);
     let mut tar = tar::Archive::new(&mut gz);
@@ -552,6 +553,7 @@ fn unpack_from<R: BufRead>(reader: R, archive: &Path, dest: &Path) -> Result<Fil
         let target = dest.join(&name);
         match (kind, listed) {
             (tar::EntryType::Directory, Item::Dir) => {
+                crate::failpoint::at("unpack mkdir", &target)?;
                 fs::create_dir_all(&target).map_err(io_err("creating", &target))?;
             }
             (
@@ -574,6 +576,7 @@ fn unpack_from<R: BufRead>(reader: R, archive: &Path, dest: &Path) -> Result<Fil
                 if let Some(parent) = target.parent() {
                     fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
                 }
+                crate::failpoint::at("unpack create", &target)?;
                 let out = File::create(&target).map_err(io_err("creating", &target))?;
                 let mut writer = HashingWriter::new(BufWriter::with_capacity(128 * 1024, out));
                 let copied =
@@ -590,6 +593,7 @@ fn unpack_from<R: BufRead>(reader: R, archive: &Path, dest: &Path) -> Result<Fil
                         &format!("its sha256 {computed} differs from the file list's {sha256}"),
                     ));
                 }
+                crate::failpoint::at("unpack chmod", &target)?;
                 sys::set_executable(&target, *executable)?;
             }
             (
@@ -654,8 +658,10 @@ fn unpack_from<R: BufRead>(reader: R, archive: &Path, dest: &Path) -> Result<Fil
         if let Some(parent) = at.parent() {
             fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
         }
+        crate::failpoint::at("unpack symlink", &at)?;
         sys::symlink(Path::new(&target), &at)?;
     }
+    crate::failpoint::at("unpack list", &list_path)?;
     fs::write(&list_path, text.as_bytes()).map_err(io_err("writing", &list_path))?;
     Ok(list)
 }

@@ -50,6 +50,7 @@
 pub mod archive;
 mod check;
 pub mod error;
+mod failpoint;
 pub mod fetch;
 mod hop;
 pub mod journal;

@@ -9,6 +9,8 @@ mod util;
 mod archive;
 mod attack;
 mod cli;
+#[cfg(feature = "failpoints")]
+mod crash;
 mod dialog;
 mod hosts;
 mod manifest;

@@ -448,6 +448,7 @@ impl ChunkWriter {
         }
         let thread = std::thread::spawn(move || {
             for (buf, n) in incoming {
+                crate::failpoint::hit("download write")?;
                 file.write_all(&buf[..n])?;
                 let _ = give_back.send(buf);
             }
@@ -540,6 +541,7 @@ pub fn download(
         match result {
             Ok(done) => {
                 let _ = fs::remove_file(&meta);
+                crate::failpoint::at("download rename", dest)?;
                 fs::rename(&partial, dest)
                     .map_err(io_err(&format!("renaming {} to", partial.display()), dest))?;
                 return Ok(done);
@@ -627,7 +629,9 @@ fn transfer(
             size: expect.size,
         };
         let text = serde_json::to_vec(&record).expect("meta serialises");
-        fs::write(meta, text).map_err(io_fail("writing", meta))?;
+        crate::failpoint::hit("download meta")
+            .and_then(|()| fs::write(meta, text))
+            .map_err(io_fail("writing", meta))?;
     }
     let mut file = OpenOptions::new()
         .create(true)

@@ -267,6 +267,7 @@ fn copy_to_backup(install: &Path, backup: &Path) -> Result<()> {
         }
     }
     log::info!("copying {} to {}", install.display(), backup.display());
+    crate::failpoint::at("backup copy", backup)?;
     let options = fs_extra::dir::CopyOptions::new()
         .content_only(true)
         .overwrite(true);
@@ -287,6 +288,7 @@ fn link_tree(src: &Path, dst: &Path) -> io::Result<u64> {
         let from = entry.path();
         let to = dst.join(entry.file_name());
         let kind = entry.file_type()?;
+        crate::failpoint::hit("backup link")?;
         if kind.is_dir() {
             fs::create_dir_all(&to)?;
             files += link_tree(&from, &to)?;
@@ -375,6 +377,7 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
         let src = archive::join(&staging, path);
         match fs::symlink_metadata(&src) {
             Ok(_) => {
+                crate::failpoint::at("apply rename", &dst)?;
                 move_into_place(&src, &dst)?;
                 done.replaced += 1;
             }
@@ -396,6 +399,7 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
                 dropped_dirs.push(dst);
                 continue;
             }
+            crate::failpoint::at("apply remove", &dst)?;
             match fs::remove_file(&dst) {
                 Ok(()) => done.removed += 1,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -409,6 +413,7 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
     }
     let list_src = staging.join(FILE_LIST);
     if list_src.exists() {
+        crate::failpoint::at("apply rename", &install.join(FILE_LIST))?;
         move_into_place(&list_src, &install.join(FILE_LIST))?;
     }
     if let Some(config) = &journal.config {
@@ -417,6 +422,7 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
             crate::settings::write_current_version(&path, &journal.to_version)?;
         }
     }
+    crate::failpoint::at("apply sync dir", &install)?;
     crate::sys::sync_dir(&install)?;
     journal.advance(Step::Applied)?;
     let _ = fs::remove_dir_all(&staging);
@@ -514,6 +520,7 @@ pub(crate) fn roll_back(journal: &mut Journal) -> Result<()> {
             // A folder in the backup is the user's, never replaced: leave it.
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => {
+                crate::failpoint::at("rollback restore", &to)?;
                 if let Some(parent) = to.parent() {
                     fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
                 }

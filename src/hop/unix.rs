@@ -9,10 +9,14 @@ use super::Relaunch;
 
 /// Replaces this process by `relaunch`; returns only when exec failed.
 pub(crate) fn replace_process(relaunch: &Relaunch) -> io::Error {
-    Command::new(&relaunch.program)
+    let mut command = Command::new(&relaunch.program);
+    command
         .args(&relaunch.args)
-        .env(super::ENV_HOPS, relaunch.hops.to_string())
-        .exec()
+        .env(super::ENV_HOPS, relaunch.hops.to_string());
+    if let Some(count) = crate::failpoint::count() {
+        command.env("LEAPFROG_FP_COUNT", count.to_string());
+    }
+    command.exec()
 }
 
 /// Replaces `dst` by `src` with one rename. Unix lets a running binary be

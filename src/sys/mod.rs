@@ -22,16 +22,22 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    crate::failpoint::at("write_atomic create", &tmp)?;
     let mut file = File::create(&tmp).map_err(io_err("creating", &tmp))?;
-    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    let written = crate::failpoint::hit("write_atomic write")
+        .and_then(|()| file.write_all(bytes))
+        .and_then(|()| file.sync_all());
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(io_err("writing", &tmp)(e));
     }
     drop(file);
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io_err(&format!("renaming {} to", tmp.display()), path)(e)
-    })?;
+    crate::failpoint::hit("write_atomic rename")
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io_err(&format!("renaming {} to", tmp.display()), path)(e)
+        })?;
+    crate::failpoint::at("write_atomic sync dir", dir)?;
     sync_dir(dir)
 }

@@ -1,0 +1,114 @@
+//! Fail points for the crash and fault tests (the `failpoints` feature,
+//! never in a release build).
+//!
+//! Every step that changes the disk calls [`hit`] first. The points are
+//! numbered in the order they are reached, across the execs of one update
+//! (the count travels in `LEAPFROG_FP_COUNT`). `LEAPFROG_FAILPOINT=N:MODE`
+//! makes point N abort the process (`crash`, as a kill or power cut would)
+//! or fail with ENOSPC (`enospc`) or EACCES (`eacces`);
+//! `LEAPFROG_FP_LOG=FILE` appends `N name` for every point reached.
+
+use std::io;
+
+#[cfg(feature = "failpoints")]
+mod imp {
+    use std::io::{self, Write};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+
+    enum Mode {
+        Crash,
+        Enospc,
+        Eacces,
+    }
+
+    struct Config {
+        target: Option<(u64, Mode)>,
+        log: Option<std::path::PathBuf>,
+    }
+
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+
+    fn config() -> &'static Config {
+        static CONFIG: OnceLock<Config> = OnceLock::new();
+        CONFIG.get_or_init(|| {
+            let base = std::env::var("LEAPFROG_FP_COUNT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            COUNT.store(base, Ordering::SeqCst);
+            let target = std::env::var("LEAPFROG_FAILPOINT").ok().and_then(|v| {
+                let (n, mode) = v.split_once(':')?;
+                let mode = match mode {
+                    "crash" => Mode::Crash,
+                    "enospc" => Mode::Enospc,
+                    "eacces" => Mode::Eacces,
+                    _ => return None,
+                };
+                Some((n.parse().ok()?, mode))
+            });
+            Config {
+                target,
+                log: std::env::var_os("LEAPFROG_FP_LOG").map(Into::into),
+            }
+        })
+    }
+
+    pub fn hit(name: &str) -> io::Result<()> {
+        let config = config();
+        let n = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(path) = &config.log {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let _ = writeln!(f, "{n} {name}");
+            }
+        }
+        match &config.target {
+            Some((target, mode)) if *target == n => match mode {
+                Mode::Crash => std::process::abort(),
+                Mode::Enospc => Err(io::Error::from_raw_os_error(28)),
+                Mode::Eacces => Err(io::Error::from_raw_os_error(13)),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    pub fn count() -> Option<u64> {
+        let _ = config();
+        Some(COUNT.load(Ordering::SeqCst))
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+mod imp {
+    use std::io;
+
+    #[inline(always)]
+    pub fn hit(_name: &str) -> io::Result<()> {
+        Ok(())
+    }
+
+    #[inline(always)]
+    pub fn count() -> Option<u64> {
+        None
+    }
+}
+
+/// A point that changes the disk: may crash or fail here in fault tests.
+#[inline(always)]
+pub(crate) fn hit(name: &str) -> io::Result<()> {
+    imp::hit(name)
+}
+
+/// The points reached so far, to carry across an exec (fault tests only).
+pub(crate) fn count() -> Option<u64> {
+    imp::count()
+}
+
+/// [`hit`], with the library's error naming `path`.
+pub(crate) fn at(name: &str, path: &std::path::Path) -> crate::Result<()> {
+    hit(name).map_err(crate::error::io_err(name, path))
+}

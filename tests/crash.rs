@@ -1,0 +1,168 @@
+//! Fault injection (built with `--features failpoints`): the update is
+//! killed at every point that changes the disk — every rename, unlink,
+//! file creation and write, chmod, link, fsync of every step — and the
+//! next launch must leave the install dir exactly the old release or exactly
+//! the new one, with the user's file untouched. Then disk-full (ENOSPC) and
+//! permission-denied (EACCES) at each write of the apply step: a clear
+//! error, the old version running, nothing lost.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::sync::Mutex;
+
+use leapfrog::serve::Server;
+
+use crate::util::*;
+
+type Tree = BTreeMap<String, String>;
+
+fn tree(world: &World) -> Tree {
+    let mut t = tree_hashes(&world.install);
+    t.remove(leapfrog::state::STATE_NAME);
+    t
+}
+
+/// The points one whole update reaches, in order, and the tree it ends with.
+fn probe() -> (Vec<String>, Tree, Tree) {
+    let world = World::new();
+    let old = tree(&world);
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    let log = world.dir.path().join("points.log");
+    world
+        .launch_env(
+            &format!("{}versions.txt", server.url()),
+            &[("LEAPFROG_FP_LOG", log.to_str().unwrap())],
+        )
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
+    let names: Vec<String> = fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let (n, name) = l.split_once(' ').unwrap();
+            assert_eq!(
+                n.parse::<usize>().unwrap(),
+                i + 1,
+                "points are numbered in order"
+            );
+            name.to_owned()
+        })
+        .collect();
+    (names, old, tree(&world))
+}
+
+/// Runs `case(k)` for every k in `points`, on two threads, and returns the failures.
+fn each(points: Vec<usize>, case: impl Fn(usize) -> Option<String> + Sync) -> Vec<String> {
+    let failures = Mutex::new(Vec::new());
+    let next = Mutex::new(points.into_iter());
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| loop {
+                let Some(k) = next.lock().unwrap().next() else {
+                    break;
+                };
+                if let Some(failure) = case(k) {
+                    failures.lock().unwrap().push(failure);
+                }
+            });
+        }
+    });
+    failures.into_inner().unwrap()
+}
+
+#[test]
+fn crash_at_every_disk_change_recovers_old_or_new() {
+    let (names, old, new) = probe();
+    assert_ne!(old, new);
+    let total = names.len();
+    assert!(total >= 60, "only {total} points: {names:?}");
+    let failures = each((1..=total).collect(), |k| {
+        let world = World::new();
+        let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+        let url = format!("{}versions.txt", server.url());
+        let crashed = world.launch_env(&url, &[("LEAPFROG_FAILPOINT", &format!("{k}:crash"))]);
+        if crashed.output.status.success() {
+            return Some(format!(
+                "point {k} ({}): the update was not killed",
+                names[k - 1]
+            ));
+        }
+        // The next launch, with the host gone: it may only finish or undo.
+        let next = world.launch("http://127.0.0.1:9/versions.txt");
+        let after = tree(&world);
+        let state = if after == old {
+            "old"
+        } else if after == new {
+            "new"
+        } else {
+            return Some(format!(
+                "point {k} ({}): a mix after the relaunch:\n{}",
+                names[k - 1],
+                next.stdout()
+            ));
+        };
+        let running = if next.stdout().contains("demo 1.1.0 running") {
+            "new"
+        } else {
+            "old"
+        };
+        (next.code() != Some(0) || running != state).then(|| {
+            format!(
+                "point {k} ({}): {state} files but the {running} version ran:\n{}",
+                names[k - 1],
+                next.stdout()
+            )
+        })
+    });
+    println!("crash points covered: {total}");
+    assert!(
+        failures.is_empty(),
+        "{} of {total} crash points failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn disk_full_and_permission_denied_while_applying_keep_the_old_version() {
+    let (names, old, _) = probe();
+    // Every point from the first write of the apply step to its last.
+    let first = names.iter().position(|n| n.starts_with("apply")).unwrap();
+    let last = names.iter().rposition(|n| n.starts_with("apply")).unwrap();
+    let applying: Vec<usize> = (first.saturating_sub(4) + 1..=last + 5).collect();
+    assert!(applying.len() >= 15, "{applying:?}");
+    let mut cases = 0;
+    for (mode, message) in [
+        ("enospc", "No space left on device"),
+        ("eacces", "Permission denied"),
+    ] {
+        let failures = each(applying.clone(), |k| {
+            let world = World::new();
+            let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+            let run = world.launch_env(
+                &format!("{}versions.txt", server.url()),
+                &[("LEAPFROG_FAILPOINT", &format!("{k}:{mode}"))],
+            );
+            let out = run.stdout();
+            let ok = run.code() == Some(0)
+                && out.contains(message)
+                && out.contains("rolled back to 1.0.0")
+                && out
+                    .trim_end()
+                    .lines()
+                    .any(|l| l.contains("demo 1.0.0 running from"))
+                && !out.contains("demo 1.1.0 running")
+                && tree(&world) == old;
+            (!ok).then(|| format!("{mode} at point {k} ({}):\n{out}", names[k - 1]))
+        });
+        cases += applying.len();
+        assert!(
+            failures.is_empty(),
+            "{} failures:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
+    println!("disk-full and permission-denied points covered: {cases}");
+}
