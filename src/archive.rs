@@ -578,11 +578,15 @@ fn unpack_from<R: BufRead>(reader: R, archive: &Path, dest: &Path) -> Result<Fil
                 }
                 crate::failpoint::at("unpack create", &target)?;
                 let out = File::create(&target).map_err(io_err("creating", &target))?;
-                let mut writer = HashingWriter::new(BufWriter::with_capacity(128 * 1024, out));
+                let mut writer = HashingWriter::new(crate::failpoint::Writer::new(
+                    BufWriter::with_capacity(128 * 1024, out),
+                    "unpack write",
+                ));
                 let copied =
                     io::copy(&mut (&mut entry).take(*size), &mut writer).map_err(read_err)?;
                 let (buf, computed, _) = writer.finish();
                 buf.into_inner()
+                    .into_inner()
                     .map_err(|e| io_err("writing", &target)(e.into_error()))?;
                 if copied != *size {
                     return Err(bad(format!("{name:?} is cut short; download it again")));

@@ -112,3 +112,41 @@ pub(crate) fn count() -> Option<u64> {
 pub(crate) fn at(name: &str, path: &std::path::Path) -> crate::Result<()> {
     hit(name).map_err(crate::error::io_err(name, path))
 }
+
+/// A writer with a fail point every 256 KiB written (a kill in the middle
+/// of writing a file), named `name`.
+pub(crate) struct Writer<W> {
+    inner: W,
+    name: &'static str,
+    written: u64,
+}
+
+impl<W> Writer<W> {
+    pub(crate) fn new(inner: W, name: &'static str) -> Self {
+        Writer {
+            inner,
+            name,
+            written: 0,
+        }
+    }
+
+    pub(crate) fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+impl<W: io::Write> io::Write for Writer<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let next = self.written + buf.len() as u64;
+        for _ in self.written >> 18..next >> 18 {
+            hit(self.name)?;
+        }
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}

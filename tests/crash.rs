@@ -76,7 +76,7 @@ fn crash_at_every_disk_change_recovers_old_or_new() {
     let (names, old, new) = probe();
     assert_ne!(old, new);
     let total = names.len();
-    assert!(total >= 60, "only {total} points: {names:?}");
+    assert!(total >= 150, "only {total} points: {names:?}");
     let failures = each((1..=total).collect(), |k| {
         let world = World::new();
         let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
@@ -165,4 +165,59 @@ fn disk_full_and_permission_denied_while_applying_keep_the_old_version() {
         );
     }
     println!("disk-full and permission-denied points covered: {cases}");
+}
+
+#[test]
+fn crash_during_recovery_recovers_too() {
+    // Killed half way through applying, then killed again at every point of
+    // the recovery that the next launch runs: the launch after that still
+    // ends with the old or the new release.
+    let (names, old, new) = probe();
+    let first_apply = names
+        .iter()
+        .position(|n| n.starts_with("apply rename"))
+        .unwrap();
+    let k = first_apply + 3; // 1-based: the third rename of the apply step
+    let setup = |world: &World, url: &str| {
+        let crashed = world.launch_env(url, &[("LEAPFROG_FAILPOINT", &format!("{k}:crash"))]);
+        assert!(
+            !crashed.output.status.success(),
+            "point {k} did not kill the update"
+        );
+        let journal = leapfrog::journal::Journal::read(&world.backup)
+            .unwrap()
+            .unwrap();
+        assert_eq!(journal.step, leapfrog::journal::Step::Applying);
+    };
+    // How many points the recovery reaches.
+    let world = World::new();
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    let url = format!("{}versions.txt", server.url());
+    setup(&world, &url);
+    let log = world.dir.path().join("recovery.log");
+    world
+        .launch_env(
+            "http://127.0.0.1:9/versions.txt",
+            &[("LEAPFROG_FP_LOG", log.to_str().unwrap())],
+        )
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
+    let recovery = fs::read_to_string(&log).unwrap().lines().count();
+    assert!(recovery >= 10, "{recovery}");
+    let failures = each((1..=recovery).collect(), |j| {
+        let world = World::new();
+        let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+        setup(&world, &format!("{}versions.txt", server.url()));
+        let dead = "http://127.0.0.1:9/versions.txt";
+        let second = world.launch_env(dead, &[("LEAPFROG_FAILPOINT", &format!("{j}:crash"))]);
+        if second.output.status.success() {
+            return Some(format!("recovery point {j}: not killed"));
+        }
+        let last = world.launch(dead);
+        let after = tree(&world);
+        (last.code() != Some(0) || (after != old && after != new))
+            .then(|| format!("recovery point {j}: a mix, or no start:\n{}", last.stdout()))
+    });
+    println!("recovery crash points covered: {recovery}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -596,3 +596,46 @@ fn rollback_on_request_restores_the_previous_version() {
         .expect_no_output("failed and was undone");
     assert_eq!(tree_hashes(&world.install), before);
 }
+
+#[test]
+fn update_damaged_journal_is_set_aside_and_a_mix_restored() {
+    let world = World::new();
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    world
+        .launch(&manifest_url(&server))
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
+    let updated = tree_hashes(&world.install);
+    let journal = world.backup.join("need_update");
+    let dead = "http://127.0.0.1:9/versions.txt";
+
+    // A torn journal over a complete release: set aside, nothing changed.
+    fs::write(&journal, "{\"format\": 1, \"prog").unwrap();
+    world
+        .launch(dead)
+        .expect_code(0)
+        .expect_output("is damaged; set aside")
+        .expect_output("holds a complete demo 1.1.0, so nothing was changed")
+        .expect_output("demo 1.1.0 running");
+    assert_eq!(tree_hashes(&world.install), updated);
+    assert!(world.backup.join("need_update.damaged").exists());
+
+    // An empty journal over a mix of releases: the backup's release is restored.
+    fs::write(&journal, "").unwrap();
+    fs::write(world.install.join("README.txt"), "demo 1.0.0\n").unwrap();
+    fs::remove_file(world.install.join("assets/new.txt")).unwrap();
+    world
+        .launch(dead)
+        .expect_code(0)
+        .expect_output("was not a complete release; demo 1.0.0 was restored")
+        .expect_output("demo 1.0.0 running");
+    let mut restored = tree_hashes(&world.install);
+    let mut before = tree_hashes(&world.backup);
+    for t in [&mut restored, &mut before] {
+        t.retain(|k, _| !k.starts_with("need_update"));
+    }
+    assert_eq!(
+        restored, before,
+        "the install dir is the backup's release again"
+    );
+}

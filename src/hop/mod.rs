@@ -658,7 +658,12 @@ pub enum Pending {
 pub fn finish_pending() -> Pending {
     match locate() {
         Ok(None) => Pending::Nothing,
-        Ok(Some((journal, place))) => resume(journal, place),
+        Ok(Some(Found::Journal(journal, place))) => resume(journal, place),
+        Ok(Some(Found::Damaged {
+            install,
+            backup,
+            exe,
+        })) => handle_damaged(&install, &backup, &exe),
         Err(e) => Pending::Failed(e),
     }
 }
@@ -667,7 +672,7 @@ pub fn finish_pending() -> Pending {
 /// Returns whether there was an update to confirm.
 pub fn confirm_healthy() -> Result<bool> {
     match locate()? {
-        Some((mut journal, Place::Install)) if journal.step == Step::Applied => {
+        Some(Found::Journal(mut journal, Place::Install)) if journal.step == Step::Applied => {
             journal.advance(Step::Confirmed)?;
             log::info!(
                 "{} {} confirmed healthy",
@@ -762,7 +767,7 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 }
 
 /// Finds the journal that concerns the running executable.
-fn locate() -> Result<Option<(Journal, Place)>> {
+fn locate() -> Result<Option<Found>> {
     let exe = std::env::current_exe().map_err(io_err("finding", "the running executable"))?;
     let env_backup = std::env::var_os(crate::settings::ENV_BACKUP_DIR).map(PathBuf::from);
     // The executable may sit in a subfolder of the install dir (bin/app).
@@ -770,21 +775,141 @@ fn locate() -> Result<Option<(Journal, Place)>> {
         let Ok(rel) = exe.strip_prefix(dir) else {
             continue;
         };
-        if let Some(journal) = Journal::read(dir)? {
+        if let Ok(Some(journal)) = Journal::read(dir) {
             if same_dir(&journal.backup_dir, dir) && journal.exe == rel {
-                return Ok(Some((journal, Place::Backup)));
+                return Ok(Some(Found::Journal(journal, Place::Backup)));
             }
         }
         let candidates = env_backup.iter().cloned().chain(default_backup_dir(dir));
         for backup in candidates {
-            if let Some(journal) = Journal::read(&backup)? {
-                if same_dir(&journal.install_dir, dir) && journal.exe == rel {
-                    return Ok(Some((journal, Place::Install)));
+            match Journal::read(&backup) {
+                Ok(Some(journal)) => {
+                    if same_dir(&journal.install_dir, dir) && journal.exe == rel {
+                        return Ok(Some(Found::Journal(journal, Place::Install)));
+                    }
                 }
+                Ok(None) => {}
+                // Only the backup dir beside the executable's own folder is
+                // surely this program's.
+                Err(Error::Journal { .. }) if Some(dir) == exe.parent() => {
+                    return Ok(Some(Found::Damaged {
+                        install: dir.to_owned(),
+                        backup,
+                        exe: rel.to_owned(),
+                    }))
+                }
+                Err(e) => return Err(e),
             }
         }
     }
     Ok(None)
+}
+
+/// What [`locate`] found.
+enum Found {
+    Journal(Journal, Place),
+    /// A journal that cannot be read (damaged, truncated, another format).
+    Damaged {
+        install: PathBuf,
+        backup: PathBuf,
+        exe: PathBuf,
+    },
+}
+
+/// A journal that cannot be trusted is set aside, and the install dir is
+/// checked against its own file list: a complete release is kept; anything
+/// else is brought back to the backup's release, a complete copy.
+fn handle_damaged(install: &Path, backup: &Path, exe: &Path) -> Pending {
+    let path = Journal::path_in(backup);
+    let aside = backup.join(format!("{}.damaged", crate::journal::JOURNAL_NAME));
+    if let Err(e) = fs::rename(&path, &aside) {
+        return Pending::Failed(io_err(
+            &format!("setting aside the damaged journal {} as", path.display()),
+            &aside,
+        )(e));
+    }
+    log::warn!(
+        "the update journal {} is damaged; set aside as {}",
+        path.display(),
+        aside.display()
+    );
+    match intact(install) {
+        Ok(Some(list)) => {
+            return Pending::Failed(Error::Journal {
+                path,
+                reason: format!(
+                    "damaged, and set aside; {} holds a complete {} {}, so nothing was changed",
+                    install.display(),
+                    list.program,
+                    list.version
+                ),
+            })
+        }
+        Ok(None) => {}
+        Err(e) => return Pending::Failed(e),
+    }
+    let Ok(Some(old)) = FileList::read_installed(backup) else {
+        return Pending::Failed(Error::Journal {
+            path,
+            reason: format!(
+                "damaged, and {} is not a complete release, and the backup has no file list to restore from; reinstall the program",
+                install.display()
+            ),
+        });
+    };
+    let mut journal = Journal {
+        format: crate::journal::JOURNAL_FORMAT,
+        program: old.program.clone(),
+        install_dir: install.to_owned(),
+        backup_dir: backup.to_owned(),
+        exe: exe.to_owned(),
+        from_version: old.version.to_string(),
+        to_version: FileList::read_installed(install)
+            .ok()
+            .flatten()
+            .map_or_else(|| "unknown".to_owned(), |l| l.version.to_string()),
+        archive: String::new(),
+        sha256: String::new(),
+        config: None,
+        step: Step::Applying,
+        trial_launches: 0,
+        error: Some(format!(
+            "the update journal was damaged and {} was not a complete release; {} {} was restored from {}",
+            install.display(),
+            old.program,
+            old.version,
+            backup.display()
+        )),
+        reported: false,
+    };
+    // The restored version is started in place of this process, and tells
+    // its user what happened.
+    match roll_back(&mut journal) {
+        Ok(()) => Pending::Failed(hop_home(&journal)),
+        Err(e) => Pending::Failed(e),
+    }
+}
+
+/// The install dir's file list, when every file of it is there with its
+/// listed content.
+fn intact(install: &Path) -> Result<Option<FileList>> {
+    let Some(list) = FileList::read_installed(install)? else {
+        return Ok(None);
+    };
+    for (path, item) in &list.items {
+        let at = archive::join(install, path);
+        let good = match item {
+            Item::Dir => at.is_dir(),
+            Item::Link { target } => fs::read_link(&at).is_ok_and(|t| t == Path::new(target)),
+            Item::File { sha256, size, .. } => {
+                matches!(crate::verify::sha256_file(&at), Ok((s, n)) if &s == sha256 && n == *size)
+            }
+        };
+        if !good {
+            return Ok(None);
+        }
+    }
+    Ok(Some(list))
 }
 
 /// The default backup dir of an install dir: its sibling `<name>.backup`.
