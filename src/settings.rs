@@ -212,6 +212,33 @@ mod tests {
     }
 
     #[test]
+    fn reads_mirrors_and_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(
+            &path,
+            r#"{"Update_app":{"server":"https://h","api_get_version":"v.txt","main_app_name":"demo","current_version":"1.0.0",
+                "mirrors":["https://m1/v.txt","ftp://m2/v.txt"],"auth_user":"bob","auth_password":"pw","auth_token":"tok",
+                "headers":{"X-Key":"k"},"public_key":"RWQ"}}"#,
+        )
+        .unwrap();
+        let config = AppConfig::read(&path).unwrap();
+        assert_eq!(config.mirrors, ["https://m1/v.txt", "ftp://m2/v.txt"]);
+        assert_eq!(config.credentials.basic, Some(("bob".into(), "pw".into())));
+        assert_eq!(config.credentials.bearer.as_deref(), Some("tok"));
+        assert_eq!(
+            config.credentials.headers,
+            [("X-Key".to_owned(), "k".to_owned())]
+        );
+        assert!(!format!("{config:?}").contains("\"pw\""));
+        std::fs::write(&path, r#"{"Update_app":{"server":"h","api_get_version":"v","main_app_name":"d","current_version":"1.0.0","mirrors":"x"}}"#).unwrap();
+        assert!(AppConfig::read(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("mirrors must be a list"));
+    }
+
+    #[test]
     fn missing_fields_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
