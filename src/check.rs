@@ -5,13 +5,14 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use semver::Version;
 
 use crate::error::{io_err, Error, Result};
 use crate::fetch::{self, Limits, ProgressFn};
 use crate::hop::{self, StagePlan};
-use crate::journal::Journal;
+use crate::journal::{Confirm, Journal, Trial};
 use crate::manifest::{self, Manifest, Release};
 use crate::settings::{self, AppConfig};
 use crate::sign::PublicKey;
@@ -266,6 +267,7 @@ struct Options {
     read_env: bool,
     public_keys: Vec<String>,
     mirrors: Vec<String>,
+    trial: Trial,
 }
 
 /// Builds an [`Updater`]; `build()` checks the settings.
@@ -307,6 +309,7 @@ impl Updater {
                 read_env: true,
                 public_keys: Vec::new(),
                 mirrors: Vec::new(),
+                trial: Trial::default(),
             },
         }
     }
@@ -549,6 +552,7 @@ impl Updater {
             }),
             limits: &self.opts.limits,
             progress: progress.as_ref(),
+            trial: self.opts.trial,
         };
         hop::stage(&plan)
     }
@@ -691,6 +695,31 @@ impl UpdaterBuilder {
         self
     }
 
+    /// The new version counts as healthy on its first (trial) launch once
+    /// it has run this long without crashing or exiting with failure, or
+    /// when it calls [`confirm_healthy`](crate::confirm_healthy), whichever
+    /// comes first. This is the default, with 10 seconds.
+    /// (`LEAPFROG_CONFIRM_AFTER`, e.g. `30s`.)
+    pub fn confirm_after(mut self, time: Duration) -> Self {
+        self.opts.trial.confirm = Confirm::AfterMs(millis(time));
+        self
+    }
+
+    /// The new version must call [`confirm_healthy`](crate::confirm_healthy)
+    /// within this time on its first (trial) launch; one that does not is
+    /// taken to hang, stopped, and rolled back. (`LEAPFROG_CONFIRM_WITHIN`.)
+    pub fn confirm_within(mut self, time: Duration) -> Self {
+        self.opts.trial.confirm = Confirm::WithinMs(millis(time));
+        self
+    }
+
+    /// How many trial launches of a new version may fail before it is
+    /// rolled back (default 1; at least 1). (`LEAPFROG_TRIAL_ATTEMPTS`.)
+    pub fn trial_attempts(mut self, attempts: u32) -> Self {
+        self.opts.trial.attempts = attempts.max(1);
+        self
+    }
+
     /// Another manifest URL to try, in order, when the first is down, slow,
     /// or serves something that fails verification. May be given more than once.
     pub fn mirror(mut self, url: impl Into<String>) -> Self {
@@ -761,6 +790,7 @@ impl UpdaterBuilder {
             if let Ok(mirrors) = std::env::var(settings::ENV_MIRRORS) {
                 opts.mirrors = mirrors.split_whitespace().map(str::to_owned).collect();
             }
+            opts.trial = settings::trial_from_env(opts.trial)?;
         }
         if opts.limits.user_agent == crate::fetch::Limits::default().user_agent {
             opts.limits.user_agent = format!(
@@ -942,4 +972,8 @@ fn terminal_progress() -> ProgressFn {
             bar.finish_and_clear();
         }
     })
+}
+
+fn millis(time: Duration) -> u64 {
+    u64::try_from(time.as_millis()).unwrap_or(u64::MAX)
 }

@@ -4,7 +4,8 @@
 //! Every step that changes the disk calls [`hit`] first. The points are
 //! numbered in the order they are reached, across the execs of one update
 //! (the count travels in `LEAPFROG_FP_COUNT`). `LEAPFROG_FAILPOINT=N:MODE`
-//! makes point N abort the process (`crash`, as a kill or power cut would)
+//! makes point N abort the process (`crash`, as a kill or power cut would;
+//! a trial launch takes its watcher with it)
 //! or fail with ENOSPC (`enospc`) or EACCES (`eacces`);
 //! `LEAPFROG_FP_LOG=FILE` appends `N name` for every point reached.
 
@@ -68,7 +69,20 @@ mod imp {
         }
         match &config.target {
             Some((target, mode)) if *target == n => match mode {
-                Mode::Crash => std::process::abort(),
+                Mode::Crash => {
+                    // A power cut takes the watcher of a trial launch too.
+                    #[cfg(unix)]
+                    if crate::hop::trial_is_watched() {
+                        let watcher = rustix::process::getppid();
+                        if let Some(pid) = watcher {
+                            let _ = rustix::process::kill_process(
+                                pid,
+                                rustix::process::Signal::KILL,
+                            );
+                        }
+                    }
+                    std::process::abort()
+                }
                 Mode::Enospc => Err(io::Error::from_raw_os_error(28)),
                 Mode::Eacces => Err(io::Error::from_raw_os_error(13)),
             },

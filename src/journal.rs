@@ -28,11 +28,46 @@ pub enum Step {
     Applying,
     /// The install dir holds the new release. Next: its first (trial) launch.
     Applied,
-    /// The new version said it is healthy. Nothing more to do.
+    /// The new version is healthy (it said so, ran long enough, or exited
+    /// with success on its trial launch). Nothing more to do.
     Confirmed,
     /// Applying failed and the old release was put back. The version is not
     /// offered again until a newer one appears.
     RolledBack,
+}
+
+/// How the first launch of a new version (its trial) is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trial {
+    /// What makes the new version count as healthy.
+    pub confirm: Confirm,
+    /// How many trial launches may fail before the update is rolled back.
+    pub attempts: u32,
+}
+
+/// What makes a new version count as healthy on its trial launch. Either
+/// way, a version that crashes, or exits with failure, before it counts as
+/// healthy is rolled back; one that exits with success counts as healthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confirm {
+    /// Having run this many milliseconds, or calling
+    /// [`confirm_healthy`](crate::confirm_healthy), whichever comes first.
+    AfterMs(u64),
+    /// Calling [`confirm_healthy`](crate::confirm_healthy) within this many
+    /// milliseconds; a version that does not is taken to hang, stopped, and
+    /// rolled back.
+    WithinMs(u64),
+}
+
+impl Default for Trial {
+    /// Healthy after 10 seconds of running (or when it says so), one attempt.
+    fn default() -> Self {
+        Trial {
+            confirm: Confirm::AfterMs(10_000),
+            attempts: 1,
+        }
+    }
 }
 
 /// The journal document.
@@ -63,6 +98,13 @@ pub struct Journal {
     pub step: Step,
     /// How often the new version was launched without confirming.
     pub trial_launches: u32,
+    /// How many of those trial launches failed (crashed, exited with
+    /// failure, hung, or could not start).
+    #[serde(default)]
+    pub trial_failures: u32,
+    /// How the trial launch is judged.
+    #[serde(default)]
+    pub trial: Trial,
     /// Why the update was rolled back.
     #[serde(default)]
     pub error: Option<String>,
@@ -150,6 +192,8 @@ mod tests {
             config: None,
             step: Step::Staged,
             trial_launches: 0,
+            trial_failures: 0,
+            trial: Trial::default(),
             error: None,
             reported: false,
         }

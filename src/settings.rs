@@ -37,6 +37,48 @@ pub const ENV_MIRRORS: &str = "LEAPFROG_MIRRORS";
 /// The environment variable that, set to `1`, answers yes without asking.
 pub const ENV_ASSUME_YES: &str = "LEAPFROG_ASSUME_YES";
 
+/// The environment variable with the time after which a new version counts
+/// as healthy on its trial launch (e.g. `30s`).
+pub const ENV_CONFIRM_AFTER: &str = "LEAPFROG_CONFIRM_AFTER";
+/// The environment variable with the time within which a new version must
+/// confirm it works on its trial launch (e.g. `60s`).
+pub const ENV_CONFIRM_WITHIN: &str = "LEAPFROG_CONFIRM_WITHIN";
+/// The environment variable with the number of trial launches that may fail.
+pub const ENV_TRIAL_ATTEMPTS: &str = "LEAPFROG_TRIAL_ATTEMPTS";
+
+/// `trial` with the `LEAPFROG_CONFIRM_*` and `LEAPFROG_TRIAL_ATTEMPTS`
+/// environment variables applied.
+pub(crate) fn trial_from_env(mut trial: crate::journal::Trial) -> Result<crate::journal::Trial> {
+    use crate::journal::Confirm;
+    let millis = |name: &str| -> Result<Option<u64>> {
+        let Ok(v) = std::env::var(name) else {
+            return Ok(None);
+        };
+        let time = humantime::parse_duration(v.trim())
+            .map_err(|e| Error::Settings(format!("{name}={v:?}: {e} (e.g. 30s, 500ms)")))?;
+        Ok(Some(u64::try_from(time.as_millis()).unwrap_or(u64::MAX)))
+    };
+    if let Some(ms) = millis(ENV_CONFIRM_AFTER)? {
+        trial.confirm = Confirm::AfterMs(ms);
+    }
+    if let Some(ms) = millis(ENV_CONFIRM_WITHIN)? {
+        trial.confirm = Confirm::WithinMs(ms);
+    }
+    if let Ok(v) = std::env::var(ENV_TRIAL_ATTEMPTS) {
+        trial.attempts = v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| {
+                Error::Settings(format!(
+                    "{ENV_TRIAL_ATTEMPTS}={v:?}: not a whole number of at least 1"
+                ))
+            })?;
+    }
+    Ok(trial)
+}
+
 /// The `Update_app` block of a `data/config.json`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppConfig {

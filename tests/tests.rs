@@ -16,4 +16,5 @@ mod hosts;
 mod manifest;
 mod servers;
 mod signing;
+mod trial;
 mod update;

@@ -73,13 +73,37 @@ fn update_happy_path() {
         .expect_output("applied demo 1.1.0: ")
         .expect_output("demo 1.1.0 running")
         .expect_output("updated from 1.0.0 to 1.1.0");
-    // exec keeps the process: every line comes from one pid.
-    let pids: std::collections::BTreeSet<_> = run
-        .stdout()
+    // exec keeps the process: the pid started does every step, and stays
+    // to the end; only the new version's trial launch is another process,
+    // its child, watched by it.
+    let out = run.stdout();
+    let lines: Vec<(&str, &str)> = out
         .lines()
-        .filter_map(|l| Some(l.split("pid ").nth(1)?.split(']').next()?.to_owned()))
+        .filter_map(|l| Some((l.split("pid ").nth(1)?.split(']').next()?, l)))
         .collect();
-    assert_eq!(pids.len(), 1, "{pids:?}");
+    let started = lines[0].0;
+    let trial: std::collections::BTreeSet<&str> = lines
+        .iter()
+        .map(|(pid, _)| *pid)
+        .filter(|pid| *pid != started)
+        .collect();
+    assert_eq!(trial.len(), 1, "{out}");
+    let trial = trial.into_iter().next().unwrap();
+    assert_eq!(lines.last().unwrap().0, started, "{out}");
+    assert!(
+        out.contains(&format!(
+            "trial launch 1 of demo 1.1.0: pid {trial}, watched by pid {started}"
+        )),
+        "{out}"
+    );
+    for (pid, line) in &lines {
+        if line.contains("demo 1.1.0 running") {
+            assert_eq!(*pid, trial, "{out}");
+        }
+        if line.contains("running from the backup copy") || line.contains("demo 1.0.0 running") {
+            assert_eq!(*pid, started, "{out}");
+        }
+    }
 
     assert_eq!(tree_hashes(&world.install), expected_after_update(&world));
     assert!(

@@ -26,6 +26,10 @@ mod windows;
 #[cfg(windows)]
 use windows as platform;
 
+mod trial;
+#[cfg(feature = "failpoints")]
+pub(crate) use trial::is_watched as trial_is_watched;
+
 use std::ffi::OsString;
 use std::fs;
 use std::io;
@@ -104,6 +108,7 @@ pub(crate) struct StagePlan<'a> {
     pub config: Option<PathBuf>,
     pub limits: &'a Limits,
     pub progress: Option<&'a ProgressFn>,
+    pub trial: crate::journal::Trial,
 }
 
 /// Step 2: copies the install dir to the backup dir, downloads the archive
@@ -175,6 +180,8 @@ fn stage_inner(plan: &StagePlan<'_>) -> Result<Journal> {
         config: plan.config.clone(),
         step: Step::Staged,
         trial_launches: 0,
+        trial_failures: 0,
+        trial: plan.trial,
         error: None,
         reported: false,
     };
@@ -715,7 +722,6 @@ fn resume(mut journal: Journal, place: Place) -> Pending {
                 Ok(_) => {}
                 Err(e) => return Pending::Failed(e),
             }
-            let _lock = lock;
             log::info!(
                 "running from the backup copy: applying {} {} to {}",
                 journal.program,
@@ -731,10 +737,18 @@ fn resume(mut journal: Journal, place: Place) -> Pending {
                     // tries again (the hop count bounds how often).
                     Err(e) => log::error!("rolling back failed: {}", e.chain()),
                 }
+                return Pending::Failed(hop_home(&journal));
             }
-            Pending::Failed(hop_home(&journal))
+            Pending::Failed(trial::watch(journal, Some(lock)))
         }
-        (Place::Backup, Step::Applied | Step::RolledBack) => Pending::Failed(hop_home(&journal)),
+        // The new version's trial, again: an earlier watcher was killed, or
+        // the new version was launched unwatched and hopped out to be watched.
+        (Place::Backup, Step::Applied) => match crate::lock::try_lock(&journal.backup_dir) {
+            Ok(Some(lock)) => Pending::Failed(trial::watch(journal, Some(lock))),
+            // Another process is watching a trial of it already.
+            _ => Pending::Failed(hop_home(&journal)),
+        },
+        (Place::Backup, Step::RolledBack) => Pending::Failed(hop_home(&journal)),
         (Place::Install, Step::RolledBack) if !journal.reported => {
             journal.reported = true;
             if let Err(e) = journal.write() {
@@ -748,9 +762,14 @@ fn resume(mut journal: Journal, place: Place) -> Pending {
         (Place::Install, Step::RolledBack) => Pending::Nothing,
         (Place::Install, Step::Staged | Step::Applying) => Pending::Failed(hop_out(&journal, true)),
         (Place::Install, Step::Applied) => {
-            journal.trial_launches += 1;
-            if let Err(e) = journal.write() {
-                return Pending::Failed(e);
+            // A launch of a version still on trial is watched by the backup
+            // copy: hop out to it, unless this is the watched launch, or
+            // another process watches a trial already.
+            if !trial::is_watched() {
+                if let Ok(Some(lock)) = crate::lock::try_lock(&journal.backup_dir) {
+                    drop(lock);
+                    return Pending::Failed(hop_out(&journal, true));
+                }
             }
             Pending::Updated {
                 from: journal.from_version,
@@ -873,6 +892,8 @@ fn handle_damaged(install: &Path, backup: &Path, exe: &Path) -> Pending {
         config: None,
         step: Step::Applying,
         trial_launches: 0,
+        trial_failures: 0,
+        trial: crate::journal::Trial::default(),
         error: Some(format!(
             "the update journal was damaged and {} was not a complete release; {} {} was restored from {}",
             install.display(),

@@ -35,3 +35,48 @@ pub(crate) fn replace_file(src: &Path, dst: &Path) -> io::Result<()> {
         }
     }
 }
+
+/// Whether this process was started by `supervisor`. std has no parent pid
+/// on Windows; the environment variable that names the supervisor is
+/// trusted.
+pub(crate) fn supervised_by(_supervisor: u32) -> bool {
+    true
+}
+
+/// Windows has no gentle request to end a console-less process through
+/// std: the child is killed when its time is up.
+pub(crate) fn ask_to_stop(_child: &std::process::Child) {}
+
+/// Console control events reach the whole console group by themselves;
+/// nothing to catch or pass on.
+pub(crate) struct Interrupts;
+
+impl Interrupts {
+    pub(crate) fn catch() -> Interrupts {
+        Interrupts
+    }
+
+    pub(crate) fn forward(&self, _child: &std::process::Child) {}
+}
+
+/// How a trial launch ended, from its exit status (an NTSTATUS exception
+/// code such as 0xC0000005 is a crash; 0xC0000135 a missing DLL).
+pub(crate) fn ending(status: std::process::ExitStatus) -> super::trial::Ending {
+    use super::trial::Ending;
+    match status.code() {
+        Some(0) => Ending::Success,
+        Some(code) if code as u32 == 0xC000_0135 => {
+            Ending::Failed("could not start (0xC0000135: a missing DLL)".into())
+        }
+        Some(code) if code as u32 >= 0xC000_0000 => {
+            Ending::Failed(format!("crashed (exception 0x{:08X})", code as u32))
+        }
+        Some(code) => Ending::Failed(format!("exited with status {code}")),
+        None => Ending::Failed(format!("ended with {status}")),
+    }
+}
+
+/// Ends this process the way `status` says its child ended.
+pub(crate) fn exit_like(status: std::process::ExitStatus) -> ! {
+    std::process::exit(status.code().unwrap_or(1))
+}

@@ -29,6 +29,40 @@ macro_rules! say {
     };
 }
 
+/// A release of the demo app may play a broken version, to show (and test)
+/// that a new version which fails its first launch is rolled back:
+/// `data/misbehave` holding `crash`, `fail` (exit status 3), `hang` (never
+/// confirms), or `late-fail` (runs 2 seconds without confirming, then exits
+/// with status 3: healthy by then when the app confirms after a shorter time).
+fn misbehave_if_asked(dir: &std::path::Path) {
+    let Ok(what) = std::fs::read_to_string(dir.join("data").join("misbehave")) else {
+        return;
+    };
+    match what.trim() {
+        "crash" => {
+            say!("this release is broken on purpose: crashing");
+            std::process::abort()
+        }
+        "fail" => {
+            say!("this release is broken on purpose: exiting with status 3");
+            std::process::exit(3)
+        }
+        "hang" => {
+            say!("this release is broken on purpose: hanging");
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+        "late-fail" => {
+            say!("this release is broken on purpose: failing in 2 seconds");
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            say!("failing now, with status 3");
+            std::process::exit(3)
+        }
+        other => say!("data/misbehave: unknown {other:?}; behaving"),
+    }
+}
+
 pub fn main() -> ExitCode {
     logger::init_app("demo");
     // First thing: finish (or undo) an update in progress. May exec.
@@ -56,6 +90,7 @@ pub fn main() -> ExitCode {
     );
     match pending {
         Pending::Updated { from, to, .. } => {
+            misbehave_if_asked(&dir);
             say!("updated from {from} to {to}; the new version starts fine");
             match leapfrog::confirm_healthy() {
                 Ok(_) => {}

@@ -1,0 +1,310 @@
+//! Step 5, watched: the new version's first launch is a trial.
+//!
+//! The old binary's copy in the backup dir, having applied the update, does
+//! not replace itself by the new version (as later launches do) but starts
+//! it as a child and watches it:
+//!
+//! - it counts as healthy when it calls [`confirm_healthy`](crate::confirm_healthy),
+//!   when it has run long enough ([`Confirm::AfterMs`]), or when it exits
+//!   with success; the watcher then waits for it and exits with its status;
+//! - it failed when it crashes, exits with failure, cannot be started, or
+//!   does not confirm in time ([`Confirm::WithinMs`]: it is stopped). After
+//!   [`Trial::attempts`] failures the install dir is rolled back from the
+//!   backup and the old version started in the watcher's place; the journal
+//!   ends `rolled_back`, so the version is not offered again.
+//!
+//! The watcher is the process the user started (same PID, through the
+//! execs of hop out), so whoever waits for the app still waits for it and
+//! gets the new version's exit status. The counts live in the journal: a
+//! watcher that is killed itself leaves an `applied` journal, and the next
+//! launch of the program runs another watched trial, up to a bound.
+
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use super::platform;
+use crate::error::Error;
+use crate::journal::{Confirm, Journal, Step};
+use crate::lock::UpdateLock;
+
+/// The environment variable that tells a trial launch who watches it (the
+/// watcher's pid).
+pub(crate) const ENV_TRIAL: &str = "LEAPFROG_TRIAL";
+const POLL: Duration = Duration::from_millis(50);
+/// How long a hung version has after being asked to stop before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+/// Trial launches that ended without a verdict (their watcher was killed
+/// too) beyond the allowed failures, before the update is given up.
+const UNFINISHED_TRIALS: u32 = 2;
+
+/// How a trial launch ended, from its exit status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// Exit status 0.
+    Success,
+    /// Stopped from outside (SIGINT, SIGTERM, SIGHUP): no verdict.
+    Interrupted(String),
+    /// Crashed, exited with failure or could not start: why.
+    Failed(String),
+}
+
+/// Whether this process is a trial launch that a watcher is watching.
+pub(crate) fn is_watched() -> bool {
+    std::env::var(ENV_TRIAL)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .is_some_and(platform::supervised_by)
+}
+
+/// Runs the new version's trial launch(es) and watches them; see the module
+/// docs. Returns only when the process could not be replaced or ended.
+pub(crate) fn watch(mut journal: Journal, lock: Option<UpdateLock>) -> Error {
+    let interrupts = platform::Interrupts::catch();
+    let attempts = journal.trial.attempts.max(1);
+    loop {
+        if journal.trial_failures >= attempts {
+            return give_up(journal);
+        }
+        if journal.trial_launches >= attempts + UNFINISHED_TRIALS {
+            journal.error = Some(format!(
+                "{} trial launches ended without a verdict",
+                journal.trial_launches
+            ));
+            return give_up(journal);
+        }
+        journal.trial_launches += 1;
+        if let Err(e) = journal.write() {
+            // Without a journal to count in, the trial cannot be judged
+            // safely; the update's files are in place, so start the new
+            // version as any later launch would.
+            log::error!(
+                "cannot record the trial launch ({}); starting {} {} unwatched",
+                e.chain(),
+                journal.program,
+                journal.to_version
+            );
+            return super::hop_home(&journal);
+        }
+        let exe = journal.install_dir.join(&journal.exe);
+        let started = Instant::now();
+        let outcome = match spawn(&journal) {
+            Ok(mut child) => {
+                log::info!(
+                    "trial launch {} of {} {}: pid {}, watched by pid {}",
+                    journal.trial_launches,
+                    journal.program,
+                    journal.to_version,
+                    child.id(),
+                    std::process::id()
+                );
+                let outcome = watch_child(&mut child, &journal, &interrupts, started);
+                if let Watched::Healthy(how) = &outcome {
+                    healthy(&journal, how);
+                    drop(lock);
+                    let status = wait(&mut child, &interrupts);
+                    log::info!(
+                        "{} {} ended ({status})",
+                        journal.program,
+                        journal.to_version
+                    );
+                    platform::exit_like(status);
+                }
+                outcome
+            }
+            Err(e) => {
+                log::error!(
+                    "trial launch {} of {} {}: {} cannot be started: {e}",
+                    journal.trial_launches,
+                    journal.program,
+                    journal.to_version,
+                    exe.display()
+                );
+                Watched::Failed(format!("could not be started ({}: {e})", exe.display()))
+            }
+        };
+        // Re-read: the child may have written the journal meanwhile.
+        if let Ok(Some(now)) = Journal::read(&journal.backup_dir) {
+            journal = now;
+        }
+        match outcome {
+            Watched::Healthy(_) => unreachable!("handled above"),
+            Watched::Interrupted(status, how) => {
+                // Not a verdict: the next launch is another trial.
+                log::warn!(
+                    "{} {} {how} before it counted as healthy; its next launch is a trial again",
+                    journal.program,
+                    journal.to_version
+                );
+                journal.trial_launches = journal.trial_launches.saturating_sub(1);
+                let _ = journal.write();
+                platform::exit_like(status);
+            }
+            Watched::Failed(why) => {
+                let why = format!("{} {why} on its trial launch", journal.to_version);
+                log::error!("{why}");
+                journal.trial_failures += 1;
+                journal.error = Some(why);
+                if let Err(e) = journal.write() {
+                    log::error!("cannot record the failed trial: {}", e.chain());
+                }
+                if journal.trial_failures < attempts {
+                    log::warn!(
+                        "trying again ({} of {attempts} attempts failed)",
+                        journal.trial_failures
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// What watching a trial launch found.
+enum Watched {
+    /// It counts as healthy (and may still run): how.
+    Healthy(String),
+    /// It was stopped from outside before that: how.
+    Interrupted(ExitStatus, String),
+    /// It crashed, exited with failure, could not be started, or hung and
+    /// was stopped: why.
+    Failed(String),
+}
+
+fn spawn(journal: &Journal) -> std::io::Result<Child> {
+    let mut command = Command::new(journal.install_dir.join(&journal.exe));
+    command
+        .args(super::original_args())
+        .env_remove(super::ENV_HOPS)
+        .env(ENV_TRIAL, std::process::id().to_string());
+    if let Some(count) = crate::failpoint::count() {
+        command.env("LEAPFROG_FP_COUNT", count.to_string());
+    }
+    command.spawn()
+}
+
+fn watch_child(
+    child: &mut Child,
+    journal: &Journal,
+    interrupts: &platform::Interrupts,
+    started: Instant,
+) -> Watched {
+    let confirmed = || {
+        Journal::read(&journal.backup_dir)
+            .ok()
+            .flatten()
+            .is_some_and(|j| j.step == Step::Confirmed)
+    };
+    loop {
+        interrupts.forward(child);
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                if confirmed() {
+                    return Watched::Healthy("it confirmed, then ended".into());
+                }
+                return match platform::ending(status) {
+                    Ending::Success => Watched::Healthy("it ended with success".into()),
+                    Ending::Interrupted(how) => Watched::Interrupted(status, how),
+                    Ending::Failed(why) => Watched::Failed(why),
+                };
+            }
+            Ok(None) => {}
+            Err(e) => return Watched::Failed(format!("could not be watched ({e})")),
+        }
+        if confirmed() {
+            return Watched::Healthy("it confirmed".into());
+        }
+        let ran = started.elapsed();
+        match journal.trial.confirm {
+            Confirm::AfterMs(ms) if ran >= Duration::from_millis(ms) => {
+                return Watched::Healthy(format!("it ran {} without failing", seconds(ms)));
+            }
+            Confirm::WithinMs(ms) if ran >= Duration::from_millis(ms) => {
+                stop(child);
+                if confirmed() {
+                    return Watched::Healthy("it confirmed as its time ran out".into());
+                }
+                return Watched::Failed(format!(
+                    "hung: it did not confirm it works within {}, and was stopped",
+                    seconds(ms)
+                ));
+            }
+            _ => {}
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{:.1} s", ms as f64 / 1000.0)
+}
+
+/// Asks the child to end, and kills it if it has not after [`STOP_GRACE`].
+fn stop(child: &mut Child) {
+    platform::ask_to_stop(child);
+    let deadline = Instant::now() + STOP_GRACE;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(POLL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Waits for the child to end, passing on requests to end.
+fn wait(child: &mut Child, interrupts: &platform::Interrupts) -> ExitStatus {
+    loop {
+        interrupts.forward(child);
+        match child.try_wait() {
+            Ok(Some(status)) => return status,
+            Ok(None) => std::thread::sleep(POLL * 2),
+            Err(_) => match child.wait() {
+                Ok(status) => return status,
+                Err(e) => {
+                    log::error!("lost track of the new version's process: {e}");
+                    std::process::exit(1)
+                }
+            },
+        }
+    }
+}
+
+/// Records that the new version is healthy (unless it did so itself).
+fn healthy(journal: &Journal, how: &str) {
+    match Journal::read(&journal.backup_dir) {
+        Ok(Some(mut now)) if now.step == Step::Applied => {
+            if let Err(e) = now.advance(Step::Confirmed) {
+                log::error!("cannot record that the update is healthy: {}", e.chain());
+            }
+        }
+        _ => {}
+    }
+    log::info!(
+        "{} {} is healthy: {how}; the backup keeps {} for `leapfrog rollback`",
+        journal.program,
+        journal.to_version,
+        journal.from_version
+    );
+}
+
+/// Rolls the install dir back to the old version and starts it in this
+/// process's place; it tells its user what happened.
+fn give_up(mut journal: Journal) -> Error {
+    let why = journal
+        .error
+        .clone()
+        .unwrap_or_else(|| format!("{} failed its trial launch", journal.to_version));
+    journal.error = Some(format!(
+        "{why}; rolled back to {} (not offered again until a newer release)",
+        journal.from_version
+    ));
+    if let Err(e) = super::roll_back(&mut journal) {
+        log::error!("rolling back failed: {}", e.chain());
+        return e;
+    }
+    log::warn!(
+        "rolled back to {}; relaunching it",
+        journal.from_version
+    );
+    super::hop_home(&journal)
+}
