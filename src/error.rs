@@ -103,6 +103,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// The update was refused before anything changed: this place cannot
+    /// take it (read-only, no room, a file held open).
+    #[error("update refused, nothing was changed: {path}: {reason}")]
+    Unsuitable {
+        /// The folder or file that cannot take the update.
+        path: PathBuf,
+        /// What is wrong and what to do about it.
+        reason: String,
+    },
+
     /// The updater or a publish was given settings that cannot work.
     #[error("invalid settings: {0}")]
     Settings(String),

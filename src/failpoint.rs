@@ -75,10 +75,8 @@ mod imp {
                     if crate::hop::trial_is_watched() {
                         let watcher = rustix::process::getppid();
                         if let Some(pid) = watcher {
-                            let _ = rustix::process::kill_process(
-                                pid,
-                                rustix::process::Signal::KILL,
-                            );
+                            let _ =
+                                rustix::process::kill_process(pid, rustix::process::Signal::KILL);
                         }
                     }
                     std::process::abort()

@@ -136,7 +136,15 @@ impl Journal {
         let path = Journal::path_in(backup_dir);
         let text = match std::fs::read(&path) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            // No such file, or no such folder (a path through a file).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                return Ok(None)
+            }
             Err(e) => return Err(crate::error::io_err("reading", &path)(e)),
         };
         let fail = |reason: String| Error::Journal {

@@ -9,7 +9,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::error::{io_err, Result};
+use crate::error::{io_err, Error, Result};
 
 /// A held lock; released when dropped.
 #[derive(Debug)]
@@ -26,15 +26,23 @@ pub fn lock_path(backup_dir: &Path) -> PathBuf {
 
 fn open(backup_dir: &Path) -> Result<File> {
     let path = lock_path(backup_dir);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
-    }
-    File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io_err("opening the update lock", &path))
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)
+        .and_then(|()| {
+            File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+        })
+        .map_err(|e| Error::Unsuitable {
+            path: backup_dir.to_owned(),
+            reason: format!(
+                "the backup dir cannot be made or written: its lock file {} cannot be created ({e}); \
+                 choose another place for it (LEAPFROG_BACKUP_DIR, or the builder's backup_dir)",
+                path.display()
+            ),
+        })
 }
 
 /// Takes the lock if no other process holds it.

@@ -14,6 +14,7 @@ mod crash;
 mod dialog;
 mod hosts;
 mod manifest;
+mod places;
 mod servers;
 mod signing;
 mod trial;

@@ -91,7 +91,10 @@ fn assert_rolled_back(world: &World, env: &[(&str, &str)], why: &str, attempts: 
     let journal = Journal::read(&world.backup).unwrap().unwrap();
     assert_eq!(journal.step, Step::RolledBack);
     assert_eq!(journal.trial_failures, attempts);
-    assert!(journal.error.as_deref().unwrap().contains(why), "{journal:?}");
+    assert!(
+        journal.error.as_deref().unwrap().contains(why),
+        "{journal:?}"
+    );
 
     // Launched again: told once already; 1.1.0 is not offered again.
     world
@@ -250,7 +253,11 @@ fn trial_stopped_from_outside_is_no_verdict() {
         .unwrap()
         .contains("broken on purpose: hanging")
     {
-        assert!(Instant::now() < deadline, "{}", fs::read_to_string(&log).unwrap());
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            fs::read_to_string(&log).unwrap()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let killed = std::process::Command::new("kill")

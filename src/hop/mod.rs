@@ -118,6 +118,14 @@ pub(crate) struct StagePlan<'a> {
 /// The install dir is never written. On error everything staged so far is
 /// removed again and the app goes on running the old version.
 pub(crate) fn stage(plan: &StagePlan<'_>) -> Result<Journal> {
+    // Refused here, nothing changes: the previous backup stays as it is.
+    let existed = plan.backup_dir.exists();
+    if let Err(e) = preflight(plan) {
+        if !existed {
+            let _ = fs::remove_dir(&plan.backup_dir);
+        }
+        return Err(e);
+    }
     let result = stage_inner(plan);
     if result.is_err() {
         // A download that broke off is kept, to be continued next time;
@@ -232,12 +240,121 @@ fn stage_inner(plan: &StagePlan<'_>) -> Result<Journal> {
         list.total_size(),
         staging.display()
     );
+    if !crate::sys::same_device(&plan.install_dir, &plan.backup_dir) {
+        // Applying will copy the release onto the install dir's disk.
+        need_space(&plan.install_dir, list.total_size())?;
+    }
+    // A power cut after the journal says `staged` must find the staged
+    // files on disk, not only the journal.
+    crate::sys::sync_fs(&plan.backup_dir)?;
     journal.write()?;
     log::info!(
         "journal written: {}",
         Journal::path_in(&journal.backup_dir).display()
     );
     Ok(journal)
+}
+
+/// Room kept free beyond what an update needs, for the journal, the
+/// file system's own bookkeeping and the app.
+const SPARE_BYTES: u64 = 16 << 20;
+
+/// Refuses an update that cannot succeed here, before anything changes: an
+/// install dir (or a folder of the installed release) that cannot take new
+/// files, a backup dir that cannot be made or written, too little free
+/// space for the backup and the download, release files held open.
+fn preflight(plan: &StagePlan<'_>) -> Result<()> {
+    let install = &plan.install_dir;
+    let installed = FileList::read_installed(install).ok().flatten();
+    let mut dirs = vec![install.clone()];
+    let mut files = Vec::new();
+    for (path, item) in installed.iter().flat_map(|l| &l.items) {
+        match item {
+            Item::Dir => dirs.push(archive::join(install, path)),
+            Item::File { .. } if Path::new(path) != plan.exe => {
+                files.push(archive::join(install, path))
+            }
+            _ => {}
+        }
+    }
+    for dir in &dirs {
+        probe_writable(dir).map_err(|e| Error::Unsuitable {
+            path: dir.clone(),
+            reason: format!(
+                "new files cannot be written here ({e}); the update replaces the program's files in place. \
+                 Install the program in a folder this user can write to, or update it as a user who can"
+            ),
+        })?;
+    }
+    let held = crate::sys::held_open(&files);
+    if let Some(first) = held.first() {
+        return Err(Error::Unsuitable {
+            path: first.clone(),
+            reason: format!(
+                "{} file(s) of the program are held open by another process and cannot be replaced; \
+                 close the other programs (or instances) that use them and try again",
+                held.len()
+            ),
+        });
+    }
+    let backup = &plan.backup_dir;
+    fs::create_dir_all(backup)
+        .and_then(|()| probe_writable(backup))
+        .map_err(|e| Error::Unsuitable {
+            path: backup.clone(),
+            reason: format!(
+                "the backup dir cannot be made or written ({e}); choose another place for it \
+                 (LEAPFROG_BACKUP_DIR, or the builder's backup_dir) on a disk with room"
+            ),
+        })?;
+    // The download, and a full copy of the install dir where hard links
+    // are impossible (another file system).
+    let copy = if crate::sys::same_device(install, backup) {
+        0
+    } else {
+        tree_size(install)
+    };
+    need_space(backup, plan.release.size.unwrap_or(0) + copy)
+}
+
+/// Fails unless the file system of `dir` has `bytes` free, and some spare.
+fn need_space(dir: &Path, bytes: u64) -> Result<()> {
+    let free = fs4::available_space(dir).map_err(io_err("finding the free space of", dir))?;
+    if free < bytes.saturating_add(SPARE_BYTES) {
+        let mib = |b: u64| b.div_ceil(1 << 20);
+        return Err(Error::Unsuitable {
+            path: dir.to_owned(),
+            reason: format!(
+                "not enough free space on its disk: the update needs {} MiB (and {} MiB to spare), {} MiB are free; \
+                 free some space and try again",
+                mib(bytes),
+                mib(SPARE_BYTES),
+                mib(free)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Creates and removes a file in `dir`.
+fn probe_writable(dir: &Path) -> io::Result<()> {
+    let probe = dir.join(format!(".leapfrog-probe-{}", std::process::id()));
+    fs::File::create(&probe)?;
+    fs::remove_file(&probe)
+}
+
+/// The bytes of the files under `dir`.
+fn tree_size(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(t) if t.is_dir() => tree_size(&entry.path()),
+            Ok(t) if t.is_file() => entry.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
 }
 
 fn to_list_path(p: &Path) -> String {
@@ -431,6 +548,7 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
     }
     crate::failpoint::at("apply sync dir", &install)?;
     crate::sys::sync_dir(&install)?;
+    crate::sys::sync_fs(&install)?;
     journal.advance(Step::Applied)?;
     let _ = fs::remove_dir_all(&staging);
     let _ = fs::remove_file(journal.archive_path());
@@ -564,6 +682,7 @@ pub(crate) fn roll_back(journal: &mut Journal) -> Result<()> {
         }
     }
     crate::sys::sync_dir(&install)?;
+    crate::sys::sync_fs(&install)?;
     let _ = fs::remove_dir_all(journal.staging_dir());
     let _ = fs::remove_file(journal.archive_path());
     let _ = fs::remove_dir(backup.join(DOWNLOAD_DIR));
@@ -665,7 +784,7 @@ pub enum Pending {
 pub fn finish_pending() -> Pending {
     match locate() {
         Ok(None) => Pending::Nothing,
-        Ok(Some(Found::Journal(journal, place))) => resume(journal, place),
+        Ok(Some(Found::Journal(journal, place))) => resume(*journal, place),
         Ok(Some(Found::Damaged {
             install,
             backup,
@@ -796,7 +915,7 @@ fn locate() -> Result<Option<Found>> {
         };
         if let Ok(Some(journal)) = Journal::read(dir) {
             if same_dir(&journal.backup_dir, dir) && journal.exe == rel {
-                return Ok(Some(Found::Journal(journal, Place::Backup)));
+                return Ok(Some(Found::Journal(Box::new(journal), Place::Backup)));
             }
         }
         let candidates = env_backup.iter().cloned().chain(default_backup_dir(dir));
@@ -804,7 +923,7 @@ fn locate() -> Result<Option<Found>> {
             match Journal::read(&backup) {
                 Ok(Some(journal)) => {
                     if same_dir(&journal.install_dir, dir) && journal.exe == rel {
-                        return Ok(Some(Found::Journal(journal, Place::Install)));
+                        return Ok(Some(Found::Journal(Box::new(journal), Place::Install)));
                     }
                 }
                 Ok(None) => {}
@@ -826,7 +945,7 @@ fn locate() -> Result<Option<Found>> {
 
 /// What [`locate`] found.
 enum Found {
-    Journal(Journal, Place),
+    Journal(Box<Journal>, Place),
     /// A journal that cannot be read (damaged, truncated, another format).
     Damaged {
         install: PathBuf,

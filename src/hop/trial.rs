@@ -302,9 +302,6 @@ fn give_up(mut journal: Journal) -> Error {
         log::error!("rolling back failed: {}", e.chain());
         return e;
     }
-    log::warn!(
-        "rolled back to {}; relaunching it",
-        journal.from_version
-    );
+    log::warn!("rolled back to {}; relaunching it", journal.from_version);
     super::hop_home(&journal)
 }

@@ -41,3 +41,33 @@ pub(crate) fn create_private(path: &Path) -> Result<File> {
         .open(path)
         .map_err(io_err("creating", path))
 }
+
+/// Flushes everything written to the file system that holds `dir` (a
+/// whole staged release, say) to disk: `syncfs` on Linux, `sync` elsewhere.
+pub(crate) fn sync_fs(dir: &Path) -> Result<()> {
+    crate::failpoint::at("sync file system", dir)?;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        File::open(dir)
+            .and_then(|d| rustix::fs::syncfs(&d).map_err(std::io::Error::from))
+            .map_err(io_err("syncing the file system of", dir))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        rustix::fs::sync();
+        Ok(())
+    }
+}
+
+/// Whether two paths are on the same file system (device).
+pub(crate) fn same_device(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    matches!((fs::metadata(a), fs::metadata(b)), (Ok(x), Ok(y)) if x.dev() == y.dev())
+}
+
+/// Files that another process holds open so that they cannot be replaced.
+/// None on Unix: a file is replaced by rename even while open (the holder
+/// keeps the old content).
+pub(crate) fn held_open(_paths: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
+    Vec::new()
+}

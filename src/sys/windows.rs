@@ -40,3 +40,48 @@ pub(crate) fn create_private(path: &Path) -> Result<File> {
         .open(path)
         .map_err(io_err("creating", path))
 }
+
+/// Flushes every file under `dir` to disk (Windows has no per-volume
+/// flush for unprivileged users).
+pub(crate) fn sync_fs(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(io_err("listing", dir))? {
+        let path = entry.map_err(io_err("listing", dir))?.path();
+        if path.is_dir() {
+            sync_fs(&path)?;
+        } else if path.is_file() {
+            File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(io_err("flushing", &path))?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether two paths are on the same volume (the same path prefix).
+pub(crate) fn same_device(a: &Path, b: &Path) -> bool {
+    let root = |p: &Path| {
+        std::path::absolute(p)
+            .ok()
+            .and_then(|p| p.components().next().map(|c| c.as_os_str().to_owned()))
+    };
+    root(a).is_some() && root(a) == root(b)
+}
+
+/// Files that another process holds open so that they cannot be replaced:
+/// those that cannot be opened with no sharing allowed.
+pub(crate) fn held_open(paths: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
+    use std::os::windows::fs::OpenOptionsExt;
+    paths
+        .iter()
+        .filter(|p| {
+            File::options()
+                .read(true)
+                .share_mode(0)
+                .open(p)
+                .is_err_and(|e| e.raw_os_error() == Some(32)) // ERROR_SHARING_VIOLATION
+        })
+        .cloned()
+        .collect()
+}
