@@ -521,18 +521,28 @@ impl Updater {
             ))
         })?;
         if let Some(journal) = Journal::read(&self.backup_dir)? {
-            // An applied update is finished as far as the files go, even
-            // when the app never confirmed it.
             use crate::journal::Step;
-            if !matches!(
-                journal.step,
-                Step::Applied | Step::Confirmed | Step::RolledBack
-            ) {
-                return Err(Error::Settings(format!(
-                    "an update to {} is already in progress in {}; restart the app to finish it",
-                    journal.to_version,
-                    self.backup_dir.display()
-                )));
+            match journal.step {
+                Step::Confirmed | Step::RolledBack => {}
+                // The backup holds the only good copy of the old version
+                // until the new one has proven itself.
+                Step::Applied => {
+                    return Err(Error::Settings(format!(
+                        "{} {} has not finished its trial launch yet; the backup of {} in {} is kept until it has \
+                         (restart the app to finish the trial)",
+                        journal.program,
+                        journal.to_version,
+                        journal.from_version,
+                        self.backup_dir.display()
+                    )))
+                }
+                Step::Staged | Step::Applying => {
+                    return Err(Error::Settings(format!(
+                        "an update to {} is already in progress in {}; restart the app to finish it",
+                        journal.to_version,
+                        self.backup_dir.display()
+                    )))
+                }
             }
         }
         let progress = self.progress();

@@ -15,12 +15,61 @@
 //! 4. **apply**: the copy brings the install dir to the new release, each
 //!    file replaced by one rename; files the old release shipped and the new
 //!    one dropped are removed; files no release shipped (user data) stay.
-//! 5. **hop home**: the copy re-executes the new binary in the install dir.
-//! 6. **confirm**: the new version calls [`confirm_healthy`].
+//! 5. **hop home**: the copy starts the new binary in the install dir. Its
+//!    first launch is a *trial*: the copy starts it as a child and watches
+//!    it (see below); later launches are plain.
+//! 6. **confirm**: the new version calls [`confirm_healthy`], or runs long
+//!    enough ([`UpdaterBuilder::confirm_after`], 10 s by default), or exits
+//!    with success.
 //!
-//! Everything heavy happens in step 2, while the old version runs. A failure
-//! there leaves the install dir untouched; a failure in step 4 puts the old
-//! files back from the backup copy and relaunches the old version.
+//! Everything heavy happens in step 2, while the old version runs. Before
+//! it starts, the places are checked: an install dir (or a folder of the
+//! installed release) that cannot take new files, a backup dir that cannot
+//! be made or written, too little free space for the backup and the
+//! download, and (on Windows) release files held open by another process
+//! refuse the update with [`Error::Unsuitable`], before anything changes.
+//! A failure in step 2 leaves the install dir untouched; a failure in step
+//! 4 puts the old files back from the backup copy and relaunches the old
+//! version.
+//!
+//! # Recovery rules
+//!
+//! The journal (`need_update` in the backup dir) is written before each
+//! step is taken, by write-temp, fsync, rename, fsync-dir; staged and
+//! applied files are flushed to disk (`syncfs`) before the journal moves
+//! past them. A crash or power cut at any instant leaves one of these, and
+//! [`finish_pending`], first thing in the next launch of the program (old
+//! binary or new), does what the table says:
+//!
+//! | the crash left | the next launch |
+//! |----------------|-----------------|
+//! | no journal, or a stage half done (no `staged` journal) | runs the installed version; the half-made backup is cleared by the next stage, and a broken-off download is continued |
+//! | journal `staged` | hops out to the backup copy and applies |
+//! | journal `applying` (some files renamed) | hops out and applies again: every part of applying can run twice |
+//! | journal `applied` (the new version's trial not judged) | hops out to the backup copy, which runs another watched trial; after more unjudged trials than allowed attempts plus two, rolls back |
+//! | journal `confirmed` or `rolled_back` | nothing to do (a rollback is told to the user once) |
+//! | a journal that cannot be read (torn, empty, another format) | sets it aside as `need_update.damaged`; keeps the install dir if it is a complete release by its own file list, else restores the backup's release |
+//!
+//! Recovery goes forward when the staged release is complete (it was
+//! verified before the journal said `staged`), back otherwise. The install
+//! dir is always exactly the old release or exactly the new one, with the
+//! user's files untouched: `tests/crash.rs` kills the update at every point
+//! that changes the disk and checks it.
+//!
+//! # The trial launch
+//!
+//! The backup copy, after applying, starts the new version as its child and
+//! watches it; the process the user started (same PID through the execs)
+//! stays, and ends with the new version's exit status. A new version that
+//! crashes, exits with failure before it counts as healthy, hangs without
+//! confirming ([`UpdaterBuilder::confirm_within`]) or cannot start at all
+//! (a missing library, a bad executable) has failed its trial; after
+//! [`UpdaterBuilder::trial_attempts`] failures (default 1) the install dir
+//! is rolled back from the backup and the old version started in its
+//! place, which gets [`Pending::RolledBack`] to tell its user. The failed
+//! version is not offered again until a newer one appears. The backup dir
+//! keeps the old release untouched until the next update, so
+//! [`rollback`] (`leapfrog rollback`) can go back on request.
 //!
 //! ```no_run
 //! // First thing in main:
@@ -44,6 +93,10 @@
 //! - With a custom backup dir, `finish_pending` finds the journal only
 //!   through `LEAPFROG_BACKUP_DIR`.
 //! - The Windows code is small and std-only, and not compiled by the Linux CI.
+//! - The watcher of a trial launch passes SIGTERM and SIGHUP on to the new
+//!   version (Unix); other signals sent to its PID alone are not passed on.
+//! - A new version that misbehaves only after it counted as healthy is not
+//!   rolled back by itself; `leapfrog rollback` puts the old one back.
 
 #![deny(missing_docs)]
 

@@ -5,8 +5,8 @@
 //! | 2 stage | [`stage`] | the old app, install dir | the install dir untouched; a backup dir without a journal, or with a `staged` journal (all verified) |
 //! | 3 hop out | [`hop_out`] | the old app | a `staged` journal; the next launch hops out again |
 //! | 4 apply | [`apply`] | the old binary's copy, backup dir | an `applying` journal; the next launch hops out and applies again (every part re-runnable) |
-//! | 5 hop home | [`hop_home`] | the copy | an `applied` journal; the next launch is the new version's first |
-//! | 6 confirm | [`confirm_healthy`] | the new app | a `confirmed` journal |
+//! | 5 hop home | `trial::watch`, [`hop_home`] | the copy, watching the new app (its child) | an `applied` journal; the next launch hops out to be watched again |
+//! | 6 confirm | [`confirm_healthy`], or the watcher | the new app | a `confirmed` journal |
 //!
 //! If applying fails (a file cannot be replaced), [`roll_back`] puts every
 //! release file back from the backup copy and the old version is relaunched.
