@@ -254,8 +254,13 @@ fn demo_runs_end_to_end_and_keeps_its_dirs() {
     .expect_output("demo 1.1.0 running")
     .expect_output("[ok] the install dir is exactly the 1.1.0 release plus the user's file")
     .expect_output("[ok] the app remembers the signed manifest")
+    .expect_output("[ok] the process started (pid ")
     .expect_no_output("FAILED");
-    assert!(demo.stdout().contains("[ok] one process from start to end"));
+    assert!(
+        demo.stdout().contains("did every step and stayed to the end"),
+        "{}",
+        demo.stdout()
+    );
     for sub in [
         "releases/versions.txt",
         "install/demo/demo",
