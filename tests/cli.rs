@@ -257,7 +257,8 @@ fn demo_runs_end_to_end_and_keeps_its_dirs() {
     .expect_output("[ok] the process started (pid ")
     .expect_no_output("FAILED");
     assert!(
-        demo.stdout().contains("did every step and stayed to the end"),
+        demo.stdout()
+            .contains("did every step and stayed to the end"),
         "{}",
         demo.stdout()
     );
