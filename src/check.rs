@@ -711,7 +711,7 @@ impl UpdaterBuilder {
     /// comes first. This is the default, with 10 seconds.
     /// (`LEAPFROG_CONFIRM_AFTER`, e.g. `30s`.)
     pub fn confirm_after(mut self, time: Duration) -> Self {
-        self.opts.trial.confirm = Confirm::AfterMs(millis(time));
+        self.opts.trial.confirm = Confirm::AfterMs(settings::millis(time));
         self
     }
 
@@ -719,7 +719,7 @@ impl UpdaterBuilder {
     /// within this time on its first (trial) launch; one that does not is
     /// taken to hang, stopped, and rolled back. (`LEAPFROG_CONFIRM_WITHIN`.)
     pub fn confirm_within(mut self, time: Duration) -> Self {
-        self.opts.trial.confirm = Confirm::WithinMs(millis(time));
+        self.opts.trial.confirm = Confirm::WithinMs(settings::millis(time));
         self
     }
 
@@ -982,8 +982,4 @@ fn terminal_progress() -> ProgressFn {
             bar.finish_and_clear();
         }
     })
-}
-
-fn millis(time: Duration) -> u64 {
-    u64::try_from(time.as_millis()).unwrap_or(u64::MAX)
 }

@@ -46,6 +46,11 @@ pub const ENV_CONFIRM_WITHIN: &str = "LEAPFROG_CONFIRM_WITHIN";
 /// The environment variable with the number of trial launches that may fail.
 pub const ENV_TRIAL_ATTEMPTS: &str = "LEAPFROG_TRIAL_ATTEMPTS";
 
+/// A duration in whole milliseconds, as the journal keeps trial times.
+pub(crate) fn millis(time: std::time::Duration) -> u64 {
+    u64::try_from(time.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// `trial` with the `LEAPFROG_CONFIRM_*` and `LEAPFROG_TRIAL_ATTEMPTS`
 /// environment variables applied.
 pub(crate) fn trial_from_env(mut trial: crate::journal::Trial) -> Result<crate::journal::Trial> {
@@ -56,7 +61,7 @@ pub(crate) fn trial_from_env(mut trial: crate::journal::Trial) -> Result<crate::
         };
         let time = humantime::parse_duration(v.trim())
             .map_err(|e| Error::Settings(format!("{name}={v:?}: {e} (e.g. 30s, 500ms)")))?;
-        Ok(Some(u64::try_from(time.as_millis()).unwrap_or(u64::MAX)))
+        Ok(Some(millis(time)))
     };
     if let Some(ms) = millis(ENV_CONFIRM_AFTER)? {
         trial.confirm = Confirm::AfterMs(ms);

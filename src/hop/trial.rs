@@ -97,19 +97,20 @@ pub(crate) fn watch(mut journal: Journal, lock: Option<UpdateLock>) -> Error {
                     child.id(),
                     std::process::id()
                 );
-                let outcome = watch_child(&mut child, &journal, &interrupts, started);
-                if let Watched::Healthy(how) = &outcome {
-                    healthy(&journal, how);
-                    drop(lock);
-                    let status = wait(&mut child, &interrupts);
-                    log::info!(
-                        "{} {} ended ({status})",
-                        journal.program,
-                        journal.to_version
-                    );
-                    platform::exit_like(status);
+                match watch_child(&mut child, &journal, &interrupts, started) {
+                    Ok(how) => {
+                        healthy(&journal, &how);
+                        drop(lock);
+                        let status = wait(&mut child, &interrupts);
+                        log::info!(
+                            "{} {} ended ({status})",
+                            journal.program,
+                            journal.to_version
+                        );
+                        platform::exit_like(status)
+                    }
+                    Err(unhealthy) => unhealthy,
                 }
-                outcome
             }
             Err(e) => {
                 log::error!(
@@ -119,7 +120,7 @@ pub(crate) fn watch(mut journal: Journal, lock: Option<UpdateLock>) -> Error {
                     journal.to_version,
                     exe.display()
                 );
-                Watched::Failed(format!("could not be started ({}: {e})", exe.display()))
+                Unhealthy::Failed(format!("could not be started ({}: {e})", exe.display()))
             }
         };
         // Re-read: the child may have written the journal meanwhile.
@@ -127,8 +128,7 @@ pub(crate) fn watch(mut journal: Journal, lock: Option<UpdateLock>) -> Error {
             journal = now;
         }
         match outcome {
-            Watched::Healthy(_) => unreachable!("handled above"),
-            Watched::Interrupted(status, how) => {
+            Unhealthy::Interrupted(status, how) => {
                 // Not a verdict: the next launch is another trial.
                 log::warn!(
                     "{} {} {how} before it counted as healthy; its next launch is a trial again",
@@ -139,7 +139,7 @@ pub(crate) fn watch(mut journal: Journal, lock: Option<UpdateLock>) -> Error {
                 let _ = journal.write();
                 platform::exit_like(status);
             }
-            Watched::Failed(why) => {
+            Unhealthy::Failed(why) => {
                 let why = format!("{} {why} on its trial launch", journal.to_version);
                 log::error!("{why}");
                 journal.trial_failures += 1;
@@ -158,10 +158,8 @@ pub(crate) fn watch(mut journal: Journal, lock: Option<UpdateLock>) -> Error {
     }
 }
 
-/// What watching a trial launch found.
-enum Watched {
-    /// It counts as healthy (and may still run): how.
-    Healthy(String),
+/// Why a trial launch did not count as healthy.
+enum Unhealthy {
     /// It was stopped from outside before that: how.
     Interrupted(ExitStatus, String),
     /// It crashed, exited with failure, could not be started, or hung and
@@ -186,7 +184,8 @@ fn watch_child(
     journal: &Journal,
     interrupts: &platform::Interrupts,
     started: Instant,
-) -> Watched {
+) -> Result<String, Unhealthy> {
+    use Unhealthy::{Failed, Interrupted};
     let confirmed = || {
         Journal::read(&journal.backup_dir)
             .ok()
@@ -198,34 +197,34 @@ fn watch_child(
         match child.try_wait() {
             Ok(Some(status)) => {
                 if confirmed() {
-                    return Watched::Healthy("it confirmed, then ended".into());
+                    return Ok("it confirmed, then ended".into());
                 }
                 return match platform::ending(status) {
-                    Ending::Success => Watched::Healthy("it ended with success".into()),
-                    Ending::Interrupted(how) => Watched::Interrupted(status, how),
-                    Ending::Failed(why) => Watched::Failed(why),
+                    Ending::Success => Ok("it ended with success".into()),
+                    Ending::Interrupted(how) => Err(Interrupted(status, how)),
+                    Ending::Failed(why) => Err(Failed(why)),
                 };
             }
             Ok(None) => {}
-            Err(e) => return Watched::Failed(format!("could not be watched ({e})")),
+            Err(e) => return Err(Failed(format!("could not be watched ({e})"))),
         }
         if confirmed() {
-            return Watched::Healthy("it confirmed".into());
+            return Ok("it confirmed".into());
         }
         let ran = started.elapsed();
         match journal.trial.confirm {
             Confirm::AfterMs(ms) if ran >= Duration::from_millis(ms) => {
-                return Watched::Healthy(format!("it ran {} without failing", seconds(ms)));
+                return Ok(format!("it ran {} without failing", seconds(ms)));
             }
             Confirm::WithinMs(ms) if ran >= Duration::from_millis(ms) => {
                 stop(child);
                 if confirmed() {
-                    return Watched::Healthy("it confirmed as its time ran out".into());
+                    return Ok("it confirmed as its time ran out".into());
                 }
-                return Watched::Failed(format!(
+                return Err(Failed(format!(
                     "hung: it did not confirm it works within {}, and was stopped",
                     seconds(ms)
-                ));
+                )));
             }
             _ => {}
         }
