@@ -35,7 +35,10 @@ use crate::sys;
 use crate::verify::HashingWriter;
 
 /// The file list's name, at the root of every release tree.
-pub const FILE_LIST: &str = ".leapfrog-release";
+pub const FILE_LIST: &str = crate::layout::FILE_LIST;
+/// The most bytes that may follow the end of the tar stream (zero padding
+/// to the tar record size; tar pads to 10 KiB, some tools to more).
+const MAX_TRAILING_BYTES: u64 = 1024 * 1024;
 const LIST_MARKER: &str = "# leapfrog release v";
 const LIST_FORMAT: u32 = 1;
 /// The largest file list accepted (it is read into memory).
@@ -177,10 +180,15 @@ impl FileList {
                 other => return Err(bad(n, format!("unknown kind {other:?}"))),
             };
             check_relative(path).map_err(|reason| bad(n, format!("path {path:?}: {reason}")))?;
-            if path == FILE_LIST || items.insert(path.to_owned(), item).is_some() {
+            check_portable(path).map_err(|reason| bad(n, format!("path {path:?}: {reason}")))?;
+            if let Some(name) = crate::layout::reserved_component(path) {
+                return Err(bad(n, reserved_message(path, name)));
+            }
+            if items.insert(path.to_owned(), item).is_some() {
                 return Err(bad(n, format!("{path:?} listed twice")));
             }
         }
+        check_twins(items.keys()).map_err(|reason| bad(0, reason))?;
         let list = FileList {
             program,
             version,
@@ -294,6 +302,9 @@ fn check_relative(path: &str) -> Result<(), &'static str> {
     if path.contains('\n') || path.contains('\r') {
         return Err("line break in the name");
     }
+    if path.chars().any(char::is_control) {
+        return Err("control character in the name");
+    }
     for part in path.split('/') {
         match part {
             "" | "." => return Err("empty or '.' component"),
@@ -302,6 +313,59 @@ fn check_relative(path: &str) -> Result<(), &'static str> {
         }
     }
     Ok(())
+}
+
+/// Why a name that works on Linux would break on Windows or macOS, if it would.
+fn check_portable(path: &str) -> Result<(), String> {
+    for part in path.split('/') {
+        if let Some(c) = part.chars().find(|c| "<>:\"|?*\\".contains(*c)) {
+            return Err(format!("{c:?} cannot be in a file name on Windows"));
+        }
+        if part.ends_with('.') || part.ends_with(' ') {
+            return Err(format!(
+                "{part:?} ends with a dot or a space, which Windows drops"
+            ));
+        }
+        let stem = part
+            .split('.')
+            .next()
+            .unwrap_or(part)
+            .trim_end()
+            .to_uppercase();
+        let device = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+            || (stem.len() == 4
+                && (stem.starts_with("COM") || stem.starts_with("LPT"))
+                && stem.as_bytes()[3].is_ascii_digit());
+        if device {
+            return Err(format!("{part:?} is a device name on Windows"));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses two paths that are one file where names ignore letter case or
+/// Unicode normalisation (Windows, macOS).
+fn check_twins<'a>(paths: impl Iterator<Item = &'a String>) -> Result<(), String> {
+    use unicode_normalization::UnicodeNormalization;
+    let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    for path in paths {
+        let folded: String = path.nfc().collect::<String>().to_lowercase();
+        if let Some(other) = seen.insert(folded, path) {
+            return Err(format!(
+                "{other:?} and {path:?} differ only in letter case or Unicode normalisation: \
+                 they would be one file on Windows and macOS; rename one"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn reserved_message(path: &str, name: &str) -> String {
+    format!(
+        "{path:?}: the name {name:?} is leapfrog's own ({}, in any letter case); \
+         remove it from the release",
+        crate::layout::reserved_names().join(", ")
+    )
 }
 
 /// Builds the file list of the tree at `dir` (skipping any [`FILE_LIST`] in it).
@@ -338,9 +402,10 @@ fn walk_tree(root: &Path, dir: &Path, items: &mut BTreeMap<String, Item>) -> Res
         if rel == FILE_LIST {
             continue;
         }
-        if rel == crate::state::STATE_NAME || rel == crate::journal::JOURNAL_NAME {
-            return Err(Error::Publish(format!(
-                "{path:?}: this name is leapfrog's own; remove it from the release"
+        if let Some(name) = crate::layout::reserved_component(&rel) {
+            return Err(Error::Publish(reserved_message(
+                &path.to_string_lossy(),
+                name,
             )));
         }
         check_relative(&rel).map_err(|r| Error::Publish(format!("{path:?}: {r}")))?;
@@ -523,6 +588,9 @@ fn unpack_from<R: BufRead>(reader: R, archive: &Path, dest: &Path) -> Result<Fil
     drop(first);
     let list = FileList::parse(&text, archive)?;
     let list_path = dest.join(FILE_LIST);
+    // The list vouches for every byte that will be written: refuse a
+    // release the disk cannot hold before writing any of it.
+    crate::sys::need_space(dest, list.total_size())?;
 
     let mut seen = std::collections::BTreeSet::new();
     let mut links = Vec::new();
@@ -641,17 +709,25 @@ fn unpack_from<R: BufRead>(reader: R, archive: &Path, dest: &Path) -> Result<Fil
             "{missing:?} is in the file list but not in the archive"
         )));
     }
-    // Only zero padding may follow the end of the tar stream, and nothing may
-    // follow the gzip stream.
+    // Only zero padding may follow the end of the tar stream, and only so
+    // much of it; nothing may follow the gzip stream.
     let _ = tar;
     let mut rest = [0u8; 8192];
+    let mut trailing = 0u64;
     loop {
         let n = gz.read(&mut rest).map_err(read_err)?;
         if n == 0 {
             break;
         }
+        trailing += n as u64;
         if rest[..n].iter().any(|&b| b != 0) {
             return Err(bad("data follows the end of the tar stream".into()));
+        }
+        if trailing > MAX_TRAILING_BYTES {
+            return Err(bad(format!(
+                "more than {} KiB of padding follow the end of the tar stream",
+                MAX_TRAILING_BYTES / 1024
+            )));
         }
     }
     if !gz.into_inner().fill_buf().map_err(read_err)?.is_empty() {

@@ -268,6 +268,7 @@ struct Options {
     public_keys: Vec<String>,
     mirrors: Vec<String>,
     trial: Trial,
+    retry_after: Duration,
 }
 
 /// Builds an [`Updater`]; `build()` checks the settings.
@@ -310,6 +311,7 @@ impl Updater {
                 public_keys: Vec::new(),
                 mirrors: Vec::new(),
                 trial: Trial::default(),
+                retry_after: Duration::from_secs(3600),
             },
         }
     }
@@ -449,21 +451,56 @@ impl Updater {
             }
         }
         let found = checked.update;
-        // A version that failed to install here is not offered again until
-        // a newer one appears.
         if let (Some(available), Ok(Some(journal))) = (&found, Journal::read(&self.backup_dir)) {
             if journal.step == crate::journal::Step::RolledBack
                 && journal.to_version == available.release.version.to_string()
+                && !self.may_retry(&journal)
             {
-                log::warn!(
-                    "{} {} was rolled back here before; waiting for a newer release",
-                    self.opts.program,
-                    journal.to_version
-                );
                 return Ok(None);
             }
         }
         Ok(found)
+    }
+
+    /// Whether a version rolled back here may be tried again: never when
+    /// the release itself failed (or was rolled back on request) — not
+    /// until a newer one appears; when this machine made it fail (an I/O
+    /// error, no permission, a full disk, a kill), once the wait is over:
+    /// [`UpdaterBuilder::retry_after`], doubled after each failure, a day
+    /// at most.
+    fn may_retry(&self, journal: &Journal) -> bool {
+        let why = journal.error.as_deref().unwrap_or("no reason recorded");
+        let (Some(failed_at), false) = (journal.failed_at, journal.bad_release) else {
+            log::debug!("{} {}: {why}", self.opts.program, journal.to_version);
+            log::warn!(
+                "{} {} was rolled back here before; waiting for a newer release",
+                self.opts.program,
+                journal.to_version
+            );
+            return false;
+        };
+        let doubled = 1u32 << journal.retries.saturating_sub(1).min(16);
+        let wait = self
+            .opts
+            .retry_after
+            .saturating_mul(doubled)
+            .min(Duration::from_secs(24 * 3600));
+        let due = std::time::UNIX_EPOCH + Duration::from_secs(failed_at) + wait;
+        if std::time::SystemTime::now() < due {
+            log::info!(
+                "{} {} could not be installed here ({why}); trying again after {}",
+                self.opts.program,
+                journal.to_version,
+                humantime::format_rfc3339_seconds(due)
+            );
+            return false;
+        }
+        log::info!(
+            "trying {} {} again: it failed here before through no fault of its own ({why})",
+            self.opts.program,
+            journal.to_version
+        );
+        true
     }
 
     /// The release notes of `available`: inline ones, or the notes file
@@ -536,7 +573,7 @@ impl Updater {
                         self.backup_dir.display()
                     )))
                 }
-                Step::Staged | Step::Applying => {
+                Step::Staged | Step::Applying | Step::RollingBack => {
                     return Err(Error::Settings(format!(
                         "an update to {} is already in progress in {}; restart the app to finish it",
                         journal.to_version,
@@ -576,6 +613,7 @@ impl Updater {
     /// The whole update: check, ask, stage, and restart (or leave it for the
     /// next launch, as the builder's [`Restart`] says).
     pub fn update(&self) -> Result<Outcome> {
+        hop::tidy(&self.install_dir, &self.backup_dir);
         let Some(available) = self.check()? else {
             return Ok(Outcome::UpToDate);
         };
@@ -723,6 +761,16 @@ impl UpdaterBuilder {
         self
     }
 
+    /// How long to wait before trying again a release that failed to
+    /// install here through no fault of its own (an I/O error, no
+    /// permission, a full disk, a kill); doubled after each such failure,
+    /// a day at most. Default one hour; `LEAPFROG_RETRY_AFTER` (e.g. `10m`).
+    /// A release that fails its trial launch is not tried again.
+    pub fn retry_after(mut self, wait: Duration) -> Self {
+        self.opts.retry_after = wait;
+        self
+    }
+
     /// How many trial launches of a new version may fail before it is
     /// rolled back (default 1; at least 1). (`LEAPFROG_TRIAL_ATTEMPTS`.)
     pub fn trial_attempts(mut self, attempts: u32) -> Self {
@@ -801,6 +849,9 @@ impl UpdaterBuilder {
                 opts.mirrors = mirrors.split_whitespace().map(str::to_owned).collect();
             }
             opts.trial = settings::trial_from_env(opts.trial)?;
+            if let Some(wait) = settings::duration_from_env(settings::ENV_RETRY_AFTER)? {
+                opts.retry_after = wait;
+            }
         }
         if opts.limits.user_agent == crate::fetch::Limits::default().user_agent {
             opts.limits.user_agent = format!(
@@ -855,14 +906,12 @@ impl UpdaterBuilder {
         };
         // The backup copy only ever applies an update and hops home; should
         // it run on (its hop home failed), it must not update itself.
-        if let Ok(Some(journal)) = Journal::read(&install_dir) {
-            if journal.backup_dir == install_dir {
-                return Err(Error::Settings(format!(
-                    "{} is the backup copy of {}; start the program from there",
-                    install_dir.display(),
-                    journal.install_dir.display()
-                )));
-            }
+        if let Some(origin) = hop::backup_of(&install_dir) {
+            return Err(Error::Settings(format!(
+                "{} is the backup copy of {}; start the program from there",
+                install_dir.display(),
+                origin.display()
+            )));
         }
         if backup_dir.starts_with(&install_dir) || install_dir.starts_with(&backup_dir) {
             return Err(Error::Settings(format!(

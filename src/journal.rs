@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// The journal's file name in the backup dir.
-pub const JOURNAL_NAME: &str = "need_update";
+pub const JOURNAL_NAME: &str = crate::layout::JOURNAL;
 /// The journal format this library reads and writes.
 pub const JOURNAL_FORMAT: u32 = 1;
 
@@ -28,6 +28,9 @@ pub enum Step {
     Applying,
     /// The install dir holds the new release. Next: its first (trial) launch.
     Applied,
+    /// The update is being undone: the backup's release is put back. Every
+    /// part can be run again. Next: finish undoing.
+    RollingBack,
     /// The new version is healthy (it said so, ran long enough, or exited
     /// with success on its trial launch). Nothing more to do.
     Confirmed,
@@ -111,6 +114,19 @@ pub struct Journal {
     /// Whether the old version has told its user about the rollback.
     #[serde(default)]
     pub reported: bool,
+    /// Whether the release itself failed (its trial launch), rather than
+    /// this machine (an I/O error, no permission, a full disk, a kill): a
+    /// bad release is not offered again; the other kind is tried again
+    /// later, waiting longer after each failure.
+    #[serde(default)]
+    pub bad_release: bool,
+    /// When (seconds since the Unix epoch) the release last failed here
+    /// through no fault of its own.
+    #[serde(default)]
+    pub failed_at: Option<u64>,
+    /// How often this release failed here through no fault of its own.
+    #[serde(default)]
+    pub retries: u32,
 }
 
 impl Journal {
@@ -121,13 +137,13 @@ impl Journal {
 
     /// The staging folder, where the new release is unpacked.
     pub fn staging_dir(&self) -> PathBuf {
-        self.backup_dir.join(".leapfrog-staging")
+        self.backup_dir.join(crate::layout::STAGING)
     }
 
     /// The archive's path in the backup dir's download folder.
     pub fn archive_path(&self) -> PathBuf {
         self.backup_dir
-            .join(".leapfrog-download")
+            .join(crate::layout::DOWNLOAD)
             .join(&self.archive)
     }
 
@@ -162,9 +178,41 @@ impl Journal {
             }
             None => return Err(fail("it has no format field".into())),
         }
-        serde_json::from_value(value)
-            .map(Some)
-            .map_err(|e| fail(format!("incomplete ({e})")))
+        let journal: Journal =
+            serde_json::from_value(value).map_err(|e| fail(format!("incomplete ({e})")))?;
+        journal.check_paths().map_err(fail)?;
+        Ok(Some(journal))
+    }
+
+    /// A journal may only speak of its two folders: both absolute, and the
+    /// executable, archive and config plain relative names inside them.
+    fn check_paths(&self) -> std::result::Result<(), String> {
+        use std::path::Component;
+        let plain = |p: &Path| {
+            p.components().count() > 0 && p.components().all(|c| matches!(c, Component::Normal(_)))
+        };
+        if !self.install_dir.is_absolute() || !self.backup_dir.is_absolute() {
+            return Err("its install_dir and backup_dir must be absolute paths".into());
+        }
+        if !plain(&self.exe) {
+            return Err(format!(
+                "its executable {:?} is not a relative path inside the install dir",
+                self.exe
+            ));
+        }
+        if !self.archive.is_empty() && Path::new(&self.archive).components().count() != 1
+            || !self.archive.is_empty() && !plain(Path::new(&self.archive))
+        {
+            return Err(format!("its archive {:?} is not a file name", self.archive));
+        }
+        if let Some(config) = &self.config {
+            if !plain(config) {
+                return Err(format!(
+                    "its config {config:?} is not a relative path inside the install dir"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Writes the journal atomically into its backup dir.
@@ -172,6 +220,29 @@ impl Journal {
         let mut text = serde_json::to_vec_pretty(self).expect("a journal serialises");
         text.push(b'\n');
         crate::sys::write_atomic(&Journal::path_in(&self.backup_dir), &text)
+    }
+
+    /// Records that this machine, not the release, made the update fail
+    /// (an I/O error, no permission, a full disk, a kill): the release is
+    /// tried again later.
+    pub fn failed_here(&mut self, why: &str) {
+        self.error = Some(format!(
+            "{why} (a problem of this machine, not of the release: it is tried again later)"
+        ));
+        self.bad_release = false;
+        self.failed_at = Some(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        );
+        self.retries = self.retries.saturating_add(1);
+    }
+
+    /// Records that the release itself failed (its trial launch): it is not
+    /// offered again until a newer one appears.
+    pub fn release_failed(&mut self, why: String) {
+        self.error = Some(why);
+        self.bad_release = true;
     }
 
     /// Records `step` and writes the journal.
@@ -204,6 +275,9 @@ mod tests {
             trial: Trial::default(),
             error: None,
             reported: false,
+            bad_release: false,
+            failed_at: None,
+            retries: 0,
         }
     }
 

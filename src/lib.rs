@@ -107,6 +107,7 @@ mod failpoint;
 pub mod fetch;
 mod hop;
 pub mod journal;
+pub mod layout;
 pub mod lock;
 pub mod manifest;
 pub mod publish;

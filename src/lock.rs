@@ -6,7 +6,7 @@
 //! close-on-exec), so a lock is never left stale by a crash.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::{io_err, Error, Result};
@@ -17,24 +17,13 @@ pub struct UpdateLock {
     _file: File,
 }
 
-/// The lock file of a backup dir.
-pub fn lock_path(backup_dir: &Path) -> PathBuf {
-    let mut name = backup_dir.file_name().unwrap_or_default().to_os_string();
-    name.push(".lock");
-    backup_dir.with_file_name(name)
-}
+pub use crate::layout::lock_path;
 
 fn open(backup_dir: &Path) -> Result<File> {
     let path = lock_path(backup_dir);
     let parent = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)
-        .and_then(|()| {
-            File::options()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-        })
+        .and_then(|()| crate::sys::open_no_follow(&path))
         .map_err(|e| Error::Unsuitable {
             path: backup_dir.to_owned(),
             reason: format!(

@@ -45,6 +45,19 @@ pub const ENV_CONFIRM_AFTER: &str = "LEAPFROG_CONFIRM_AFTER";
 pub const ENV_CONFIRM_WITHIN: &str = "LEAPFROG_CONFIRM_WITHIN";
 /// The environment variable with the number of trial launches that may fail.
 pub const ENV_TRIAL_ATTEMPTS: &str = "LEAPFROG_TRIAL_ATTEMPTS";
+/// How long to wait before trying again a release that failed here through
+/// no fault of its own (e.g. `1h`).
+pub const ENV_RETRY_AFTER: &str = "LEAPFROG_RETRY_AFTER";
+
+/// A duration from the environment variable `name` (humantime: `30s`, `1h`).
+pub(crate) fn duration_from_env(name: &str) -> Result<Option<std::time::Duration>> {
+    let Ok(v) = std::env::var(name) else {
+        return Ok(None);
+    };
+    humantime::parse_duration(v.trim())
+        .map(Some)
+        .map_err(|e| Error::Settings(format!("{name}={v:?}: {e} (e.g. 30s, 10m, 1h)")))
+}
 
 /// A duration in whole milliseconds, as the journal keeps trial times.
 pub(crate) fn millis(time: std::time::Duration) -> u64 {

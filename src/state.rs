@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{io_err, Error, Result};
 
 /// The state file's name in the install dir.
-pub const STATE_NAME: &str = ".leapfrog-state.json";
+pub const STATE_NAME: &str = crate::layout::STATE;
 const STATE_FORMAT: u32 = 1;
 
 /// The remembered state.

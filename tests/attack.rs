@@ -524,10 +524,11 @@ fn attack_server_down() {
 
 #[test]
 fn attack_tampered_partial_download_left_behind() {
-    // A .partial file (and junk) planted in the backup dir are never trusted:
-    // staging starts from a fresh copy and a fresh download.
+    // A .partial file (and junk) planted in the backup dir (a leapfrog
+    // backup dir, marked) are never trusted: staging starts from a fresh
+    // copy and a fresh download.
     let a = Attack::new();
-    fs::create_dir_all(&a.world.backup).unwrap();
+    a.world.mark_backup();
     let archive = fs::read(a.world.releases.join(ARCHIVE)).unwrap();
     let mut planted = archive.clone();
     let i = planted.len() / 3;

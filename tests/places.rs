@@ -185,8 +185,9 @@ fn place_disk_filling_up_while_staging_keeps_the_old_version() {
         return;
     }
     // Room for the backup copy and the download (and the 16 MiB spare the
-    // check asks for), but not for the unpacked release too: the check
-    // passes, and unpacking runs out of space.
+    // check asks for), but not for the unpacked release too: the first
+    // check passes, and the one before unpacking (against the total the
+    // release's file list vouches for) refuses before a byte is unpacked.
     let world = World::new();
     let archive = fs::metadata(world.releases.join("demo-1.1.0.tar.gz"))
         .unwrap()
@@ -203,7 +204,7 @@ fn place_disk_filling_up_while_staging_keeps_the_old_version() {
     assert_refused(
         &world,
         &[("LEAPFROG_BACKUP_DIR", backup.to_str().unwrap())],
-        &["No space left on device"],
+        &["not enough free space", ".leapfrog-staging"],
     );
     // What was staged is gone again.
     assert!(!backup.exists(), "the failed stage was left behind");

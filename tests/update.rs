@@ -117,6 +117,7 @@ fn update_happy_path() {
     // The backup holds 1.0.0 exactly as installed, plus the closed journal.
     let mut backup = tree_hashes(&world.backup);
     assert!(backup.remove("need_update").is_some());
+    assert!(backup.remove(".leapfrog-backup").is_some(), "the marker");
     assert_eq!(backup, before);
     let journal = leapfrog::journal::Journal::read(&world.backup)
         .unwrap()
@@ -222,9 +223,10 @@ fn update_download_cut_off_resumes() {
         .into_iter()
         .filter(|n| !n.starts_with(".leapfrog-download"))
         .collect();
-    assert!(
-        kept.is_empty(),
-        "only the partial download may stay: {kept:?}"
+    assert_eq!(
+        kept,
+        [".leapfrog-backup"],
+        "only the partial download and the backup dir's marker may stay"
     );
     let partial = world
         .backup
@@ -374,7 +376,9 @@ fn update_apply_failure_rolls_back() {
         .expect_output("assets/new.txt")
         .expect_output("rolled back to 1.0.0")
         .expect_output("the update to 1.1.0 failed and was undone")
-        .expect_output("1.1.0 was rolled back here before; waiting for a newer release")
+        .expect_output("a problem of this machine, not of the release")
+        .expect_output("demo 1.1.0 could not be installed here")
+        .expect_output("trying again after")
         .expect_no_output("demo 1.1.0 running");
     assert_eq!(
         run.stdout().matches("hopping out").count(),
@@ -394,15 +398,26 @@ fn update_apply_failure_rolls_back() {
         .unwrap()
         .unwrap();
     assert_eq!(journal.step, leapfrog::journal::Step::RolledBack);
-    // Launched again: no retry of the failed version, no new message.
+    assert!(!journal.bad_release, "the release did nothing wrong");
+    assert_eq!(journal.retries, 1);
+    // Launched again within the wait: no retry yet, no new message.
     world
         .launch(&manifest_url(&server))
         .expect_code(0)
         .expect_output("demo 1.0.0 running")
-        .expect_output("waiting for a newer release")
+        .expect_output("trying again after")
         .expect_no_output("hopping out")
         .expect_no_output("failed and was undone");
     assert_eq!(tree_hashes(&world.install), before);
+    // The user moves the folder away; once the wait is over the same
+    // release is tried again, and installs.
+    fs::remove_dir_all(world.install.join("assets/new.txt")).unwrap();
+    world
+        .launch_env(&manifest_url(&server), &[("LEAPFROG_RETRY_AFTER", "0s")])
+        .expect_code(0)
+        .expect_output("trying demo 1.1.0 again: it failed here before through no fault of its own")
+        .expect_output("demo 1.1.0 running");
+    assert_eq!(tree_hashes(&world.install), expected_after_update(&world));
 }
 
 #[test]
@@ -656,7 +671,7 @@ fn update_damaged_journal_is_set_aside_and_a_mix_restored() {
     let mut restored = tree_hashes(&world.install);
     let mut before = tree_hashes(&world.backup);
     for t in [&mut restored, &mut before] {
-        t.retain(|k, _| !k.starts_with("need_update"));
+        t.retain(|k, _| !k.starts_with("need_update") && k != ".leapfrog-backup");
     }
     assert_eq!(
         restored, before,

@@ -26,7 +26,14 @@ mod windows;
 #[cfg(windows)]
 use windows as platform;
 
+mod backup;
+mod install;
+mod tidy;
 mod trial;
+
+pub(crate) use tidy::tidy;
+
+pub(crate) use install::{apply, undo_apply};
 #[cfg(feature = "failpoints")]
 pub(crate) use trial::is_watched as trial_is_watched;
 
@@ -39,6 +46,7 @@ use crate::archive::{self, FileList, Item, FILE_LIST};
 use crate::error::{io_err, Error, Result};
 use crate::fetch::{self, Expect, Limits, ProgressFn};
 use crate::journal::{Journal, Step, JOURNAL_FORMAT};
+use crate::layout;
 use crate::manifest::Release;
 
 /// What the process will be replaced with: a pure description, so that the
@@ -119,30 +127,20 @@ pub(crate) struct StagePlan<'a> {
 /// removed again and the app goes on running the old version.
 pub(crate) fn stage(plan: &StagePlan<'_>) -> Result<Journal> {
     // Refused here, nothing changes: the previous backup stays as it is.
-    let existed = plan.backup_dir.exists();
+    let existed = fs::symlink_metadata(&plan.backup_dir).is_ok();
     if let Err(e) = preflight(plan) {
-        if !existed {
-            let _ = fs::remove_dir(&plan.backup_dir);
+        if !existed && backup::is_backup_of(&plan.backup_dir, &plan.install_dir) {
+            let _ = fs::remove_dir_all(&plan.backup_dir);
         }
         return Err(e);
     }
     let result = stage_inner(plan);
     if result.is_err() {
         // A download that broke off is kept, to be continued next time;
-        // everything else staged so far goes.
-        let downloads = plan.backup_dir.join(DOWNLOAD_DIR);
-        let partial = |name: &std::ffi::OsStr| {
-            let name = name.to_string_lossy();
-            name.ends_with(".partial") || name.ends_with(".partial.meta")
-        };
-        for entry in fs::read_dir(&downloads).into_iter().flatten().flatten() {
-            if !partial(&entry.file_name()) {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
-        let keep = fs::read_dir(&downloads).is_ok_and(|mut d| d.next().is_some());
-        if keep {
-            let _ = clear_dir_except(&plan.backup_dir, DOWNLOAD_DIR);
+        // everything else staged so far goes. (The backup dir is
+        // leapfrog's: preflight checked its marker.)
+        if backup::keep_partials(&plan.backup_dir.join(DOWNLOAD_DIR)) {
+            let _ = backup::clear_except(&plan.backup_dir, &[DOWNLOAD_DIR, layout::MARKER]);
         } else {
             let _ = fs::remove_dir_all(&plan.backup_dir);
         }
@@ -152,25 +150,7 @@ pub(crate) fn stage(plan: &StagePlan<'_>) -> Result<Journal> {
 
 /// The folder in the backup dir where archives are downloaded; it outlives
 /// a failed stage so that a broken-off download can be continued.
-pub(crate) const DOWNLOAD_DIR: &str = ".leapfrog-download";
-
-/// Removes everything in `dir` but the entry named `keep`.
-fn clear_dir_except(dir: &Path, keep: &str) -> Result<()> {
-    for entry in fs::read_dir(dir).map_err(io_err("listing", dir))? {
-        let entry = entry.map_err(io_err("listing", dir))?;
-        if entry.file_name() == keep {
-            continue;
-        }
-        let path = entry.path();
-        let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            fs::remove_dir_all(&path)
-        } else {
-            fs::remove_file(&path)
-        };
-        removed.map_err(io_err("removing", &path))?;
-    }
-    Ok(())
-}
+pub(crate) const DOWNLOAD_DIR: &str = layout::DOWNLOAD;
 
 fn stage_inner(plan: &StagePlan<'_>) -> Result<Journal> {
     let release = plan.release;
@@ -192,6 +172,9 @@ fn stage_inner(plan: &StagePlan<'_>) -> Result<Journal> {
         trial: plan.trial,
         error: None,
         reported: false,
+        bad_release: false,
+        failed_at: None,
+        retries: earlier_retries(&plan.backup_dir, &release.version.to_string()),
     };
     copy_to_backup(&plan.install_dir, &plan.backup_dir)?;
     let archive = journal.archive_path();
@@ -242,7 +225,7 @@ fn stage_inner(plan: &StagePlan<'_>) -> Result<Journal> {
     );
     if !crate::sys::same_device(&plan.install_dir, &plan.backup_dir) {
         // Applying will copy the release onto the install dir's disk.
-        need_space(&plan.install_dir, list.total_size())?;
+        crate::sys::need_space(&plan.install_dir, list.total_size())?;
     }
     // A power cut after the journal says `staged` must find the staged
     // files on disk, not only the journal.
@@ -255,9 +238,16 @@ fn stage_inner(plan: &StagePlan<'_>) -> Result<Journal> {
     Ok(journal)
 }
 
-/// Room kept free beyond what an update needs, for the journal, the
-/// file system's own bookkeeping and the app.
-const SPARE_BYTES: u64 = 16 << 20;
+/// How often `version` failed here before through no fault of its own
+/// (an earlier journal in the backup dir says so).
+fn earlier_retries(backup: &Path, version: &str) -> u32 {
+    match Journal::read(backup) {
+        Ok(Some(j)) if j.step == Step::RolledBack && j.to_version == version && !j.bad_release => {
+            j.retries
+        }
+        _ => 0,
+    }
+}
 
 /// Refuses an update that cannot succeed here, before anything changes: an
 /// install dir (or a folder of the installed release) that cannot take new
@@ -278,7 +268,7 @@ fn preflight(plan: &StagePlan<'_>) -> Result<()> {
         }
     }
     for dir in &dirs {
-        probe_writable(dir).map_err(|e| Error::Unsuitable {
+        crate::sys::can_create_in(dir).map_err(|e| Error::Unsuitable {
             path: dir.clone(),
             reason: format!(
                 "new files cannot be written here ({e}); the update replaces the program's files in place. \
@@ -298,15 +288,14 @@ fn preflight(plan: &StagePlan<'_>) -> Result<()> {
         });
     }
     let backup = &plan.backup_dir;
-    fs::create_dir_all(backup)
-        .and_then(|()| probe_writable(backup))
-        .map_err(|e| Error::Unsuitable {
-            path: backup.clone(),
-            reason: format!(
-                "the backup dir cannot be made or written ({e}); choose another place for it \
+    backup::claim(backup, install)?;
+    crate::sys::can_create_in(backup).map_err(|e| Error::Unsuitable {
+        path: backup.clone(),
+        reason: format!(
+            "the backup dir cannot be made or written ({e}); choose another place for it \
                  (LEAPFROG_BACKUP_DIR, or the builder's backup_dir) on a disk with room"
-            ),
-        })?;
+        ),
+    })?;
     // The download, and a full copy of the install dir where hard links
     // are impossible (another file system).
     let copy = if crate::sys::same_device(install, backup) {
@@ -314,33 +303,7 @@ fn preflight(plan: &StagePlan<'_>) -> Result<()> {
     } else {
         tree_size(install)
     };
-    need_space(backup, plan.release.size.unwrap_or(0) + copy)
-}
-
-/// Fails unless the file system of `dir` has `bytes` free, and some spare.
-fn need_space(dir: &Path, bytes: u64) -> Result<()> {
-    let free = fs4::available_space(dir).map_err(io_err("finding the free space of", dir))?;
-    if free < bytes.saturating_add(SPARE_BYTES) {
-        let mib = |b: u64| b.div_ceil(1 << 20);
-        return Err(Error::Unsuitable {
-            path: dir.to_owned(),
-            reason: format!(
-                "not enough free space on its disk: the update needs {} MiB (and {} MiB to spare), {} MiB are free; \
-                 free some space and try again",
-                mib(bytes),
-                mib(SPARE_BYTES),
-                mib(free)
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// Creates and removes a file in `dir`.
-fn probe_writable(dir: &Path) -> io::Result<()> {
-    let probe = dir.join(format!(".leapfrog-probe-{}", std::process::id()));
-    fs::File::create(&probe)?;
-    fs::remove_file(&probe)
+    crate::sys::need_space(backup, plan.release.size.unwrap_or(0) + copy)
 }
 
 /// The bytes of the files under `dir`.
@@ -371,12 +334,11 @@ fn to_list_path(p: &Path) -> String {
 /// applying replaces files by rename and never writes into them. Where hard
 /// links cannot be made (another file system, no permission) it copies.
 fn copy_to_backup(install: &Path, backup: &Path) -> Result<()> {
-    if backup.exists() {
-        clear_dir_except(backup, DOWNLOAD_DIR)?;
-    }
-    fs::create_dir_all(backup.join(DOWNLOAD_DIR))
-        .map_err(io_err("creating the backup dir", backup))?;
-    match link_tree(install, backup) {
+    let keep = [DOWNLOAD_DIR, layout::MARKER];
+    backup::clear_except(backup, &keep)?;
+    backup::own_subdir(&backup.join(DOWNLOAD_DIR))?;
+    backup::keep_partials(&backup.join(DOWNLOAD_DIR));
+    match link_tree(install, backup, true) {
         Ok(files) => {
             log::info!(
                 "backed up {} to {} ({files} files as hard links)",
@@ -387,15 +349,14 @@ fn copy_to_backup(install: &Path, backup: &Path) -> Result<()> {
         }
         Err(e) => {
             log::info!("hard links are not possible here ({e}); copying instead");
-            clear_dir_except(backup, DOWNLOAD_DIR)?;
+            backup::clear_except(backup, &keep)?;
         }
     }
     log::info!("copying {} to {}", install.display(), backup.display());
     crate::failpoint::at("backup copy", backup)?;
-    let options = fs_extra::dir::CopyOptions::new()
-        .content_only(true)
-        .overwrite(true);
-    fs_extra::dir::copy(install, backup, &options).map_err(|e| Error::Io {
+    let options = fs_extra::dir::CopyOptions::new().overwrite(true);
+    let items = release_entries(install).map_err(io_err("listing", install))?;
+    fs_extra::copy_items(&items, backup, &options).map_err(|e| Error::Io {
         action: format!("copying {} to", install.display()),
         path: backup.to_owned(),
         source: io::Error::other(e.to_string()),
@@ -403,19 +364,40 @@ fn copy_to_backup(install: &Path, backup: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The entries at the root of `install` that belong in its backup: all but
+/// leapfrog's own (state, temp files), the file list excepted.
+fn release_entries(install: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut items = Vec::new();
+    for entry in fs::read_dir(install)? {
+        let entry = entry?;
+        if backed_up(&entry.file_name()) {
+            items.push(entry.path());
+        }
+    }
+    Ok(items)
+}
+
+fn backed_up(name: &std::ffi::OsStr) -> bool {
+    name == FILE_LIST || !name.to_str().is_some_and(layout::is_reserved)
+}
+
 /// Mirrors the tree at `src` into `dst` with hard links (and symlinks as
-/// symlinks), returning the number of files linked.
-fn link_tree(src: &Path, dst: &Path) -> io::Result<u64> {
+/// symlinks), returning the number of files linked. At the `root`,
+/// leapfrog's own files are left out.
+fn link_tree(src: &Path, dst: &Path, root: bool) -> io::Result<u64> {
     let mut files = 0;
     for entry in fs::read_dir(src)? {
         let entry = entry?;
+        if root && !backed_up(&entry.file_name()) {
+            continue;
+        }
         let from = entry.path();
         let to = dst.join(entry.file_name());
         let kind = entry.file_type()?;
         crate::failpoint::hit("backup link")?;
         if kind.is_dir() {
             fs::create_dir_all(&to)?;
-            files += link_tree(&from, &to)?;
+            files += link_tree(&from, &to, false)?;
         } else if kind.is_symlink() {
             crate::sys::symlink(&fs::read_link(&from)?, &to).map_err(io::Error::other)?;
         } else if kind.is_file() {
@@ -463,232 +445,6 @@ fn hop(dir: &Path, journal: &Journal, resumed: bool) -> Error {
     exec(&relaunch(dir, &journal.exe, original_args(), hops))
 }
 
-/// What [`apply`] did.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Applied {
-    pub replaced: usize,
-    pub removed: usize,
-}
-
-/// Step 4: brings the install dir to the staged release: each release file
-/// moved in by one rename, files the old release shipped and the new one
-/// dropped removed, files no release shipped left alone. The file list goes
-/// last. Running it again after a crash finishes the job.
-pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
-    journal.advance(Step::Applying)?;
-    let staging = journal.staging_dir();
-    let install = journal.install_dir.clone();
-    let new_list = read_list(&staging)
-        .or_else(|| read_list(&install).filter(|l| l.version.to_string() == journal.to_version))
-        .ok_or_else(|| Error::Journal {
-            path: Journal::path_in(&journal.backup_dir),
-            reason: format!("the staged file list is gone from {}", staging.display()),
-        })?;
-    // The backup holds the old install's list, untouched by this step.
-    let old_list = FileList::read_installed(&journal.backup_dir)?;
-    let mut done = Applied::default();
-
-    for (path, item) in &new_list.items {
-        let dst = archive::join(&install, path);
-        if let Item::Dir = item {
-            if fs::symlink_metadata(&dst).is_ok_and(|m| !m.is_dir()) && was_shipped(&old_list, path)
-            {
-                fs::remove_file(&dst).map_err(io_err("removing", &dst))?;
-            }
-            fs::create_dir_all(&dst).map_err(io_err("creating", &dst))?;
-            continue;
-        }
-        let src = archive::join(&staging, path);
-        match fs::symlink_metadata(&src) {
-            Ok(_) => {
-                crate::failpoint::at("apply rename", &dst)?;
-                move_into_place(&src, &dst)?;
-                done.replaced += 1;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                // Moved by an earlier run of this step.
-                fs::symlink_metadata(&dst).map_err(io_err("finding the already applied", &dst))?;
-            }
-            Err(e) => return Err(io_err("reading", &src)(e)),
-        }
-    }
-    if let Some(old) = &old_list {
-        let mut dropped_dirs = Vec::new();
-        for (path, item) in &old.items {
-            if new_list.items.contains_key(path) {
-                continue;
-            }
-            let dst = archive::join(&install, path);
-            if let Item::Dir = item {
-                dropped_dirs.push(dst);
-                continue;
-            }
-            crate::failpoint::at("apply remove", &dst)?;
-            match fs::remove_file(&dst) {
-                Ok(()) => done.removed += 1,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err("removing", &dst)(e)),
-            }
-        }
-        // Deepest first; a dir that still holds user files stays.
-        for dir in dropped_dirs.iter().rev() {
-            let _ = fs::remove_dir(dir);
-        }
-    }
-    let list_src = staging.join(FILE_LIST);
-    if list_src.exists() {
-        crate::failpoint::at("apply rename", &install.join(FILE_LIST))?;
-        move_into_place(&list_src, &install.join(FILE_LIST))?;
-    }
-    if let Some(config) = &journal.config {
-        let path = install.join(config);
-        if path.exists() {
-            crate::settings::write_current_version(&path, &journal.to_version)?;
-        }
-    }
-    crate::failpoint::at("apply sync dir", &install)?;
-    crate::sys::sync_dir(&install)?;
-    crate::sys::sync_fs(&install)?;
-    journal.advance(Step::Applied)?;
-    let _ = fs::remove_dir_all(&staging);
-    let _ = fs::remove_file(journal.archive_path());
-    let _ = fs::remove_dir(journal.backup_dir.join(DOWNLOAD_DIR));
-    log::info!(
-        "applied {} {}: {} files replaced, {} removed",
-        journal.program,
-        journal.to_version,
-        done.replaced,
-        done.removed
-    );
-    Ok(done)
-}
-
-fn read_list(dir: &Path) -> Option<FileList> {
-    FileList::read_installed(dir).ok().flatten()
-}
-
-fn was_shipped(list: &Option<FileList>, path: &str) -> bool {
-    list.as_ref().is_some_and(|l| l.items.contains_key(path))
-}
-
-/// Moves `src` over `dst` by one rename, making `dst`'s parent first. Across
-/// file systems (a backup dir elsewhere) it copies beside `dst`, then renames.
-fn move_into_place(src: &Path, dst: &Path) -> Result<()> {
-    if let Some(parent) = dst.parent() {
-        fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
-    }
-    match platform::replace_file(src, dst) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
-            let tmp = sibling_temp(dst);
-            copy_entry(src, &tmp)?;
-            platform::replace_file(&tmp, dst)
-                .map_err(io_err(&format!("renaming {} to", tmp.display()), dst))?;
-            let _ = fs::remove_file(src);
-            Ok(())
-        }
-        Err(e) => Err(io_err(&format!("renaming {} to", src.display()), dst)(e)),
-    }
-}
-
-fn sibling_temp(dst: &Path) -> PathBuf {
-    let mut name = OsString::from(".");
-    name.push(dst.file_name().unwrap_or_default());
-    name.push(".leapfrog-tmp");
-    dst.with_file_name(name)
-}
-
-/// Copies a file or symlink (as a symlink) to `dst`.
-fn copy_entry(src: &Path, dst: &Path) -> Result<()> {
-    let meta = fs::symlink_metadata(src).map_err(io_err("reading", src))?;
-    let _ = fs::remove_file(dst);
-    if meta.file_type().is_symlink() {
-        let target = fs::read_link(src).map_err(io_err("reading link", src))?;
-        crate::sys::symlink(&target, dst)
-    } else {
-        fs::copy(src, dst).map_err(io_err(&format!("copying {} to", src.display()), dst))?;
-        Ok(())
-    }
-}
-
-/// Undoes a failed [`apply`]: every path of the new and the old release is
-/// put back as the backup copy has it (or removed, where the backup has none).
-/// The journal ends `rolled_back`, so the version is not offered again.
-pub(crate) fn roll_back(journal: &mut Journal) -> Result<()> {
-    log::warn!(
-        "rolling {} back to {}",
-        journal.install_dir.display(),
-        journal.from_version
-    );
-    let install = journal.install_dir.clone();
-    let backup = journal.backup_dir.clone();
-    let new_list = read_list(&journal.staging_dir())
-        .or_else(|| read_list(&install).filter(|l| l.version.to_string() == journal.to_version));
-    let old_list = FileList::read_installed(&backup)?;
-    let mut paths: Vec<&String> = Vec::new();
-    for list in [&new_list, &old_list].into_iter().flatten() {
-        paths.extend(
-            list.items
-                .iter()
-                .filter(|(_, i)| !matches!(i, Item::Dir))
-                .map(|(p, _)| p),
-        );
-    }
-    paths.sort();
-    paths.dedup();
-    let list_name = FILE_LIST.to_owned();
-    paths.push(&list_name);
-    for path in paths {
-        let from = archive::join(&backup, path);
-        let to = archive::join(&install, path);
-        match fs::symlink_metadata(&from) {
-            // A folder in the backup is the user's, never replaced: leave it.
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => {
-                crate::failpoint::at("rollback restore", &to)?;
-                if let Some(parent) = to.parent() {
-                    fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
-                }
-                let tmp = sibling_temp(&to);
-                copy_entry(&from, &tmp)?;
-                platform::replace_file(&tmp, &to)
-                    .map_err(io_err(&format!("renaming {} to", tmp.display()), &to))?;
-            }
-            Err(_) => {
-                let is_dir = fs::symlink_metadata(&to).is_ok_and(|m| m.is_dir());
-                match fs::remove_file(&to) {
-                    Err(e) if !is_dir && e.kind() != io::ErrorKind::NotFound => {
-                        return Err(io_err("removing", &to)(e))
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-    if let Some(new) = &new_list {
-        for (path, item) in new.items.iter().rev() {
-            if matches!(item, Item::Dir) && !was_shipped(&old_list, path) {
-                let _ = fs::remove_dir(archive::join(&install, path));
-            }
-        }
-    }
-    if let Some(config) = &journal.config {
-        let from = backup.join(config);
-        let to = install.join(config);
-        if from.exists() {
-            let tmp = sibling_temp(&to);
-            copy_entry(&from, &tmp)?;
-            platform::replace_file(&tmp, &to).map_err(io_err("restoring", &to))?;
-        }
-    }
-    crate::sys::sync_dir(&install)?;
-    crate::sys::sync_fs(&install)?;
-    let _ = fs::remove_dir_all(journal.staging_dir());
-    let _ = fs::remove_file(journal.archive_path());
-    let _ = fs::remove_dir(backup.join(DOWNLOAD_DIR));
-    journal.advance(Step::RolledBack)
-}
-
 /// Puts the previous version back on request (`leapfrog rollback`): the
 /// release files of the install dir are restored from the backup dir, and
 /// the version rolled back from is not offered again until a newer one
@@ -713,7 +469,10 @@ pub fn rollback(install_dir: &Path, backup_dir: Option<&Path>) -> Result<(String
             backup_dir.display()
         ))
     })?;
-    if !same_dir(&journal.install_dir, &install_dir) {
+    if !same_dir(&journal.install_dir, &install_dir)
+        || !same_dir(&journal.backup_dir, &backup_dir)
+        || !backup::is_backup_of(&backup_dir, &install_dir)
+    {
         return Err(Error::Settings(format!(
             "{} is the backup of {}, not of {}",
             backup_dir.display(),
@@ -730,8 +489,8 @@ pub fn rollback(install_dir: &Path, backup_dir: Option<&Path>) -> Result<(String
             journal.step
         )));
     }
-    journal.error = Some("rolled back on request".into());
-    roll_back(&mut journal)?;
+    journal.release_failed("rolled back on request".into());
+    undo_apply(&mut journal)?;
     // Rolled back on request: nothing to tell the user at the next launch.
     journal.reported = true;
     journal.write()?;
@@ -819,7 +578,7 @@ enum Place {
 
 fn resume(mut journal: Journal, place: Place) -> Pending {
     match (place, journal.step) {
-        (Place::Backup, Step::Staged | Step::Applying) => {
+        (Place::Backup, Step::Staged | Step::Applying | Step::RollingBack) => {
             // Another instance may be applying the same update: wait for it,
             // then look again at where the journal stands.
             let lock =
@@ -841,6 +600,14 @@ fn resume(mut journal: Journal, place: Place) -> Pending {
                 Ok(_) => {}
                 Err(e) => return Pending::Failed(e),
             }
+            if journal.step == Step::RollingBack {
+                log::info!(
+                    "running from the backup copy: finishing the rollback of {} to {}",
+                    journal.install_dir.display(),
+                    journal.from_version
+                );
+                return Pending::Failed(undo_and_go_home(journal));
+            }
             log::info!(
                 "running from the backup copy: applying {} {} to {}",
                 journal.program,
@@ -849,14 +616,8 @@ fn resume(mut journal: Journal, place: Place) -> Pending {
             );
             if let Err(error) = apply(&mut journal) {
                 log::error!("applying the update failed: {}", error.chain());
-                journal.error = Some(error.chain());
-                match roll_back(&mut journal) {
-                    Ok(()) => log::warn!("rolled back to {}; relaunching it", journal.from_version),
-                    // The journal still says `applying`: the next launch
-                    // tries again (the hop count bounds how often).
-                    Err(e) => log::error!("rolling back failed: {}", e.chain()),
-                }
-                return Pending::Failed(hop_home(&journal));
+                journal.failed_here(&format!("applying failed: {}", error.chain()));
+                return Pending::Failed(undo_and_go_home(journal));
             }
             Pending::Failed(trial::watch(journal, Some(lock)))
         }
@@ -879,7 +640,9 @@ fn resume(mut journal: Journal, place: Place) -> Pending {
             }
         }
         (Place::Install, Step::RolledBack) => Pending::Nothing,
-        (Place::Install, Step::Staged | Step::Applying) => Pending::Failed(hop_out(&journal, true)),
+        (Place::Install, Step::Staged | Step::Applying | Step::RollingBack) => {
+            Pending::Failed(hop_out(&journal, true))
+        }
         (Place::Install, Step::Applied) => {
             // A launch of a version still on trial is watched by the backup
             // copy: hop out to it, unless this is the watched launch, or
@@ -900,11 +663,29 @@ fn resume(mut journal: Journal, place: Place) -> Pending {
     }
 }
 
-fn same_dir(a: &Path, b: &Path) -> bool {
+/// Undoes the update and starts the version the install dir then holds.
+/// A rollback that fails midway leaves the journal `rolling_back`: the next
+/// launch finishes it (the hop count bounds how often).
+fn undo_and_go_home(mut journal: Journal) -> Error {
+    match undo_apply(&mut journal) {
+        Ok(()) => log::warn!("rolled back to {}; relaunching it", journal.from_version),
+        Err(e) => log::error!("rolling back failed: {}", e.chain()),
+    }
+    hop_home(&journal)
+}
+
+pub(crate) fn same_dir(a: &Path, b: &Path) -> bool {
     a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
 }
 
 /// Finds the journal that concerns the running executable.
+///
+/// A journal is believed only about the folder it lies in and the install
+/// dir it was staged for: run from the backup copy, the journal must lie in
+/// that copy's folder, name it as its backup dir, and the folder's marker
+/// must name the journal's install dir; run from the install dir, the
+/// journal must lie in the backup dir whose marker names this install dir,
+/// and name both. Anything else is refused, never followed.
 fn locate() -> Result<Option<Found>> {
     let exe = std::env::current_exe().map_err(io_err("finding", "the running executable"))?;
     let env_backup = std::env::var_os(crate::settings::ENV_BACKUP_DIR).map(PathBuf::from);
@@ -914,22 +695,62 @@ fn locate() -> Result<Option<Found>> {
             continue;
         };
         if let Ok(Some(journal)) = Journal::read(dir) {
-            if same_dir(&journal.backup_dir, dir) && journal.exe == rel {
-                return Ok(Some(Found::Journal(Box::new(journal), Place::Backup)));
+            if journal.exe == rel {
+                if !same_dir(&journal.backup_dir, dir) {
+                    log::warn!(
+                        "ignoring the journal {}: it names {} as its backup dir, not the folder it lies in",
+                        Journal::path_in(dir).display(),
+                        journal.backup_dir.display()
+                    );
+                } else if backup::is_backup_of(dir, &journal.install_dir) {
+                    return Ok(Some(Found::Journal(Box::new(journal), Place::Backup)));
+                } else {
+                    return Err(untrusted(
+                        dir,
+                        format!(
+                            "this folder is not leapfrog's backup dir of {} (its marker {} does not name it); nothing was followed",
+                            journal.install_dir.display(),
+                            layout::MARKER
+                        ),
+                    ));
+                }
             }
         }
         let candidates = env_backup.iter().cloned().chain(default_backup_dir(dir));
         for backup in candidates {
             match Journal::read(&backup) {
                 Ok(Some(journal)) => {
-                    if same_dir(&journal.install_dir, dir) && journal.exe == rel {
-                        return Ok(Some(Found::Journal(Box::new(journal), Place::Install)));
+                    if !(same_dir(&journal.install_dir, dir) && journal.exe == rel) {
+                        continue;
                     }
+                    if !same_dir(&journal.backup_dir, &backup) {
+                        return Err(untrusted(
+                            &backup,
+                            format!(
+                                "it names {} as its backup dir, not the folder it lies in; nothing was followed",
+                                journal.backup_dir.display()
+                            ),
+                        ));
+                    }
+                    if !backup::is_backup_of(&backup, dir) {
+                        return Err(untrusted(
+                            &backup,
+                            format!(
+                                "{} is not leapfrog's backup dir of {} (no marker {} naming it); nothing was followed",
+                                backup.display(),
+                                dir.display(),
+                                layout::MARKER
+                            ),
+                        ));
+                    }
+                    return Ok(Some(Found::Journal(Box::new(journal), Place::Install)));
                 }
                 Ok(None) => {}
-                // Only the backup dir beside the executable's own folder is
-                // surely this program's.
-                Err(Error::Journal { .. }) if Some(dir) == exe.parent() => {
+                // Only the backup dir beside the executable's own folder,
+                // marked as its backup, is surely this program's.
+                Err(Error::Journal { .. })
+                    if Some(dir) == exe.parent() && backup::is_backup_of(&backup, dir) =>
+                {
                     return Ok(Some(Found::Damaged {
                         install: dir.to_owned(),
                         backup,
@@ -941,6 +762,13 @@ fn locate() -> Result<Option<Found>> {
         }
     }
     Ok(None)
+}
+
+fn untrusted(dir: &Path, reason: String) -> Error {
+    Error::Journal {
+        path: Journal::path_in(dir),
+        reason: format!("{reason}. Remove it if no update of this program is in progress"),
+    }
 }
 
 /// What [`locate`] found.
@@ -971,7 +799,7 @@ fn handle_damaged(install: &Path, backup: &Path, exe: &Path) -> Pending {
         path.display(),
         aside.display()
     );
-    match intact(install) {
+    match install::intact(install) {
         Ok(Some(list)) => {
             return Pending::Failed(Error::Journal {
                 path,
@@ -1021,43 +849,23 @@ fn handle_damaged(install: &Path, backup: &Path, exe: &Path) -> Pending {
             backup.display()
         )),
         reported: false,
+        bad_release: false,
+        failed_at: None,
+        retries: 0,
     };
     // The restored version is started in place of this process, and tells
     // its user what happened.
-    match roll_back(&mut journal) {
+    match undo_apply(&mut journal) {
         Ok(()) => Pending::Failed(hop_home(&journal)),
         Err(e) => Pending::Failed(e),
     }
 }
 
-/// The install dir's file list, when every file of it is there with its
-/// listed content.
-fn intact(install: &Path) -> Result<Option<FileList>> {
-    let Some(list) = FileList::read_installed(install)? else {
-        return Ok(None);
-    };
-    for (path, item) in &list.items {
-        let at = archive::join(install, path);
-        let good = match item {
-            Item::Dir => at.is_dir(),
-            Item::Link { target } => fs::read_link(&at).is_ok_and(|t| t == Path::new(target)),
-            Item::File { sha256, size, .. } => {
-                matches!(crate::verify::sha256_file(&at), Ok((s, n)) if &s == sha256 && n == *size)
-            }
-        };
-        if !good {
-            return Ok(None);
-        }
-    }
-    Ok(Some(list))
-}
+pub use crate::layout::default_backup_dir;
 
-/// The default backup dir of an install dir: its sibling `<name>.backup`.
-pub fn default_backup_dir(install_dir: &Path) -> Option<PathBuf> {
-    let name = install_dir.file_name()?;
-    let mut backup = name.to_os_string();
-    backup.push(".backup");
-    Some(install_dir.with_file_name(backup))
+/// The install dir that `dir` is leapfrog's backup copy of, if it is one.
+pub(crate) fn backup_of(dir: &Path) -> Option<PathBuf> {
+    backup::backs(dir)
 }
 
 #[cfg(test)]
@@ -1076,14 +884,6 @@ mod tests {
         assert_eq!(
             r.args,
             vec![OsString::from("--flag"), OsString::from("a b")]
-        );
-    }
-
-    #[test]
-    fn default_backup_is_a_sibling() {
-        assert_eq!(
-            default_backup_dir(Path::new("/opt/demo")),
-            Some(PathBuf::from("/opt/demo.backup"))
         );
     }
 }

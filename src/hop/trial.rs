@@ -63,14 +63,16 @@ pub(crate) fn watch(mut journal: Journal, lock: Option<UpdateLock>) -> Error {
     let attempts = journal.trial.attempts.max(1);
     loop {
         if journal.trial_failures >= attempts {
-            return give_up(journal);
+            return give_up(journal, true);
         }
         if journal.trial_launches >= attempts + UNFINISHED_TRIALS {
-            journal.error = Some(format!(
-                "{} trial launches ended without a verdict",
-                journal.trial_launches
+            // Killed or stopped from outside each time: nothing says the
+            // release is bad.
+            journal.failed_here(&format!(
+                "{} trial launches of {} ended without a verdict",
+                journal.trial_launches, journal.to_version
             ));
-            return give_up(journal);
+            return give_up(journal, false);
         }
         journal.trial_launches += 1;
         if let Err(e) = journal.write() {
@@ -120,7 +122,12 @@ pub(crate) fn watch(mut journal: Journal, lock: Option<UpdateLock>) -> Error {
                     journal.to_version,
                     exe.display()
                 );
-                Unhealthy::Failed(format!("could not be started ({}: {e})", exe.display()))
+                let why = format!("could not be started ({}: {e})", exe.display());
+                if platform::release_cannot_start(&e) {
+                    Unhealthy::Failed(why)
+                } else {
+                    Unhealthy::Environment(why)
+                }
             }
         };
         // Re-read: the child may have written the journal meanwhile.
@@ -138,6 +145,12 @@ pub(crate) fn watch(mut journal: Journal, lock: Option<UpdateLock>) -> Error {
                 journal.trial_launches = journal.trial_launches.saturating_sub(1);
                 let _ = journal.write();
                 platform::exit_like(status);
+            }
+            Unhealthy::Environment(why) => {
+                let why = format!("{} {why} on its trial launch", journal.to_version);
+                log::error!("{why}");
+                journal.failed_here(&why);
+                return give_up(journal, false);
             }
             Unhealthy::Failed(why) => {
                 let why = format!("{} {why} on its trial launch", journal.to_version);
@@ -160,6 +173,9 @@ pub(crate) fn watch(mut journal: Journal, lock: Option<UpdateLock>) -> Error {
 
 /// Why a trial launch did not count as healthy.
 enum Unhealthy {
+    /// This machine, not the release, kept it from running (an I/O error,
+    /// no memory, no permission to execute here): tried again later.
+    Environment(String),
     /// It was stopped from outside before that: how.
     Interrupted(ExitStatus, String),
     /// It crashed, exited with failure, could not be started, or hung and
@@ -287,20 +303,19 @@ fn healthy(journal: &Journal, how: &str) {
 }
 
 /// Rolls the install dir back to the old version and starts it in this
-/// process's place; it tells its user what happened.
-fn give_up(mut journal: Journal) -> Error {
-    let why = journal
-        .error
-        .clone()
-        .unwrap_or_else(|| format!("{} failed its trial launch", journal.to_version));
-    journal.error = Some(format!(
-        "{why}; rolled back to {} (not offered again until a newer release)",
-        journal.from_version
-    ));
-    if let Err(e) = super::roll_back(&mut journal) {
-        log::error!("rolling back failed: {}", e.chain());
-        return e;
+/// process's place; it tells its user what happened. A release that
+/// failed its trial (`release_fault`) is not offered again; one that this
+/// machine kept from running is tried again later.
+fn give_up(mut journal: Journal, release_fault: bool) -> Error {
+    if release_fault {
+        let why = journal
+            .error
+            .clone()
+            .unwrap_or_else(|| format!("{} failed its trial launch", journal.to_version));
+        journal.release_failed(format!(
+            "{why}; rolled back to {} (not offered again until a newer release)",
+            journal.from_version
+        ));
     }
-    log::warn!("rolled back to {}; relaunching it", journal.from_version);
-    super::hop_home(&journal)
+    super::undo_and_go_home(journal)
 }

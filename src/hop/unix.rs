@@ -124,3 +124,11 @@ pub(crate) fn exit_like(status: std::process::ExitStatus) -> ! {
         .unwrap_or(1);
     std::process::exit(code)
 }
+
+/// Whether a failure to start the new version is the release's own fault
+/// (not an executable, or its interpreter is missing) rather than this
+/// machine's (an I/O error, no memory, a file system mounted noexec).
+pub(crate) fn release_cannot_start(e: &io::Error) -> bool {
+    const ENOEXEC: i32 = 8;
+    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(ENOEXEC)
+}

@@ -80,3 +80,11 @@ pub(crate) fn ending(status: std::process::ExitStatus) -> super::trial::Ending {
 pub(crate) fn exit_like(status: std::process::ExitStatus) -> ! {
     std::process::exit(status.code().unwrap_or(1))
 }
+
+/// Whether a failure to start the new version is the release's own fault
+/// (not a valid executable, or a file it needs is missing) rather than
+/// this machine's.
+pub(crate) fn release_cannot_start(e: &io::Error) -> bool {
+    const ERROR_BAD_EXE_FORMAT: i32 = 193;
+    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(ERROR_BAD_EXE_FORMAT)
+}

@@ -71,3 +71,36 @@ pub(crate) fn same_device(a: &Path, b: &Path) -> bool {
 pub(crate) fn held_open(_paths: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
     Vec::new()
 }
+
+/// Fails unless this process may create files in `dir` (writes nothing:
+/// a read-only file system, missing permission).
+pub(crate) fn can_create_in(dir: &Path) -> std::io::Result<()> {
+    use rustix::fs::{access, Access};
+    access(dir, Access::WRITE_OK | Access::EXEC_OK).map_err(std::io::Error::from)
+}
+
+/// Whether a process with this id is running (debris of a dead one may go).
+pub(crate) fn process_alive(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => true,
+        Err(e) => e != rustix::io::Errno::SRCH,
+    }
+}
+
+/// Opens (creating it when missing) the file at `path` for writing without
+/// following a symlink there: a link in its place is an error.
+pub(crate) fn open_no_follow(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+}

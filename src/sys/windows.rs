@@ -85,3 +85,30 @@ pub(crate) fn held_open(paths: &[std::path::PathBuf]) -> Vec<std::path::PathBuf>
         .cloned()
         .collect()
 }
+
+/// Fails unless this process may create files in `dir`: creates and
+/// removes a probe file (`.leapfrog-probe.<pid>`).
+pub(crate) fn can_create_in(dir: &Path) -> std::io::Result<()> {
+    let probe = crate::layout::probe_path(dir);
+    std::fs::File::create(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
+/// Whether a process with this id may be running. std cannot tell on
+/// Windows, so debris is kept (taken as a live process's).
+pub(crate) fn process_alive(_pid: u32) -> bool {
+    true
+}
+
+/// Opens (creating it when missing) the file at `path` for writing, after
+/// checking that no symlink stands in its place.
+pub(crate) fn open_no_follow(path: &Path) -> std::io::Result<File> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(std::io::Error::other("a symbolic link stands in its place"));
+    }
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+}

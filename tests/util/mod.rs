@@ -324,6 +324,14 @@ impl World {
         }
     }
 
+    /// Marks the world's backup dir as leapfrog's (its marker naming the
+    /// install dir), as a stage would: for tests that plant things in it.
+    pub fn mark_backup(&self) {
+        fs::create_dir_all(&self.backup).unwrap();
+        let marker = serde_json::json!({ "format": 1, "install_dir": self.install });
+        fs::write(self.backup.join(".leapfrog-backup"), marker.to_string()).unwrap();
+    }
+
     /// Launches the installed app against `manifest_url` with extra
     /// environment, saying yes to updates.
     pub fn launch_env(&self, manifest_url: &str, env: &[(&str, &str)]) -> Run {

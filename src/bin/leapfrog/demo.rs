@@ -164,9 +164,10 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
     let mut backed_up = tree_hashes(&backup)?;
     backed_up.remove(state_name);
     let journal = backed_up.remove(leapfrog::journal::JOURNAL_NAME);
+    let marker = backed_up.remove(leapfrog::layout::MARKER);
     check(
-        "the backup holds 1.0.0 as it was installed",
-        backed_up == before,
+        "the backup holds 1.0.0 as it was installed (and leapfrog's marker)",
+        backed_up == before && marker.is_some(),
     );
     report_difference(&backed_up, &before);
     check(

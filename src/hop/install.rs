@@ -1,0 +1,327 @@
+//! Step 4 and its undoing: moving the staged release into the install dir
+//! ([`apply`]), and putting the backup's release back ([`undo_apply`]).
+//!
+//! Both can be cut off at any instant and run again: the journal says
+//! which one was under way (`applying` or `rolling_back`), and each part of
+//! each is idempotent. Every file is put in place by one rename of a file
+//! whose data is already on disk (a staged file flushed before the journal
+//! said `staged`, a hard link to the backup's file, or a copy flushed
+//! before its rename), and the directories are flushed before the journal
+//! moves on, so a power cut leaves no empty file behind a durable name.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use super::platform;
+use crate::archive::{self, FileList, Item, FILE_LIST};
+use crate::error::{io_err, Error, Result};
+use crate::journal::{Journal, Step};
+use crate::layout;
+
+/// What [`apply`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Applied {
+    pub replaced: usize,
+    pub removed: usize,
+}
+
+/// Step 4: brings the install dir to the staged release: each release file
+/// moved in by one rename, files the old release shipped and the new one
+/// dropped removed, files no release shipped left alone. The file list goes
+/// last. Running it again after a crash finishes the job; a file that an
+/// earlier run moved is checked against the release's file list, never
+/// taken on trust because something is there.
+pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
+    journal.advance(Step::Applying)?;
+    let staging = journal.staging_dir();
+    let install = journal.install_dir.clone();
+    let new_list = new_release_list(journal).ok_or_else(|| Error::Journal {
+        path: Journal::path_in(&journal.backup_dir),
+        reason: format!("the staged file list is gone from {}", staging.display()),
+    })?;
+    // The backup holds the old install's list, untouched by this step.
+    let old_list = FileList::read_installed(&journal.backup_dir)?;
+    let mut done = Applied::default();
+
+    for (path, item) in &new_list.items {
+        let dst = archive::join(&install, path);
+        if let Item::Dir = item {
+            if fs::symlink_metadata(&dst).is_ok_and(|m| !m.is_dir()) && was_shipped(&old_list, path)
+            {
+                fs::remove_file(&dst).map_err(io_err("removing", &dst))?;
+            }
+            fs::create_dir_all(&dst).map_err(io_err("creating", &dst))?;
+            continue;
+        }
+        let src = archive::join(&staging, path);
+        match fs::symlink_metadata(&src) {
+            Ok(_) => {
+                crate::failpoint::at("apply rename", &dst)?;
+                move_into_place(&src, &dst)?;
+                done.replaced += 1;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Moved by an earlier run of this step: it must be there,
+                // and be the release's.
+                if !holds(&dst, item) {
+                    return Err(Error::Journal {
+                        path: Journal::path_in(&journal.backup_dir),
+                        reason: format!(
+                            "{} is gone from staging but {} does not hold the release's file; \
+                             the update cannot be finished, so it is undone",
+                            path,
+                            dst.display()
+                        ),
+                    });
+                }
+            }
+            Err(e) => return Err(io_err("reading", &src)(e)),
+        }
+    }
+    if let Some(old) = &old_list {
+        let mut dropped_dirs = Vec::new();
+        for (path, item) in &old.items {
+            if new_list.items.contains_key(path) {
+                continue;
+            }
+            let dst = archive::join(&install, path);
+            if let Item::Dir = item {
+                dropped_dirs.push(dst);
+                continue;
+            }
+            crate::failpoint::at("apply remove", &dst)?;
+            match fs::remove_file(&dst) {
+                Ok(()) => done.removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("removing", &dst)(e)),
+            }
+        }
+        // Deepest first; a dir that still holds user files stays.
+        for dir in dropped_dirs.iter().rev() {
+            let _ = fs::remove_dir(dir);
+        }
+    }
+    let list_src = staging.join(FILE_LIST);
+    if list_src.exists() {
+        crate::failpoint::at("apply rename", &install.join(FILE_LIST))?;
+        move_into_place(&list_src, &install.join(FILE_LIST))?;
+    }
+    if let Some(config) = &journal.config {
+        let path = install.join(config);
+        if path.exists() {
+            crate::settings::write_current_version(&path, &journal.to_version)?;
+        }
+    }
+    crate::failpoint::at("apply sync dir", &install)?;
+    crate::sys::sync_dir(&install)?;
+    crate::sys::sync_fs(&install)?;
+    journal.advance(Step::Applied)?;
+    let _ = fs::remove_dir_all(&staging);
+    let _ = fs::remove_file(journal.archive_path());
+    let _ = fs::remove_dir(journal.backup_dir.join(layout::DOWNLOAD));
+    log::info!(
+        "applied {} {}: {} files replaced, {} removed",
+        journal.program,
+        journal.to_version,
+        done.replaced,
+        done.removed
+    );
+    Ok(done)
+}
+
+/// The file list of the release being installed: staged, or (once moved)
+/// the install dir's when it is that release's.
+fn new_release_list(journal: &Journal) -> Option<FileList> {
+    read_list(&journal.staging_dir()).or_else(|| {
+        read_list(&journal.install_dir).filter(|l| l.version.to_string() == journal.to_version)
+    })
+}
+
+fn read_list(dir: &Path) -> Option<FileList> {
+    FileList::read_installed(dir).ok().flatten()
+}
+
+fn was_shipped(list: &Option<FileList>, path: &str) -> bool {
+    list.as_ref().is_some_and(|l| l.items.contains_key(path))
+}
+
+/// Whether `at` is the item the file list describes (a file by its sha256
+/// and size, a link by its target, a folder).
+pub(crate) fn holds(at: &Path, item: &Item) -> bool {
+    match item {
+        Item::Dir => fs::symlink_metadata(at).is_ok_and(|m| m.is_dir()),
+        Item::Link { target } => fs::read_link(at).is_ok_and(|t| t == Path::new(target)),
+        Item::File { sha256, size, .. } => {
+            fs::symlink_metadata(at).is_ok_and(|m| m.is_file() && m.len() == *size)
+                && matches!(crate::verify::sha256_file(at), Ok((s, n)) if &s == sha256 && n == *size)
+        }
+    }
+}
+
+/// The install dir's file list, when every item of it is there with its
+/// listed content.
+pub(crate) fn intact(install: &Path) -> Result<Option<FileList>> {
+    let Some(list) = FileList::read_installed(install)? else {
+        return Ok(None);
+    };
+    let complete = list
+        .items
+        .iter()
+        .all(|(path, item)| holds(&archive::join(install, path), item));
+    Ok(complete.then_some(list))
+}
+
+/// Moves `src` over `dst` by one rename, making `dst`'s parent first. Across
+/// file systems (a backup dir elsewhere) it puts a flushed copy in place,
+/// then removes `src`.
+fn move_into_place(src: &Path, dst: &Path) -> Result<()> {
+    if let Some(parent) = dst.parent() {
+        fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+    }
+    match platform::replace_file(src, dst) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+            put_copy(src, dst)?;
+            let _ = fs::remove_file(src);
+            Ok(())
+        }
+        Err(e) => Err(io_err(&format!("renaming {} to", src.display()), dst)(e)),
+    }
+}
+
+/// Puts a copy of `from` (a file or a symlink) at `to` by one rename of a
+/// temp file beside `to` whose data is on disk already: a hard link to
+/// `from` where the file system allows, else a copy flushed to disk.
+pub(crate) fn put_copy(from: &Path, to: &Path) -> Result<()> {
+    let dir = to.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+    let name = to.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = layout::temp_path(dir, name);
+    let meta = fs::symlink_metadata(from).map_err(io_err("reading", from))?;
+    let made = if meta.file_type().is_symlink() {
+        let target = fs::read_link(from).map_err(io_err("reading link", from))?;
+        crate::sys::symlink(&target, &tmp)
+    } else if fs::hard_link(from, &tmp).is_ok() {
+        Ok(())
+    } else {
+        copy_flushed(from, &tmp)
+    };
+    if let Err(e) = made {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    crate::failpoint::at("put copy rename", to)?;
+    let renamed = platform::replace_file(&tmp, to);
+    // A rename onto another link of the same file does nothing and leaves
+    // the temp name behind: remove it in every case.
+    let _ = fs::remove_file(&tmp);
+    renamed.map_err(io_err(&format!("renaming {} to", tmp.display()), to))
+}
+
+/// Copies the file `from` to the new file `to` and flushes its data.
+fn copy_flushed(from: &Path, to: &Path) -> Result<()> {
+    fs::copy(from, to).map_err(io_err(&format!("copying {} to", from.display()), to))?;
+    crate::failpoint::at("put copy sync", to)?;
+    fs::File::open(to)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err("flushing", to))
+}
+
+/// Undoes an update (a failed [`apply`], a failed trial, or on request):
+/// every path of the new and the old release is put back as the backup
+/// copy has it (or removed, where the backup has none), the file list
+/// first. The journal says `rolling_back` throughout, and the new
+/// release's file list is kept in the backup dir before anything changes,
+/// so a run that is cut off is finished by the next launch, never taken
+/// for a half-applied update. The journal ends `rolled_back`.
+pub(crate) fn undo_apply(journal: &mut Journal) -> Result<()> {
+    log::warn!(
+        "rolling {} back to {}",
+        journal.install_dir.display(),
+        journal.from_version
+    );
+    let install = journal.install_dir.clone();
+    let backup = journal.backup_dir.clone();
+    let undo_list = backup.join(layout::UNDO_LIST);
+    let new_list = if journal.step == Step::RollingBack {
+        read_list_file(&undo_list)
+    } else {
+        let list = new_release_list(journal);
+        match &list {
+            Some(list) => crate::sys::write_atomic(&undo_list, list.render().as_bytes())?,
+            None => {
+                let _ = fs::remove_file(&undo_list);
+            }
+        }
+        journal.advance(Step::RollingBack)?;
+        list
+    };
+    let old_list = FileList::read_installed(&backup)?;
+    // The file list first: from here on the install dir claims to be the
+    // old release, and is checked against that claim.
+    restore(&backup, &install, FILE_LIST)?;
+    let mut paths: Vec<&String> = Vec::new();
+    for list in [&new_list, &old_list].into_iter().flatten() {
+        paths.extend(
+            list.items
+                .iter()
+                .filter(|(_, i)| !matches!(i, Item::Dir))
+                .map(|(p, _)| p),
+        );
+    }
+    paths.sort();
+    paths.dedup();
+    for path in paths {
+        restore(&backup, &install, path)?;
+    }
+    if let Some(new) = &new_list {
+        for (path, item) in new.items.iter().rev() {
+            if matches!(item, Item::Dir) && !was_shipped(&old_list, path) {
+                let _ = fs::remove_dir(archive::join(&install, path));
+            }
+        }
+    }
+    if let Some(config) = &journal.config {
+        if backup.join(config).exists() {
+            put_copy(&backup.join(config), &install.join(config))?;
+        }
+    }
+    crate::failpoint::at("rollback sync dir", &install)?;
+    crate::sys::sync_dir(&install)?;
+    crate::sys::sync_fs(&install)?;
+    journal.advance(Step::RolledBack)?;
+    let _ = fs::remove_dir_all(journal.staging_dir());
+    let _ = fs::remove_file(journal.archive_path());
+    let _ = fs::remove_file(&undo_list);
+    let _ = fs::remove_dir(backup.join(layout::DOWNLOAD));
+    Ok(())
+}
+
+fn read_list_file(path: &Path) -> Option<FileList> {
+    let text = fs::read_to_string(path).ok()?;
+    FileList::parse(&text, path).ok()
+}
+
+/// Puts the backup's `path` back in the install dir, or removes the
+/// install dir's when the backup has none. A folder is the user's: left alone.
+fn restore(backup: &Path, install: &Path, path: &str) -> Result<()> {
+    let from = archive::join(backup, path);
+    let to = archive::join(install, path);
+    match fs::symlink_metadata(&from) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => {
+            crate::failpoint::at("rollback restore", &to)?;
+            put_copy(&from, &to)
+        }
+        Err(_) => {
+            let is_dir = fs::symlink_metadata(&to).is_ok_and(|m| m.is_dir());
+            match fs::remove_file(&to) {
+                Err(e) if !is_dir && e.kind() != io::ErrorKind::NotFound => {
+                    Err(io_err("removing", &to)(e))
+                }
+                _ => Ok(()),
+            }
+        }
+    }
+}
