@@ -6,7 +6,9 @@
 //! (the count travels in `LEAPFROG_FP_COUNT`). `LEAPFROG_FAILPOINT=N:MODE`
 //! makes point N abort the process (`crash`, as a kill or power cut would;
 //! a trial launch takes its watcher with it)
-//! or fail with ENOSPC (`enospc`) or EACCES (`eacces`);
+//! or fail with ENOSPC (`enospc`), EACCES (`eacces`) or EIO (`eio`); several
+//! may be given, comma-separated (`12:eio,20:crash`). This module imports
+//! nothing from the rest of the crate but its error type.
 //! `LEAPFROG_FP_LOG=FILE` appends `N name` for every point reached.
 
 use std::io;
@@ -21,10 +23,11 @@ mod imp {
         Crash,
         Enospc,
         Eacces,
+        Eio,
     }
 
     struct Config {
-        target: Option<(u64, Mode)>,
+        targets: Vec<(u64, Mode)>,
         log: Option<std::path::PathBuf>,
     }
 
@@ -38,18 +41,23 @@ mod imp {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
             COUNT.store(base, Ordering::SeqCst);
-            let target = std::env::var("LEAPFROG_FAILPOINT").ok().and_then(|v| {
-                let (n, mode) = v.split_once(':')?;
-                let mode = match mode {
-                    "crash" => Mode::Crash,
-                    "enospc" => Mode::Enospc,
-                    "eacces" => Mode::Eacces,
-                    _ => return None,
-                };
-                Some((n.parse().ok()?, mode))
-            });
+            let targets = std::env::var("LEAPFROG_FAILPOINT")
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|one| {
+                    let (n, mode) = one.split_once(':')?;
+                    let mode = match mode {
+                        "crash" => Mode::Crash,
+                        "enospc" => Mode::Enospc,
+                        "eacces" => Mode::Eacces,
+                        "eio" => Mode::Eio,
+                        _ => return None,
+                    };
+                    Some((n.parse().ok()?, mode))
+                })
+                .collect();
             Config {
-                target,
+                targets,
                 log: std::env::var_os("LEAPFROG_FP_LOG").map(Into::into),
             }
         })
@@ -67,14 +75,19 @@ mod imp {
                 let _ = writeln!(f, "{n} {name}");
             }
         }
-        match &config.target {
-            Some((target, mode)) if *target == n => match mode {
+        match config.targets.iter().find(|(target, _)| *target == n) {
+            Some((_, mode)) => match mode {
                 Mode::Crash => {
-                    // A power cut takes the watcher of a trial launch too.
+                    // A power cut takes the watcher of a trial launch too:
+                    // the watcher's pid is in LEAPFROG_TRIAL, and it is this
+                    // process's parent.
                     #[cfg(unix)]
-                    if crate::hop::trial_is_watched() {
+                    {
                         let watcher = rustix::process::getppid();
-                        if let Some(pid) = watcher {
+                        let named = std::env::var("LEAPFROG_TRIAL").ok();
+                        if let Some(pid) = watcher.filter(|p| {
+                            named.as_deref() == Some(p.as_raw_nonzero().to_string().as_str())
+                        }) {
                             let _ =
                                 rustix::process::kill_process(pid, rustix::process::Signal::KILL);
                         }
@@ -83,8 +96,9 @@ mod imp {
                 }
                 Mode::Enospc => Err(io::Error::from_raw_os_error(28)),
                 Mode::Eacces => Err(io::Error::from_raw_os_error(13)),
+                Mode::Eio => Err(io::Error::from_raw_os_error(5)),
             },
-            _ => Ok(()),
+            None => Ok(()),
         }
     }
 

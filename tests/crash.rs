@@ -221,3 +221,164 @@ fn crash_during_recovery_recovers_too() {
     println!("recovery crash points covered: {recovery}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Names of leapfrog's temp and probe files left in the install dir.
+fn debris(world: &World) -> Vec<String> {
+    tree_hashes(&world.install)
+        .into_keys()
+        .filter(|k| {
+            let name = k.rsplit('/').next().unwrap_or(k);
+            name.starts_with(".leapfrog-tmp") || name.starts_with(".leapfrog-probe")
+        })
+        .collect()
+}
+
+/// After `world` was left by a killed run: the next launch (host gone)
+/// leaves exactly `old` or `new`, runs that version, keeps the user's
+/// file, and leaves none of leapfrog's debris in the install dir.
+fn recovers(world: &World, old: &Tree, new: &Tree, what: &str) -> Option<String> {
+    let next = world.launch("http://127.0.0.1:9/versions.txt");
+    let after = tree(world);
+    let state = if &after == old {
+        "old"
+    } else if &after == new {
+        "new"
+    } else {
+        return Some(format!(
+            "{what}: a mix after the relaunch:\n{}",
+            next.stdout()
+        ));
+    };
+    let running = if next.stdout().contains("demo 1.1.0 running") {
+        "new"
+    } else {
+        "old"
+    };
+    if next.code() != Some(0) || running != state {
+        return Some(format!(
+            "{what}: {state} files but the {running} version ran:\n{}",
+            next.stdout()
+        ));
+    }
+    let left = debris(world);
+    if !left.is_empty() {
+        return Some(format!("{what}: debris left: {left:?}"));
+    }
+    None
+}
+
+#[test]
+fn crash_during_the_rollback_of_a_late_apply_failure_ends_old() {
+    // Applying fails late — an I/O error flushing the install dir, an I/O
+    // error writing the `applied` journal, permission denied at the last
+    // rename — and the backup copy rolls back; the rollback is then killed
+    // at each of its disk changes. The next launch must finish the rollback
+    // (or the update): never confirm a mix.
+    let (names, old, new) = probe();
+    let at = |name: &str, after: usize| {
+        after
+            + 1
+            + names[after..]
+                .iter()
+                .position(|n| n == name)
+                .unwrap_or_else(|| panic!("no {name} after {after}: {names:?}"))
+    };
+    let sync = at("apply sync dir", 0);
+    let journal_write = at("write_atomic write", sync);
+    let last_rename = names.iter().rposition(|n| n == "apply rename").unwrap() + 1;
+    let mut covered = 0;
+    for (k, mode) in [
+        (sync, "eio"),
+        (journal_write, "eio"),
+        (last_rename, "eacces"),
+    ] {
+        let failure = format!("{k}:{mode}");
+        // The points the failed run reaches after the failure: its rollback.
+        let world = World::new();
+        let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+        let log = world.dir.path().join("points.log");
+        world
+            .launch_env(
+                &format!("{}versions.txt", server.url()),
+                &[
+                    ("LEAPFROG_FAILPOINT", failure.as_str()),
+                    ("LEAPFROG_FP_LOG", log.to_str().unwrap()),
+                ],
+            )
+            .expect_code(0)
+            .expect_output("rolled back to 1.0.0")
+            .expect_output("demo 1.0.0 running");
+        assert_eq!(tree(&world), old, "{failure} ({})", names[k - 1]);
+        let reached = fs::read_to_string(&log).unwrap().lines().count();
+        let rollback: Vec<usize> = (k + 1..=reached).collect();
+        assert!(rollback.len() >= 10, "{failure}: {rollback:?}");
+        let failures = each(rollback.clone(), |j| {
+            let world = World::new();
+            let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+            let both = format!("{failure},{j}:crash");
+            let killed = world.launch_env(
+                &format!("{}versions.txt", server.url()),
+                &[("LEAPFROG_FAILPOINT", both.as_str())],
+            );
+            if killed.output.status.success() {
+                return Some(format!("{both}: not killed"));
+            }
+            recovers(&world, &old, &new, &format!("{both} ({})", names[k - 1]))
+        });
+        covered += rollback.len();
+        assert!(
+            failures.is_empty(),
+            "{} of {} failed:\n{}",
+            failures.len(),
+            rollback.len(),
+            failures.join("\n")
+        );
+    }
+    println!("rollback crash points covered: {covered}");
+}
+
+#[test]
+fn crash_during_the_repair_of_a_torn_journal_ends_old_or_new() {
+    // An update done, then a torn journal over a mix of releases: the next
+    // launch sets it aside and restores the backup's release. Killed at each
+    // of that repair's disk changes, the launch after must still end with a
+    // whole release, never a mix with no journal.
+    let setup = |world: &World| {
+        let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+        world
+            .launch(&format!("{}versions.txt", server.url()))
+            .expect_code(0)
+            .expect_output("demo 1.1.0 running");
+        fs::write(world.backup.join("need_update"), "{\"format\": 1, \"prog").unwrap();
+        fs::write(world.install.join("README.txt"), "demo 1.0.0\n").unwrap();
+        fs::remove_file(world.install.join("assets/new.txt")).unwrap();
+    };
+    let (_, old, new) = probe();
+    let world = World::new();
+    setup(&world);
+    let log = world.dir.path().join("repair.log");
+    world
+        .launch_env(
+            "http://127.0.0.1:9/versions.txt",
+            &[("LEAPFROG_FP_LOG", log.to_str().unwrap())],
+        )
+        .expect_code(0)
+        .expect_output("demo 1.0.0 was restored")
+        .expect_output("demo 1.0.0 running");
+    let repair = fs::read_to_string(&log).unwrap().lines().count();
+    assert!(repair >= 10, "{repair}");
+    let failures = each((1..=repair).collect(), |j| {
+        let world = World::new();
+        setup(&world);
+        let killed = world.launch_env(
+            "http://127.0.0.1:9/versions.txt",
+            &[("LEAPFROG_FAILPOINT", &format!("{j}:crash"))],
+        );
+        if killed.output.status.success() {
+            return Some(format!("repair point {j}: not killed"));
+        }
+        recovers(&world, &old, &new, &format!("repair point {j}"))
+    });
+    println!("torn-journal repair crash points covered: {repair}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

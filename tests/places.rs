@@ -15,7 +15,7 @@ use leapfrog::serve::Server;
 
 use crate::util::*;
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -23,7 +23,7 @@ fn is_root() -> bool {
 }
 
 /// A mount, undone when dropped.
-struct Mount(PathBuf);
+pub(crate) struct Mount(PathBuf);
 
 impl Mount {
     /// Runs `mount args...`; the last argument is the mount point.
@@ -34,7 +34,7 @@ impl Mount {
     }
 
     /// A tmpfs of `bytes` at `dir`.
-    fn tmpfs(dir: &Path, bytes: u64) -> Mount {
+    pub(crate) fn tmpfs(dir: &Path, bytes: u64) -> Mount {
         fs::create_dir_all(dir).unwrap();
         Mount::new(&[
             "-t",

@@ -6,6 +6,7 @@
 
 mod util;
 
+mod airtight;
 mod archive;
 mod attack;
 mod cli;

@@ -170,6 +170,15 @@ pub(crate) fn clear_except(dir: &Path, keep: &[&str]) -> Result<()> {
 /// plain files) in the download folder: anything else (a symlink, a
 /// folder, a finished archive) goes. Returns whether something was kept.
 pub(crate) fn keep_partials(downloads: &Path) -> bool {
+    match fs::symlink_metadata(downloads) {
+        Ok(meta) if meta.is_dir() => {}
+        // A symlink (or file) in its place is removed, never followed.
+        Ok(_) => {
+            let _ = fs::remove_file(downloads);
+            return false;
+        }
+        Err(_) => return false,
+    }
     let mut kept = false;
     for entry in fs::read_dir(downloads).into_iter().flatten().flatten() {
         let name = entry.file_name();

@@ -34,8 +34,6 @@ mod trial;
 pub(crate) use tidy::tidy;
 
 pub(crate) use install::{apply, undo_apply};
-#[cfg(feature = "failpoints")]
-pub(crate) use trial::is_watched as trial_is_watched;
 
 use std::ffi::OsString;
 use std::fs;
@@ -787,19 +785,27 @@ enum Found {
 /// else is brought back to the backup's release, a complete copy.
 fn handle_damaged(install: &Path, backup: &Path, exe: &Path) -> Pending {
     let path = Journal::path_in(backup);
-    let aside = backup.join(format!("{}.damaged", crate::journal::JOURNAL_NAME));
-    if let Err(e) = fs::rename(&path, &aside) {
-        return Pending::Failed(io_err(
-            &format!("setting aside the damaged journal {} as", path.display()),
-            &aside,
-        )(e));
+    let aside = backup.join(layout::JOURNAL_DAMAGED);
+    // Kept aside first, and the damaged journal left in place until a
+    // journal of the repair replaces it: a crash in between repeats this.
+    let kept = fs::read(&path)
+        .map_err(io_err("reading", &path))
+        .and_then(|bytes| crate::sys::write_atomic(&aside, &bytes));
+    if let Err(e) = kept {
+        return Pending::Failed(e);
     }
     log::warn!(
         "the update journal {} is damaged; set aside as {}",
         path.display(),
         aside.display()
     );
-    match install::intact(install) {
+    let intact = install::intact(install);
+    if let Ok(Some(_)) = intact {
+        if let Err(e) = fs::remove_file(&path) {
+            return Pending::Failed(io_err("removing", &path)(e));
+        }
+    }
+    match intact {
         Ok(Some(list)) => {
             return Pending::Failed(Error::Journal {
                 path,

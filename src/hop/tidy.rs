@@ -50,6 +50,9 @@ pub(crate) fn tidy(install: &Path, backup: &Path) {
 
 /// Removes the temp and probe files in `dir` whose process is gone.
 fn remove_dead_debris(dir: &Path) {
+    if !fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+        return;
+    }
     for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = entry.file_name();
         let Some(pid) = name.to_str().and_then(layout::debris_pid) else {
