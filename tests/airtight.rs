@@ -562,7 +562,7 @@ fn airtight_release_larger_than_the_free_space_is_refused_before_unpacking() {
     let archive = release_with(&scene, &[("big.bin", &zeros)], 0);
     scene.world.republish_archive(&archive);
     let small = scene.world.dir.path().join("small");
-    let install = tree_size(&scene.world.install);
+    let install = crate::places::dir_size(&scene.world.install);
     let _mount = crate::places::Mount::tmpfs(&small, install + archive.len() as u64 + (40 << 20));
     let backup = small.join("demo.backup");
     let server = scene.server();
@@ -572,18 +572,4 @@ fn airtight_release_larger_than_the_free_space_is_refused_before_unpacking() {
         &["not enough free space", ".leapfrog-staging"],
     );
     assert!(!backup.exists(), "the failed stage was left behind");
-}
-
-fn tree_size(dir: &Path) -> u64 {
-    let mut total = 0;
-    for entry in fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        let meta = entry.metadata().unwrap();
-        total += if meta.is_dir() {
-            tree_size(&entry.path())
-        } else {
-            meta.len()
-        };
-    }
-    total
 }

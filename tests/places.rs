@@ -53,7 +53,7 @@ impl Drop for Mount {
     }
 }
 
-fn dir_size(dir: &Path) -> u64 {
+pub(crate) fn dir_size(dir: &Path) -> u64 {
     let mut total = 0;
     for entry in fs::read_dir(dir).unwrap() {
         let entry = entry.unwrap();
