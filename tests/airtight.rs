@@ -573,3 +573,46 @@ fn airtight_release_larger_than_the_free_space_is_refused_before_unpacking() {
     );
     assert!(!backup.exists(), "the failed stage was left behind");
 }
+
+// ---- 8. a machine's trouble never marks a good release bad ----
+
+#[test]
+fn airtight_trial_launches_killed_from_outside_do_not_mark_the_release_bad() {
+    // The new version's trial launches were all cut off (killed with their
+    // watcher, as a power cut or a kill at the exec would): no verdict on
+    // the release. It is rolled back, tried again later, and installs.
+    let scene = Scene::new();
+    let w = &scene.world;
+    let server = scene.server();
+    let old = tree_hashes(&w.install);
+    w.launch(&url(&server))
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
+    let new = tree_hashes(&w.install);
+    let mut j = Journal::read(&w.backup).unwrap().unwrap();
+    j.step = Step::Applied;
+    j.trial_launches = j.trial.attempts + 2;
+    j.write().unwrap();
+    w.launch(DEAD)
+        .expect_code(0)
+        .expect_output("trial launches of 1.1.0 ended without a verdict")
+        .expect_output("rolled back to 1.0.0")
+        .expect_output("demo 1.0.0 running")
+        .expect_output("a problem of this machine, not of the release");
+    assert_eq!(tree_hashes(&w.install), old);
+    let j = Journal::read(&w.backup).unwrap().unwrap();
+    assert_eq!(j.step, Step::RolledBack);
+    assert!(!j.bad_release && j.failed_at.is_some(), "{j:?}");
+    w.launch(&url(&server))
+        .expect_code(0)
+        .expect_output("trying again after")
+        .expect_no_output("hopping out");
+    w.launch_env(&url(&server), &[("LEAPFROG_RETRY_AFTER", "0s")])
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
+    let mut now = tree_hashes(&w.install);
+    now.remove(leapfrog::state::STATE_NAME);
+    let mut want = new.clone();
+    want.remove(leapfrog::state::STATE_NAME);
+    assert_eq!(now, want);
+}
