@@ -295,33 +295,54 @@ fn airtight_backup_dir_set_to_a_folder_with_files_is_not_emptied() {
 }
 
 #[test]
-fn airtight_download_folder_or_partial_that_is_a_symlink_is_not_written_through() {
-    for link in [
-        ".leapfrog-download",
-        ".leapfrog-download/demo-1.1.0.tar.gz.partial",
-    ] {
-        let scene = Scene::new();
-        let w = &scene.world;
-        w.mark_backup();
-        let at = w.backup.join(link);
-        fs::create_dir_all(at.parent().unwrap()).unwrap();
-        let target = if link.ends_with(".partial") {
-            scene.victim.join("precious.txt")
-        } else {
-            scene.victim.clone()
-        };
-        std::os::unix::fs::symlink(&target, &at).unwrap();
-        let victim = tree_hashes(&scene.victim);
-        let server = scene.server();
-        w.launch(&url(&server))
-            .expect_code(0)
-            .expect_output("demo 1.1.0 running");
-        assert_eq!(tree_hashes(&scene.victim), victim, "{link}");
-        assert_eq!(
-            fs::read_to_string(w.install.join(USER_FILE)).unwrap(),
-            "the user's own notes\n"
-        );
-    }
+fn airtight_download_folder_that_is_a_symlink_is_not_cleaned_through() {
+    // The download folder links to the victim, and the download fails: the
+    // clean-up of a failed stage must not empty the victim.
+    let scene = Scene::new();
+    let w = &scene.world;
+    w.mark_backup();
+    std::os::unix::fs::symlink(&scene.victim, w.backup.join(".leapfrog-download")).unwrap();
+    fs::remove_file(w.releases.join("demo-1.1.0.tar.gz")).unwrap();
+    let server = scene.server();
+    scene.refused(&url(&server), &[], &["HTTP 404"]);
+}
+
+#[test]
+fn airtight_partial_download_that_is_a_symlink_is_not_written_through() {
+    // A `.partial` (with what a broken-off download remembers beside it)
+    // links to the victim's file: the download must not append to it.
+    let scene = Scene::new();
+    let w = &scene.world;
+    w.mark_backup();
+    let downloads = w.backup.join(".leapfrog-download");
+    fs::create_dir_all(&downloads).unwrap();
+    let archive = w.releases.join("demo-1.1.0.tar.gz");
+    let size = fs::metadata(&archive).unwrap().len();
+    let server = scene.server();
+    let meta = serde_json::json!({
+        "url": format!("{}demo-1.1.0.tar.gz", server.url()),
+        "validator": "\"x\"",
+        "size": size,
+    });
+    fs::write(
+        downloads.join("demo-1.1.0.tar.gz.partial.meta"),
+        meta.to_string(),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        scene.victim.join("precious.txt"),
+        downloads.join("demo-1.1.0.tar.gz.partial"),
+    )
+    .unwrap();
+    let victim = tree_hashes(&scene.victim);
+    w.launch(&url(&server))
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
+    assert_eq!(tree_hashes(&scene.victim), victim);
+    assert_eq!(
+        fs::read_to_string(w.install.join(USER_FILE)).unwrap(),
+        "the user's own notes\n"
+    );
 }
 
 // ---- 6. a crash while rolling back never confirms a mix ----
