@@ -201,9 +201,28 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
             release.version
         );
     }
+    let refuse = |reason: String| Error::BadRelease {
+        origin: shown.clone(),
+        program: release.program.clone(),
+        version: release.version.to_string(),
+        reason,
+    };
+    // The signature vouches for the size too: without one, a download
+    // would have no bound but the time it takes.
+    if signed && release.size.is_none() {
+        return Err(refuse(
+            "a signed release line must give the archive's size (size=); publish it with leapfrog, which writes it"
+                .into(),
+        ));
+    }
+    let archive_url = manifest::resolve(url, &file).map_err(&refuse)?;
+    let notes_url = match &release.notes {
+        Some(notes) => Some(manifest::resolve(url, notes).map_err(&refuse)?),
+        None => None,
+    };
     Ok(checked(Some(Available {
-        archive_url: manifest::resolve(url, &file),
-        notes_url: release.notes.as_ref().map(|n| manifest::resolve(url, n)),
+        archive_url,
+        notes_url,
         release: release.clone(),
         current: query.current.clone(),
         manifest_url: url.to_owned(),
@@ -386,23 +405,49 @@ impl Updater {
     /// next key) in the install dir's state file.
     pub fn check(&self) -> Result<Option<Available>> {
         let mut failures = Vec::new();
+        let mut expired = 0;
         for url in self.manifest_urls() {
             match self.check_at(url) {
                 Ok(found) => return Ok(found),
-                Err(e) if self.opts.mirrors.is_empty() => return Err(e),
                 Err(e) => {
-                    log::warn!(
-                        "mirror {} skipped: {}",
-                        crate::fetch::redact(url),
-                        e.chain()
-                    );
-                    failures.push(e.chain());
+                    if matches!(e, Error::Expired { .. }) {
+                        expired += 1;
+                    }
+                    if self.opts.mirrors.is_empty() && expired == 0 {
+                        return Err(e);
+                    }
+                    if !self.opts.mirrors.is_empty() {
+                        log::warn!(
+                            "mirror {} skipped: {}",
+                            crate::fetch::redact(url),
+                            e.chain()
+                        );
+                    }
+                    failures.push(e);
                 }
             }
         }
+        // A signed manifest past its expiry is the publisher's to renew
+        // (`leapfrog refresh`), not the user's problem: no update this time.
+        if expired == failures.len() {
+            for e in &failures {
+                log::warn!(
+                    "{}; no update this time, the next check tries again",
+                    e.chain()
+                );
+            }
+            return Ok(None);
+        }
         Err(Error::Download {
             url: crate::fetch::redact(&self.manifest_url),
-            message: format!("every mirror failed: {}", failures.join("; ")),
+            message: format!(
+                "every mirror failed: {}",
+                failures
+                    .iter()
+                    .map(Error::chain)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
         })
     }
 
@@ -614,8 +659,13 @@ impl Updater {
     /// next launch, as the builder's [`Restart`] says).
     pub fn update(&self) -> Result<Outcome> {
         hop::tidy(&self.install_dir, &self.backup_dir);
-        let Some(available) = self.check()? else {
-            return Ok(Outcome::UpToDate);
+        let available = match self.check() {
+            Ok(Some(available)) => available,
+            Ok(None) => return Ok(Outcome::UpToDate),
+            Err(e) => {
+                log::warn!("checking for updates failed: {}", e.chain());
+                return Err(e);
+            }
         };
         if !self.ask(&available) {
             return Ok(Outcome::Declined(available.release.version));
@@ -636,7 +686,15 @@ impl Updater {
                 Err(e) => Err(e),
             };
         }
-        let journal = staged?;
+        let journal = staged.inspect_err(|e| {
+            log::warn!(
+                "{} {} was found, but downloading, verifying or staging it failed: {}; {} keeps running",
+                self.opts.program,
+                available.release.version,
+                e.chain(),
+                self.current
+            )
+        })?;
         match self.opts.restart {
             Restart::Now => Err(self.restart(&journal)),
             Restart::NextLaunch => Ok(Outcome::Staged(available.release.version)),
@@ -650,11 +708,8 @@ impl Updater {
         std::thread::Builder::new()
             .name("leapfrog-check".into())
             .spawn(move || {
-                let outcome = self.update();
-                if let Err(e) = &outcome {
-                    log::warn!("update check failed: {}", e.chain());
-                }
-                outcome
+                // update() logs what failed: the check, or the staging.
+                self.update()
             })
             .expect("spawning the update check thread")
     }

@@ -168,6 +168,20 @@ pub enum Error {
         reason: String,
     },
 
+    /// A release line asks for something a manifest may not: an archive or
+    /// notes file away from the manifest, a signed release without a size.
+    #[error("{origin}: {program} {version}: {reason}; nothing was downloaded")]
+    BadRelease {
+        /// Where the manifest came from.
+        origin: String,
+        /// The program.
+        program: String,
+        /// The version.
+        version: String,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
+
     /// A release line has no sha256 and unverified updates were not allowed.
     #[error("{origin}: {program} {version} has no sha256, and unverified updates are not allowed; publish it with `leapfrog publish`")]
     Unverified {

@@ -24,6 +24,10 @@ use semver::Version;
 
 use crate::error::{Error, Result};
 
+/// The largest serial a manifest may carry (2^53 - 1: exact in every JSON
+/// reader too). Publishing never raises a serial past it, so it never wraps.
+pub const MAX_SERIAL: u64 = (1 << 53) - 1;
+
 /// The format version this library reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 const MARKER: &str = "# leapfrog versions v";
@@ -126,26 +130,53 @@ impl Manifest {
 
     /// Parses the text format. Errors name `origin`, the line and the problem.
     pub fn parse(text: &str, origin: &str) -> Result<Manifest> {
+        let not_a_manifest = |line: usize, why: &str| {
+            Error::Manifest {
+            origin: origin.to_owned(),
+            line,
+            message: format!(
+                "this is not a leapfrog manifest ({why}); check the manifest URL, and that the host serves versions.txt as published"
+            ),
+        }
+        };
+        if text.trim_start().starts_with('<') {
+            return Err(not_a_manifest(1, "it looks like an HTML or XML page"));
+        }
         let mut manifest = Manifest::default();
         let mut seen = BTreeSet::new();
+        // Until a line was understood (or the format marker seen), a line
+        // that is not understood means this is no manifest at all.
+        let mut recognised = false;
         for (index, raw) in text.lines().enumerate() {
             let line_no = index + 1;
-            let fail = |message: String| Error::Manifest {
-                origin: origin.to_owned(),
-                line: line_no,
-                message,
+            let known = recognised;
+            let fail = |message: String| {
+                if known {
+                    Error::Manifest {
+                        origin: origin.to_owned(),
+                        line: line_no,
+                        message,
+                    }
+                } else {
+                    not_a_manifest(line_no, &message)
+                }
             };
             let line = raw.trim();
             if let Some(rest) = line.strip_prefix(MARKER) {
                 if line_no != 1 {
                     return Err(fail("the format marker may only be the first line".into()));
                 }
+                recognised = true;
                 match rest.trim().parse::<u32>() {
                     Ok(FORMAT_VERSION) => continue,
                     _ => {
-                        return Err(fail(format!(
-                            "unsupported manifest format {line:?}; this leapfrog reads v{FORMAT_VERSION}, update the program to read newer manifests"
-                        )))
+                        return Err(Error::Manifest {
+                            origin: origin.to_owned(),
+                            line: line_no,
+                            message: format!(
+                                "unsupported manifest format {line:?}; this leapfrog reads v{FORMAT_VERSION}, update the program to read newer manifests"
+                            ),
+                        })
                     }
                 }
             }
@@ -163,6 +194,11 @@ impl Manifest {
                     let serial = value
                         .parse::<u64>()
                         .map_err(|_| fail(format!("serial {value:?} is not a whole number")))?;
+                    if serial > MAX_SERIAL {
+                        return Err(fail(format!(
+                            "serial {serial} is larger than {MAX_SERIAL}, the largest leapfrog accepts"
+                        )));
+                    }
                     manifest.serial = Some(serial);
                 }
                 "expires" => {
@@ -197,6 +233,7 @@ impl Manifest {
                     manifest.releases.push(release);
                 }
             }
+            recognised = true;
         }
         Ok(manifest)
     }
@@ -418,18 +455,55 @@ fn parse_release<'a>(
     Ok(release)
 }
 
-/// Resolves `reference` (a file name or URL from a manifest) against the
-/// manifest's own URL or path: absolute URLs stay as they are, anything else
-/// replaces the manifest's last path segment.
-pub fn resolve(manifest_url: &str, reference: &str) -> String {
-    if reference.contains("://") {
-        return reference.to_owned();
+/// Resolves `reference` (an archive's or notes file's location in the
+/// manifest at `manifest_url`) against the manifest's location, and refuses
+/// one that leaves it: beside a URL manifest, the result must keep the
+/// manifest's scheme, host and port (so https is never downgraded, and an
+/// http manifest cannot point at `file://` or `ftp://`); beside a file
+/// manifest (`file://` or a path), it must lie in the manifest's folder or
+/// below. The error says why, naming both locations.
+pub fn resolve(manifest_url: &str, reference: &str) -> std::result::Result<String, String> {
+    let outside = |to: &str| {
+        format!(
+            "{reference:?} leads to {to}, away from the manifest at {}: an archive or notes file \
+             must be served beside its manifest (same scheme and host, or the same folder)",
+            crate::fetch::redact(manifest_url)
+        )
+    };
+    if manifest_url.contains("://") {
+        let base = url::Url::parse(manifest_url)
+            .map_err(|e| format!("the manifest URL cannot be read ({e})"))?;
+        let joined = base
+            .join(reference)
+            .map_err(|e| format!("{reference:?} is not a valid location ({e})"))?;
+        let shown = crate::fetch::redact(joined.as_str());
+        let same_origin = joined.scheme() == base.scheme()
+            && joined.host_str() == base.host_str()
+            && joined.port_or_known_default() == base.port_or_known_default();
+        if !same_origin {
+            return Err(outside(&shown));
+        }
+        if base.scheme() == "file" {
+            let folder = base.join(".").map_err(|e| e.to_string())?;
+            if !joined.path().starts_with(folder.path()) {
+                return Err(outside(&shown));
+            }
+        }
+        return Ok(joined.into());
+    }
+    let parts: Vec<&str> = reference.split(['/', '\\']).collect();
+    if reference.contains("://")
+        || reference.starts_with(['/', '\\'])
+        || reference.contains(':')
+        || parts.iter().any(|p| *p == "..")
+    {
+        return Err(outside(reference));
     }
     let base = match manifest_url.rfind(['/', '\\']) {
         Some(i) => &manifest_url[..=i],
         None => "",
     };
-    format!("{base}{reference}")
+    Ok(format!("{base}{reference}"))
 }
 
 #[cfg(test)]
@@ -582,18 +656,51 @@ mod tests {
 
     #[test]
     fn resolves_relative_references() {
+        let ok = |m: &str, r: &str| resolve(m, r).unwrap();
         assert_eq!(
-            resolve("http://h/a/versions.txt", "d.tar.gz"),
+            ok("http://h/a/versions.txt", "d.tar.gz"),
             "http://h/a/d.tar.gz"
         );
         assert_eq!(
-            resolve("http://h/a/versions.txt", "https://o/d.tar.gz"),
-            "https://o/d.tar.gz"
+            ok("http://h/a/versions.txt", "/b/d.tar.gz"),
+            "http://h/b/d.tar.gz"
         );
+        assert_eq!(ok("http://h/a/versions.txt", "http://h:80/x"), "http://h/x");
+        // A `/` in the manifest's query does not move the folder.
         assert_eq!(
-            resolve("/srv/rel/versions.txt", "d.tar.gz"),
-            "/srv/rel/d.tar.gz"
+            ok("https://h/a/versions.txt?sig=x/y", "d.tar.gz"),
+            "https://h/a/d.tar.gz"
         );
-        assert_eq!(resolve("versions.txt", "d.tar.gz"), "d.tar.gz");
+        assert_eq!(ok("/srv/rel/versions.txt", "d.tar.gz"), "/srv/rel/d.tar.gz");
+        assert_eq!(
+            ok("/srv/rel/versions.txt", "sub/d.tar.gz"),
+            "/srv/rel/sub/d.tar.gz"
+        );
+        assert_eq!(ok("versions.txt", "d.tar.gz"), "d.tar.gz");
+        assert_eq!(
+            ok("file:///srv/rel/versions.txt", "d.tar.gz"),
+            "file:///srv/rel/d.tar.gz"
+        );
+    }
+
+    #[test]
+    fn references_that_leave_the_manifest_are_refused() {
+        for (m, r) in [
+            ("http://h/a/versions.txt", "https://o/d.tar.gz"),
+            ("https://h/a/versions.txt", "http://h/a/d.tar.gz"),
+            ("http://h/a/versions.txt", "file:///etc/hostname"),
+            ("http://h/a/versions.txt", "ftp://h/d.tar.gz"),
+            ("http://h/a/versions.txt", "//o/d.tar.gz"),
+            ("http://h/a/versions.txt", "http://h:8080/d.tar.gz"),
+            ("/srv/rel/versions.txt", "../outside.tar.gz"),
+            ("/srv/rel/versions.txt", "/etc/hostname"),
+            ("/srv/rel/versions.txt", "file:///etc/hostname"),
+            ("/srv/rel/versions.txt", "C:\\x"),
+            ("file:///srv/rel/versions.txt", "../outside.tar.gz"),
+            ("file:///srv/rel/versions.txt", "/etc/hostname"),
+        ] {
+            let err = resolve(m, r).unwrap_err();
+            assert!(err.contains("away from the manifest"), "{m} {r}: {err}");
+        }
     }
 }

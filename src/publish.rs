@@ -72,7 +72,20 @@ fn write_manifest(repo: &Path, manifest: &mut Manifest, signing: &Signing) -> Re
             sig_path.display()
         )));
     }
-    let serial = manifest.serial.unwrap_or(0) + 1;
+    let serial = manifest
+        .serial
+        .unwrap_or(0)
+        .checked_add(1)
+        .filter(|s| *s <= manifest::MAX_SERIAL)
+        .ok_or_else(|| {
+            Error::Publish(format!(
+                "{} is at serial {}, the largest allowed ({}); the repository cannot be published again \
+                 (start a new one with a new key and manifest URL)",
+                repo.join(MANIFEST_NAME).display(),
+                manifest.serial.unwrap_or(0),
+                manifest::MAX_SERIAL
+            ))
+        })?;
     manifest.serial = Some(serial);
     let expires = std::time::SystemTime::now() + signing.expires_in;
     manifest.expires = Some(humantime::format_rfc3339_seconds(expires).to_string());
@@ -127,6 +140,20 @@ pub fn yank(repo: &Path, program: &str, version: &str, signing: &Signing) -> Res
             ))
         })?;
     release.yanked = true;
+    write_manifest(repo, &mut manifest, signing)
+}
+
+/// Re-signs the repository's `versions.txt` with a higher serial and a new
+/// expiry (`signing.expires_in` from now), the releases untouched: a signed
+/// repository stays trusted between releases when this runs more often
+/// than it expires (a scheduled job, say). Returns the new serial.
+pub fn refresh(repo: &Path, signing: &Signing) -> Result<u64> {
+    if signing.secret_key.is_none() {
+        return Err(Error::Publish(
+            "refresh re-signs versions.txt: give the secret key (--secret-key)".into(),
+        ));
+    }
+    let mut manifest = read_manifest(repo)?;
     write_manifest(repo, &mut manifest, signing)
 }
 
@@ -283,12 +310,17 @@ pub fn verify_repo(repo: &Path, public_key: &crate::sign::PublicKey) -> Result<R
     let mut releases = Vec::new();
     let result = (|| {
         for r in &manifest.releases {
-            let name = r.file_name();
-            if name.contains("://") {
-                continue;
-            }
             let what = format!("{} {}", r.program, r.version);
-            let archive = repo.join(&name);
+            // Only what lies in the repository is checked, and nothing else:
+            // an archive named outside it is an error, never followed.
+            let inside = |reference: &str| {
+                manifest::resolve(&manifest_path.to_string_lossy(), reference)
+                    .map_err(|reason| Error::Publish(format!("{origin}: {what}: {reason}")))
+            };
+            let archive = PathBuf::from(inside(&r.file_name())?);
+            if let Some(notes) = &r.notes {
+                inside(notes)?;
+            }
             let (sha256, size) = verify::sha256_file(&archive)?;
             if r.sha256.as_deref() != Some(sha256.as_str()) || r.size != Some(size) {
                 return Err(Error::Publish(format!(

@@ -31,42 +31,55 @@ pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Sourc
         .timeout_recv_response(Some(limits.read_timeout))
         .timeout_per_read(Some(limits.read_timeout))
         .user_agent(limits.user_agent.as_str())
-        .max_redirects(10)
+        // Redirects are followed below, where credentials are kept from
+        // any other origin.
+        .max_redirects(0)
         .http_status_as_error(false)
         .build()
         .into();
-    let mut request = agent.get(url);
-    let creds = &limits.credentials;
-    if let Some((user, password)) = &creds.basic {
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        request = request.header("Authorization", format!("Basic {token}"));
-    }
-    if let Some(token) = &creds.bearer {
-        request = request.header("Authorization", format!("Bearer {token}"));
-    }
-    for (name, value) in &creds.headers {
-        request = request.header(name.as_str(), value.as_str());
-    }
     // Resuming without a validator could splice two versions of a file.
     let resume = resume.filter(|r| r.validator.is_some());
-    if let Some(r) = resume {
-        request = request
-            .header("Range", format!("bytes={}-", r.offset))
-            .header("If-Range", r.validator.as_deref().unwrap_or_default());
-    }
-    let response = request.call().map_err(|e| {
-        let retryable = matches!(
-            e,
-            ureq::Error::Io(_)
-                | ureq::Error::Timeout(_)
-                | ureq::Error::ConnectionFailed
-                | ureq::Error::HostNotFound
+    let origin = Origin::of(url);
+    let mut current = url.to_owned();
+    let mut redirects = 0;
+    let response = loop {
+        let request = prepare(
+            agent.get(&current),
+            limits,
+            resume,
+            origin == Origin::of(&current),
         );
-        Failure {
-            error: fail(describe(&e)),
-            retryable,
+        let response = request.call().map_err(|e| {
+            let retryable = matches!(
+                e,
+                ureq::Error::Io(_)
+                    | ureq::Error::Timeout(_)
+                    | ureq::Error::ConnectionFailed
+                    | ureq::Error::HostNotFound
+            );
+            Failure {
+                error: fail(describe(&e)),
+                retryable,
+            }
+        })?;
+        if !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+            break response;
         }
-    })?;
+        redirects += 1;
+        if redirects > MAX_REDIRECTS {
+            return Err(Failure::fatal(fail(format!(
+                "more than {MAX_REDIRECTS} redirects; the host is misconfigured"
+            ))));
+        }
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        current = follow(&current, &location).map_err(|reason| Failure::fatal(fail(reason)))?;
+        log::debug!("redirected to {}", redact(&current));
+    };
     let status = response.status().as_u16();
     if !(200..300).contains(&status) {
         let advice = match status {
@@ -130,6 +143,75 @@ pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Sourc
         validator,
         offset,
     })
+}
+
+/// The most redirects followed for one request.
+const MAX_REDIRECTS: u32 = 10;
+
+/// Scheme, host and port: where credentials may go.
+#[derive(Debug, PartialEq, Eq)]
+struct Origin(Option<(String, String, Option<u16>)>);
+
+impl Origin {
+    fn of(url: &str) -> Origin {
+        Origin(url::Url::parse(url).ok().map(|u| {
+            (
+                u.scheme().to_owned(),
+                u.host_str().unwrap_or_default().to_owned(),
+                u.port_or_known_default(),
+            )
+        }))
+    }
+}
+
+/// The request with the resume headers, and the credentials (basic,
+/// bearer, extra headers) only when it goes to the origin they were given for.
+fn prepare(
+    mut request: ureq::RequestBuilder<ureq::typestate::WithoutBody>,
+    limits: &Limits,
+    resume: Option<&Resume>,
+    same_origin: bool,
+) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+    let creds = &limits.credentials;
+    if same_origin {
+        if let Some((user, password)) = &creds.basic {
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            request = request.header("Authorization", format!("Basic {token}"));
+        }
+        if let Some(token) = &creds.bearer {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in &creds.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+    }
+    if let Some(r) = resume {
+        request = request
+            .header("Range", format!("bytes={}-", r.offset))
+            .header("If-Range", r.validator.as_deref().unwrap_or_default());
+    }
+    request
+}
+
+/// Where a redirect from `from` to `location` leads; only to http(s), and
+/// never from https down to http.
+fn follow(from: &str, location: &str) -> Result<String, String> {
+    let base = url::Url::parse(from).map_err(|e| format!("cannot follow a redirect ({e})"))?;
+    let to = base
+        .join(location)
+        .map_err(|e| format!("the server redirected to {location:?}, which is not a URL ({e})"))?;
+    let shown = redact(to.as_str());
+    match (base.scheme(), to.scheme()) {
+        ("https", "http") => Err(format!(
+            "the server redirected from https to {shown}, which is not allowed: a download is never \
+             downgraded to plain http; fix the host's redirect"
+        )),
+        (_, "http" | "https") => Ok(to.into()),
+        _ => Err(format!(
+            "the server redirected to {shown}, which is not allowed: a host may only redirect to http(s)"
+        )),
+    }
 }
 
 fn describe(e: &ureq::Error) -> String {

@@ -28,6 +28,8 @@ pub enum Behave {
     Longer { extra: usize, announce: bool },
     /// A redirect to the same path, forever.
     RedirectLoop,
+    /// A redirect (302) to this location.
+    Redirect(String),
     /// This status for the first `times` requests, then the file.
     FailTimes { status: u16, times: usize },
 }
@@ -150,6 +152,10 @@ fn serve(
         (Behave::Body(bytes), _) => {
             head(&mut stream, "200 OK", Some(bytes.len()));
             let _ = stream.write_all(bytes);
+            return;
+        }
+        (Behave::Redirect(to), _) => {
+            let _ = write!(stream, "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             return;
         }
         (Behave::RedirectLoop, _) => {

@@ -83,6 +83,16 @@ enum Command {
         #[command(flatten)]
         sign: publish::SignArgs,
     },
+    /// Re-sign versions.txt with a higher serial and a new expiry, releases
+    /// untouched: run it more often than --expires-in (e.g. weekly, from a
+    /// scheduled job) so a signed repository never expires between releases.
+    Refresh {
+        /// The repository folder.
+        #[arg(long)]
+        repo: PathBuf,
+        #[command(flatten)]
+        sign: publish::SignArgs,
+    },
     /// Make a minisign key pair for signing versions.txt.
     Keygen {
         /// Where to write the secret key (mode 0600; never overwritten).
@@ -170,6 +180,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             version,
             sign,
         } => publish::yank(&repo, &program, &version, &sign),
+        Command::Refresh { repo, sign } => publish::refresh(&repo, &sign),
         Command::Keygen {
             secret_key,
             public_key,

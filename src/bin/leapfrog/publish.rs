@@ -10,7 +10,7 @@ use crate::Exit;
 /// The secret key's password, for encrypted keys.
 pub const PASSWORD_ENV: &str = "LEAPFROG_SECRET_KEY_PASSWORD";
 
-/// The signing options shared by publish and yank.
+/// The signing options shared by publish, yank and refresh.
 #[derive(clap::Args)]
 pub struct SignArgs {
     /// Sign versions.txt into versions.txt.minisig with this minisign secret key
@@ -87,6 +87,18 @@ pub fn yank(repo: &Path, program: &str, version: &str, sign: &SignArgs) -> anyho
     let serial = leapfrog::publish::yank(repo, program, version, &sign.signing()?)
         .with_context(|| format!("withdrawing {program} {version}"))?;
     println!("withdrew {program} {version}; versions.txt is now at serial {serial}");
+    Ok(Exit::Ok)
+}
+
+pub fn refresh(repo: &Path, sign: &SignArgs) -> anyhow::Result<Exit> {
+    let signing = sign.signing()?;
+    let serial = leapfrog::publish::refresh(repo, &signing)
+        .with_context(|| format!("refreshing {}", repo.display()))?;
+    println!(
+        "re-signed {} at serial {serial}, valid for {}; the releases are untouched; upload versions.txt and versions.txt.minisig",
+        repo.join(leapfrog::publish::MANIFEST_NAME).display(),
+        humantime::format_duration(signing.expires_in)
+    );
     Ok(Exit::Ok)
 }
 
