@@ -68,7 +68,7 @@ pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Sourc
         redirects += 1;
         if redirects > MAX_REDIRECTS {
             return Err(Failure::fatal(fail(format!(
-                "more than {MAX_REDIRECTS} redirects; the host is misconfigured"
+                "too many redirects (more than {MAX_REDIRECTS}); the host is misconfigured"
             ))));
         }
         let location = response
