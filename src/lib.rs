@@ -47,8 +47,13 @@
 //! | journal `staged` | hops out to the backup copy and applies |
 //! | journal `applying` (some files renamed) | hops out and applies again: every part of applying can run twice |
 //! | journal `applied` (the new version's trial not judged) | hops out to the backup copy, which runs another watched trial; after more unjudged trials than allowed attempts plus two, rolls back |
-//! | journal `confirmed` or `rolled_back` | nothing to do (a rollback is told to the user once) |
-//! | a journal that cannot be read (torn, empty, another format) | sets it aside as `need_update.damaged`; keeps the install dir if it is a complete release by its own file list, else restores the backup's release |
+//! | journal `rolling_back` (undoing an update) | hops out to the backup copy, which finishes putting the old release back |
+//! | journal `confirmed` or `rolled_back` | nothing to do (a rollback is told to the user once; a release that failed through no fault of its own is tried again later) |
+//! | a journal that cannot be read (torn, empty, another format) | copies it aside as `need_update.damaged`; keeps the install dir if it is a complete release by its own file list, else restores the backup's release |
+//!
+//! A journal is believed only inside the backup dir whose marker
+//! (`.leapfrog-backup`) names the journal's install dir, and only about
+//! those two folders; see [`layout`] for every name leapfrog owns on disk.
 //!
 //! Recovery goes forward when the staged release is complete (it was
 //! verified before the journal said `staged`), back otherwise. The install
