@@ -18,5 +18,7 @@ mod manifest;
 mod places;
 mod servers;
 mod signing;
+#[cfg(target_os = "linux")]
+mod syscall;
 mod trial;
 mod update;
