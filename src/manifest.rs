@@ -495,7 +495,7 @@ pub fn resolve(manifest_url: &str, reference: &str) -> std::result::Result<Strin
     if reference.contains("://")
         || reference.starts_with(['/', '\\'])
         || reference.contains(':')
-        || parts.iter().any(|p| *p == "..")
+        || parts.contains(&"..")
     {
         return Err(outside(reference));
     }
