@@ -136,8 +136,19 @@ pub(crate) fn count() -> Option<u64> {
 
 /// [`hit`], with the library's error naming `path`.
 pub(crate) fn at(name: &str, path: &std::path::Path) -> crate::Result<()> {
-    hit(name).map_err(crate::error::io_err(name, path))
+    hit(name).map_err(crate::error::io_err(name, path))?;
+    #[cfg(feature = "failpoints")]
+    if name == SYNC_FS && std::env::var_os("LEAPFROG_FP_SYNCFS_PROBE").is_some() {
+        // The power-cut tests' file system cannot see syncfs(2) (FUSE is not
+        // told of it): this look-up of a name that never exists tells it,
+        // synchronously, that everything is being flushed now.
+        let _ = std::fs::symlink_metadata(path.join(".leapfrog-syncfs"));
+    }
+    Ok(())
 }
+
+/// The fail point hit just before a whole file system is flushed.
+pub(crate) const SYNC_FS: &str = "sync file system";
 
 /// A writer with a fail point every 256 KiB written (a kill in the middle
 /// of writing a file), named `name`.

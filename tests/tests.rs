@@ -16,6 +16,8 @@ mod dialog;
 mod hosts;
 mod manifest;
 mod places;
+#[cfg(all(feature = "failpoints", target_os = "linux"))]
+mod powercut;
 mod servers;
 mod signing;
 #[cfg(target_os = "linux")]

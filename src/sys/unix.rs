@@ -45,7 +45,7 @@ pub(crate) fn create_private(path: &Path) -> Result<File> {
 /// Flushes everything written to the file system that holds `dir` (a
 /// whole staged release, say) to disk: `syncfs` on Linux, `sync` elsewhere.
 pub(crate) fn sync_fs(dir: &Path) -> Result<()> {
-    crate::failpoint::at("sync file system", dir)?;
+    crate::failpoint::at(crate::failpoint::SYNC_FS, dir)?;
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         File::open(dir)
