@@ -612,7 +612,7 @@ fn run_cut(
         cmd.env(k, v);
     }
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let mut child = cmd.spawn().unwrap();
+    let mut child = spawn(&mut cmd).unwrap();
     let pgid = child.id() as i32;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {

@@ -240,14 +240,15 @@ fn trial_stopped_from_outside_is_no_verdict() {
     let world = broken_world(misbehaving("hang"));
     let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
     let log = world.dir.path().join("out.log");
-    let mut child = command(&world.install.join("demo"))
-        .env("LEAPFROG_ASSUME_YES", "1")
-        .env("LEAPFROG_MANIFEST_URL", url(&server))
-        .env("LEAPFROG_CONFIRM_WITHIN", "60s")
-        .stdout(fs::File::create(&log).unwrap())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(
+        command(&world.install.join("demo"))
+            .env("LEAPFROG_ASSUME_YES", "1")
+            .env("LEAPFROG_MANIFEST_URL", url(&server))
+            .env("LEAPFROG_CONFIRM_WITHIN", "60s")
+            .stdout(fs::File::create(&log).unwrap())
+            .stderr(std::process::Stdio::null()),
+    )
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !fs::read_to_string(&log)
         .unwrap()

@@ -102,13 +102,26 @@ impl Run {
     }
 }
 
+/// Starts `cmd`. A program the tests just wrote can be "busy" for a moment
+/// (ETXTBSY): another test thread forked while it was open for writing,
+/// and that child holds the descriptor until its own exec. Tried again.
+pub fn spawn(cmd: &mut Command) -> std::io::Result<std::process::Child> {
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Runs `cmd` to the end (killing it after `limit`) and captures its output.
 pub fn run(cmd: &mut Command, limit: Duration) -> Run {
     let what = format!("{cmd:?}");
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    let mut child = spawn(cmd.stdout(Stdio::piped()).stderr(Stdio::piped()))
         .unwrap_or_else(|e| panic!("starting {what}: {e}"));
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
