@@ -73,6 +73,7 @@ fn each(points: Vec<usize>, case: impl Fn(usize) -> Option<String> + Sync) -> Ve
 
 #[test]
 fn crash_at_every_disk_change_recovers_old_or_new() {
+    let _heavy = heavy();
     let (names, old, new) = probe();
     assert_ne!(old, new);
     let total = names.len();
@@ -126,6 +127,7 @@ fn crash_at_every_disk_change_recovers_old_or_new() {
 
 #[test]
 fn disk_full_and_permission_denied_while_applying_keep_the_old_version() {
+    let _heavy = heavy();
     let (names, old, _) = probe();
     // Every point from the first write of the apply step to its last.
     let first = names.iter().position(|n| n.starts_with("apply")).unwrap();
@@ -169,6 +171,7 @@ fn disk_full_and_permission_denied_while_applying_keep_the_old_version() {
 
 #[test]
 fn crash_during_recovery_recovers_too() {
+    let _heavy = heavy();
     // Killed half way through applying, then killed again at every point of
     // the recovery that the next launch runs: the launch after that still
     // ends with the old or the new release.
@@ -269,6 +272,7 @@ fn recovers(world: &World, old: &Tree, new: &Tree, what: &str) -> Option<String>
 
 #[test]
 fn crash_during_the_rollback_of_a_late_apply_failure_ends_old() {
+    let _heavy = heavy();
     // Applying fails late — an I/O error flushing the install dir, an I/O
     // error writing the `applied` journal, permission denied at the last
     // rename — and the backup copy rolls back; the rollback is then killed
@@ -339,6 +343,7 @@ fn crash_during_the_rollback_of_a_late_apply_failure_ends_old() {
 
 #[test]
 fn crash_during_the_repair_of_a_torn_journal_ends_old_or_new() {
+    let _heavy = heavy();
     // An update done, then a torn journal over a mix of releases: the next
     // launch sets it aside and restores the backup's release. Killed at each
     // of that repair's disk changes, the launch after must still end with a

@@ -73,14 +73,18 @@ impl Display {
 
     /// Waits for the dialog and clicks the button `from_right` pixels left
     /// of its right edge (Update is the rightmost, Later next to it).
-    fn click_button(&self, from_right: i64) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+    /// Returns false when the app ended first, or no dialog came within two
+    /// minutes (a liveness bound: a loaded machine can be slow to start one).
+    fn click_button(&self, from_right: i64, app_ended: impl Fn() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(120);
         let window = loop {
             let found = self.xdotool(&["search", "--name", "Update demo"]);
             if let Some(id) = found.lines().next() {
                 break id.to_owned();
             }
-            assert!(Instant::now() < deadline, "the dialog never appeared");
+            if app_ended() || Instant::now() > deadline {
+                return false;
+            }
             std::thread::sleep(Duration::from_millis(100));
         };
         std::thread::sleep(Duration::from_millis(500));
@@ -95,6 +99,7 @@ impl Display {
         let x = value("X") + value("WIDTH") - from_right;
         let y = value("Y") + value("HEIGHT") - 25;
         self.xdotool(&["mousemove", &x.to_string(), &y.to_string(), "click", "1"]);
+        true
     }
 }
 
@@ -123,8 +128,15 @@ fn dialog_later_then_update() {
                     .env("LEAPFROG_MANIFEST_URL", &url);
                 run(&mut cmd, Duration::from_secs(60))
             });
-            display.click_button(answer_from_right);
-            run.join().unwrap()
+            let clicked = display.click_button(answer_from_right, || run.is_finished());
+            let done = run.join().unwrap();
+            assert!(
+                clicked,
+                "the dialog never appeared; the app said:\n{}{}",
+                done.stdout(),
+                done.stderr()
+            );
+            done
         })
     };
     // "Later": nothing changes.

@@ -795,6 +795,7 @@ const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495
 
 #[test]
 fn powercut_at_every_flush_of_an_update_and_of_a_rollback() {
+    let _heavy = heavy();
     if !crate::places::is_root() || !Path::new("/dev/fuse").exists() {
         assert!(
             std::env::var_os("CI").is_none(),

@@ -126,6 +126,7 @@ fn probe() -> (BTreeMap<String, usize>, Tree, Tree) {
 
 #[test]
 fn syscall_faults_anywhere_in_an_update_leave_old_or_new() {
+    let _heavy = heavy();
     if strace().is_none() {
         eprintln!(
             "SKIPPED: install strace (apt-get install strace) to run the syscall fault sweep"

@@ -118,6 +118,13 @@ pub fn spawn(cmd: &mut Command) -> std::io::Result<std::process::Child> {
     }
 }
 
+/// Held by the sweeps that run many updates at once (crash, syscall,
+/// power cut), so that no two of them load the machine together.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Runs `cmd` to the end (killing it after `limit`) and captures its output.
 pub fn run(cmd: &mut Command, limit: Duration) -> Run {
     let what = format!("{cmd:?}");
