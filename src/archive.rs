@@ -31,7 +31,7 @@ use semver::Version;
 use std::io::BufRead;
 
 use crate::error::{io_err, Error, Result};
-use crate::sys;
+use crate::os;
 use crate::verify::HashingWriter;
 
 /// The file list's name, at the root of every release tree.
@@ -432,7 +432,7 @@ fn walk_tree(root: &Path, dir: &Path, items: &mut BTreeMap<String, Item>) -> Res
                 Item::File {
                     sha256,
                     size,
-                    executable: sys::is_executable(&meta),
+                    executable: os::is_executable(&meta),
                 },
             );
         } else {
@@ -590,7 +590,7 @@ fn unpack_from<R: BufRead>(reader: R, archive: &Path, dest: &Path) -> Result<Fil
     let list_path = dest.join(FILE_LIST);
     // The list vouches for every byte that will be written: refuse a
     // release the disk cannot hold before writing any of it.
-    crate::sys::need_space(dest, list.total_size())?;
+    crate::os::need_space(dest, list.total_size())?;
 
     let mut seen = std::collections::BTreeSet::new();
     let mut links = Vec::new();
@@ -666,7 +666,7 @@ fn unpack_from<R: BufRead>(reader: R, archive: &Path, dest: &Path) -> Result<Fil
                     ));
                 }
                 crate::failpoint::at("unpack chmod", &target)?;
-                sys::set_executable(&target, *executable)?;
+                os::set_executable(&target, *executable)?;
             }
             (
                 tar::EntryType::Symlink,
@@ -739,7 +739,7 @@ fn unpack_from<R: BufRead>(reader: R, archive: &Path, dest: &Path) -> Result<Fil
             fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
         }
         crate::failpoint::at("unpack symlink", &at)?;
-        sys::symlink(Path::new(&target), &at)?;
+        os::symlink(Path::new(&target), &at)?;
     }
     crate::failpoint::at("unpack list", &list_path)?;
     fs::write(&list_path, text.as_bytes()).map_err(io_err("writing", &list_path))?;

@@ -595,11 +595,11 @@ impl Updater {
     /// changes and the app goes on.
     pub fn stage(&self, available: &Available) -> Result<Journal> {
         // Another instance of the app may be updating the same install.
-        let _lock = crate::lock::try_lock(&self.backup_dir)?.ok_or_else(|| {
+        let _lock = crate::hop::lock::try_lock(&self.backup_dir)?.ok_or_else(|| {
             Error::Settings(format!(
                 "another instance is already updating {} (lock {}); this one carries on unchanged",
                 self.install_dir.display(),
-                crate::lock::lock_path(&self.backup_dir).display()
+                crate::hop::lock::lock_path(&self.backup_dir).display()
             ))
         })?;
         if let Some(journal) = Journal::read(&self.backup_dir)? {

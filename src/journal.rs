@@ -219,7 +219,7 @@ impl Journal {
     pub fn write(&self) -> Result<()> {
         let mut text = serde_json::to_vec_pretty(self).expect("a journal serialises");
         text.push(b'\n');
-        crate::sys::write_atomic(&Journal::path_in(&self.backup_dir), &text)
+        crate::os::write_atomic(&Journal::path_in(&self.backup_dir), &text)
     }
 
     /// Records that this machine, not the release, made the update fail

@@ -113,7 +113,7 @@ pub mod fetch;
 mod hop;
 pub mod journal;
 pub mod layout;
-pub mod lock;
+
 pub mod manifest;
 pub mod publish;
 #[cfg(feature = "serve")]
@@ -121,7 +121,7 @@ pub mod serve;
 pub mod settings;
 pub mod sign;
 pub mod state;
-mod sys;
+mod os;
 pub mod verify;
 
 pub use check::{

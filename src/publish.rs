@@ -109,8 +109,8 @@ fn write_manifest(repo: &Path, manifest: &mut Manifest, signing: &Signing) -> Re
             let comment = format!("leapfrog versions.txt serial {serial}");
             let signature =
                 crate::sign::sign(key, signing.password.clone(), text.as_bytes(), &comment)?;
-            crate::sys::write_atomic(&manifest_path, text.as_bytes())?;
-            crate::sys::write_atomic(&sig_path, signature.as_bytes())?;
+            crate::os::write_atomic(&manifest_path, text.as_bytes())?;
+            crate::os::write_atomic(&sig_path, signature.as_bytes())?;
         }
         #[cfg(not(feature = "sign"))]
         Some(_) => {
@@ -118,7 +118,7 @@ fn write_manifest(repo: &Path, manifest: &mut Manifest, signing: &Signing) -> Re
                 "built without the `sign` feature: cannot sign".into(),
             ));
         }
-        None => crate::sys::write_atomic(&manifest_path, text.as_bytes())?,
+        None => crate::os::write_atomic(&manifest_path, text.as_bytes())?,
     }
     Ok(serial)
 }

@@ -236,7 +236,7 @@ pub fn write_current_version(path: &Path, version: &str) -> Result<()> {
     slot.insert("current_version".into(), Value::String(version.to_owned()));
     let mut out = serde_json::to_string_pretty(&doc).expect("a JSON value renders");
     out.push('\n');
-    crate::sys::write_atomic(path, out.as_bytes())
+    crate::os::write_atomic(path, out.as_bytes())
 }
 
 /// Whether `LEAPFROG_ASSUME_YES` is set to a true value.

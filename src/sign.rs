@@ -98,7 +98,7 @@ pub fn keygen(secret_key: &Path, public_key: &Path, password: Option<String>) ->
         .pk
         .to_box()
         .map_err(|e| key_err(public_key, e.to_string()))?;
-    let mut file = crate::sys::create_private(secret_key)?;
+    let mut file = crate::os::create_private(secret_key)?;
     file.write_all(sk_box.to_string().as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(crate::error::io_err("writing", secret_key))?;

@@ -69,6 +69,6 @@ impl State {
     pub fn write(&self, install_dir: &Path) -> Result<()> {
         let mut text = serde_json::to_vec_pretty(self).expect("state serialises");
         text.push(b'\n');
-        crate::sys::write_atomic(&State::path_in(install_dir), &text)
+        crate::os::write_atomic(&State::path_in(install_dir), &text)
     }
 }

@@ -55,7 +55,7 @@ fn write_marker(backup: &Path, install: &Path) -> Result<()> {
         ),
     })?;
     text.push(b'\n');
-    crate::sys::write_atomic(&backup.join(layout::MARKER), &text)
+    crate::os::write_atomic(&backup.join(layout::MARKER), &text)
 }
 
 fn not_ours(backup: &Path, why: &str) -> Error {

@@ -13,7 +13,6 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use super::platform;
 use crate::archive::{self, FileList, Item, FILE_LIST};
 use crate::error::{io_err, Error, Result};
 use crate::journal::{Journal, Step};
@@ -114,8 +113,8 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
         }
     }
     crate::failpoint::at("apply sync dir", &install)?;
-    crate::sys::sync_dir(&install)?;
-    crate::sys::sync_fs(&install)?;
+    crate::os::sync_dir(&install)?;
+    crate::os::sync_fs(&install)?;
     journal.advance(Step::Applied)?;
     let _ = fs::remove_dir_all(&staging);
     let _ = fs::remove_file(journal.archive_path());
@@ -179,7 +178,7 @@ fn move_into_place(src: &Path, dst: &Path) -> Result<()> {
     if let Some(parent) = dst.parent() {
         fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
     }
-    match platform::replace_file(src, dst) {
+    match crate::os::replace_file(src, dst) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
             put_copy(src, dst)?;
@@ -201,7 +200,7 @@ pub(crate) fn put_copy(from: &Path, to: &Path) -> Result<()> {
     let meta = fs::symlink_metadata(from).map_err(io_err("reading", from))?;
     let made = if meta.file_type().is_symlink() {
         let target = fs::read_link(from).map_err(io_err("reading link", from))?;
-        crate::sys::symlink(&target, &tmp)
+        crate::os::symlink(&target, &tmp)
     } else if fs::hard_link(from, &tmp).is_ok() {
         Ok(())
     } else {
@@ -212,7 +211,7 @@ pub(crate) fn put_copy(from: &Path, to: &Path) -> Result<()> {
         return Err(e);
     }
     crate::failpoint::at("put copy rename", to)?;
-    let renamed = platform::replace_file(&tmp, to);
+    let renamed = crate::os::replace_file(&tmp, to);
     // A rename onto another link of the same file does nothing and leaves
     // the temp name behind: remove it in every case.
     let _ = fs::remove_file(&tmp);
@@ -249,7 +248,7 @@ pub(crate) fn undo_apply(journal: &mut Journal) -> Result<()> {
     } else {
         let list = new_release_list(journal);
         match &list {
-            Some(list) => crate::sys::write_atomic(&undo_list, list.render().as_bytes())?,
+            Some(list) => crate::os::write_atomic(&undo_list, list.render().as_bytes())?,
             None => {
                 let _ = fs::remove_file(&undo_list);
             }
@@ -288,8 +287,8 @@ pub(crate) fn undo_apply(journal: &mut Journal) -> Result<()> {
         }
     }
     crate::failpoint::at("rollback sync dir", &install)?;
-    crate::sys::sync_dir(&install)?;
-    crate::sys::sync_fs(&install)?;
+    crate::os::sync_dir(&install)?;
+    crate::os::sync_fs(&install)?;
     journal.advance(Step::RolledBack)?;
     let _ = fs::remove_dir_all(journal.staging_dir());
     let _ = fs::remove_file(journal.archive_path());

@@ -16,17 +16,8 @@
 //! `replace_file` (a rename; on Windows retried while the exiting process
 //! still holds the file).
 
-#[cfg(unix)]
-mod unix;
-#[cfg(unix)]
-use unix as platform;
-
-#[cfg(windows)]
-mod windows;
-#[cfg(windows)]
-use windows as platform;
-
 mod backup;
+pub(crate) mod lock;
 mod install;
 mod tidy;
 mod trial;
@@ -35,7 +26,6 @@ pub(crate) use tidy::tidy;
 
 pub(crate) use install::{apply, undo_apply};
 
-use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -47,60 +37,8 @@ use crate::journal::{Journal, Step, JOURNAL_FORMAT};
 use crate::layout;
 use crate::manifest::Release;
 
-/// What the process will be replaced with: a pure description, so that the
-/// choice is testable apart from the call that replaces the process.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Relaunch {
-    /// The executable.
-    pub program: PathBuf,
-    /// The arguments, the original ones passed on unchanged.
-    pub args: Vec<OsString>,
-    /// How many hops this chain has made, this one included (see [`ENV_HOPS`]).
-    pub hops: u32,
-}
-
-/// The environment variable that counts the hops of one update, so that an
-/// update that cannot be finished never makes the app hop back and forth
-/// forever.
-pub(crate) const ENV_HOPS: &str = "LEAPFROG_HOPS";
 /// More hops than an update needs (out, home) even with a resumed one.
 const MAX_HOPS: u32 = 6;
-
-fn hops_so_far() -> u32 {
-    std::env::var(ENV_HOPS)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// The command that runs `exe` (relative) inside `dir` with `args`, as hop
-/// number `hops` of an update.
-pub(crate) fn relaunch(
-    dir: &Path,
-    exe: &Path,
-    args: impl IntoIterator<Item = OsString>,
-    hops: u32,
-) -> Relaunch {
-    Relaunch {
-        program: dir.join(exe),
-        args: args.into_iter().collect(),
-        hops,
-    }
-}
-
-fn original_args() -> Vec<OsString> {
-    std::env::args_os().skip(1).collect()
-}
-
-fn exec(relaunch: &Relaunch) -> Error {
-    log::info!(
-        "exec {} (pid {})",
-        relaunch.program.display(),
-        std::process::id()
-    );
-    let e = platform::replace_process(relaunch);
-    io_err("starting", &relaunch.program)(e)
-}
 
 /// Everything [`stage`] needs to know.
 pub(crate) struct StagePlan<'a> {
@@ -221,13 +159,13 @@ fn stage_inner(plan: &StagePlan<'_>) -> Result<Journal> {
         list.total_size(),
         staging.display()
     );
-    if !crate::sys::same_device(&plan.install_dir, &plan.backup_dir) {
+    if !crate::os::same_device(&plan.install_dir, &plan.backup_dir) {
         // Applying will copy the release onto the install dir's disk.
-        crate::sys::need_space(&plan.install_dir, list.total_size())?;
+        crate::os::need_space(&plan.install_dir, list.total_size())?;
     }
     // A power cut after the journal says `staged` must find the staged
     // files on disk, not only the journal.
-    crate::sys::sync_fs(&plan.backup_dir)?;
+    crate::os::sync_fs(&plan.backup_dir)?;
     journal.write()?;
     log::info!(
         "journal written: {}",
@@ -266,7 +204,7 @@ fn preflight(plan: &StagePlan<'_>) -> Result<()> {
         }
     }
     for dir in &dirs {
-        crate::sys::can_create_in(dir).map_err(|e| Error::Unsuitable {
+        crate::os::can_create_in(dir).map_err(|e| Error::Unsuitable {
             path: dir.clone(),
             reason: format!(
                 "new files cannot be written here ({e}); the update replaces the program's files in place. \
@@ -274,7 +212,7 @@ fn preflight(plan: &StagePlan<'_>) -> Result<()> {
             ),
         })?;
     }
-    let held = crate::sys::held_open(&files);
+    let held = crate::os::held_open(&files);
     if let Some(first) = held.first() {
         return Err(Error::Unsuitable {
             path: first.clone(),
@@ -287,7 +225,7 @@ fn preflight(plan: &StagePlan<'_>) -> Result<()> {
     }
     let backup = &plan.backup_dir;
     backup::claim(backup, install)?;
-    crate::sys::can_create_in(backup).map_err(|e| Error::Unsuitable {
+    crate::os::can_create_in(backup).map_err(|e| Error::Unsuitable {
         path: backup.clone(),
         reason: format!(
             "the backup dir cannot be made or written ({e}); choose another place for it \
@@ -296,12 +234,12 @@ fn preflight(plan: &StagePlan<'_>) -> Result<()> {
     })?;
     // The download, and a full copy of the install dir where hard links
     // are impossible (another file system).
-    let copy = if crate::sys::same_device(install, backup) {
+    let copy = if crate::os::same_device(install, backup) {
         0
     } else {
         tree_size(install)
     };
-    crate::sys::need_space(backup, plan.release.size.unwrap_or(0) + copy)
+    crate::os::need_space(backup, plan.release.size.unwrap_or(0) + copy)
 }
 
 /// The bytes of the files under `dir`.
@@ -397,7 +335,7 @@ fn link_tree(src: &Path, dst: &Path, root: bool) -> io::Result<u64> {
             fs::create_dir_all(&to)?;
             files += link_tree(&from, &to, false)?;
         } else if kind.is_symlink() {
-            crate::sys::symlink(&fs::read_link(&from)?, &to).map_err(io::Error::other)?;
+            crate::os::symlink(&fs::read_link(&from)?, &to).map_err(io::Error::other)?;
         } else if kind.is_file() {
             fs::hard_link(&from, &to)?;
             files += 1;
@@ -428,7 +366,7 @@ pub(crate) fn hop_home(journal: &Journal) -> Error {
 }
 
 fn hop(dir: &Path, journal: &Journal, resumed: bool) -> Error {
-    let hops = if resumed { hops_so_far() + 1 } else { 1 };
+    let hops = if resumed { crate::os::hops_so_far() + 1 } else { 1 };
     if hops > MAX_HOPS {
         return Error::Journal {
             path: Journal::path_in(&journal.backup_dir),
@@ -440,7 +378,7 @@ fn hop(dir: &Path, journal: &Journal, resumed: bool) -> Error {
             ),
         };
     }
-    exec(&relaunch(dir, &journal.exe, original_args(), hops))
+    crate::os::exec(&crate::os::relaunch(dir, &journal.exe, crate::os::original_args(), hops))
 }
 
 /// Puts the previous version back on request (`leapfrog rollback`): the
@@ -454,7 +392,7 @@ pub fn rollback(install_dir: &Path, backup_dir: Option<&Path>) -> Result<(String
         None => default_backup_dir(&install_dir)
             .ok_or_else(|| Error::Settings(format!("{} has no name", install_dir.display())))?,
     };
-    let _lock = crate::lock::try_lock(&backup_dir)?.ok_or_else(|| {
+    let _lock = crate::hop::lock::try_lock(&backup_dir)?.ok_or_else(|| {
         Error::Settings(format!(
             "{} is being updated right now; try again when it is done",
             install_dir.display()
@@ -580,12 +518,12 @@ fn resume(mut journal: Journal, place: Place) -> Pending {
             // Another instance may be applying the same update: wait for it,
             // then look again at where the journal stands.
             let lock =
-                match crate::lock::lock(&journal.backup_dir, std::time::Duration::from_secs(60)) {
+                match crate::hop::lock::lock(&journal.backup_dir, std::time::Duration::from_secs(60)) {
                     Ok(Some(lock)) => lock,
                     Ok(None) => {
                         return Pending::Failed(Error::Settings(format!(
                             "another instance kept the update lock {} for a minute",
-                            crate::lock::lock_path(&journal.backup_dir).display()
+                            crate::hop::lock::lock_path(&journal.backup_dir).display()
                         )))
                     }
                     Err(e) => return Pending::Failed(e),
@@ -621,7 +559,7 @@ fn resume(mut journal: Journal, place: Place) -> Pending {
         }
         // The new version's trial, again: an earlier watcher was killed, or
         // the new version was launched unwatched and hopped out to be watched.
-        (Place::Backup, Step::Applied) => match crate::lock::try_lock(&journal.backup_dir) {
+        (Place::Backup, Step::Applied) => match crate::hop::lock::try_lock(&journal.backup_dir) {
             Ok(Some(lock)) => Pending::Failed(trial::watch(journal, Some(lock))),
             // Another process is watching a trial of it already.
             _ => Pending::Failed(hop_home(&journal)),
@@ -646,7 +584,7 @@ fn resume(mut journal: Journal, place: Place) -> Pending {
             // copy: hop out to it, unless this is the watched launch, or
             // another process watches a trial already.
             if !trial::is_watched() {
-                if let Ok(Some(lock)) = crate::lock::try_lock(&journal.backup_dir) {
+                if let Ok(Some(lock)) = crate::hop::lock::try_lock(&journal.backup_dir) {
                     drop(lock);
                     return Pending::Failed(hop_out(&journal, true));
                 }
@@ -790,7 +728,7 @@ fn handle_damaged(install: &Path, backup: &Path, exe: &Path) -> Pending {
     // journal of the repair replaces it: a crash in between repeats this.
     let kept = fs::read(&path)
         .map_err(io_err("reading", &path))
-        .and_then(|bytes| crate::sys::write_atomic(&aside, &bytes));
+        .and_then(|bytes| crate::os::write_atomic(&aside, &bytes));
     if let Err(e) = kept {
         return Pending::Failed(e);
     }
@@ -872,24 +810,4 @@ pub use crate::layout::default_backup_dir;
 /// The install dir that `dir` is leapfrog's backup copy of, if it is one.
 pub(crate) fn backup_of(dir: &Path) -> Option<PathBuf> {
     backup::backs(dir)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn relaunch_keeps_arguments_and_picks_the_dir() {
-        let r = relaunch(
-            Path::new("/opt/demo.backup"),
-            Path::new("bin/demo"),
-            ["--flag".into(), "a b".into()],
-            2,
-        );
-        assert_eq!(r.program, Path::new("/opt/demo.backup/bin/demo"));
-        assert_eq!(
-            r.args,
-            vec![OsString::from("--flag"), OsString::from("a b")]
-        );
-    }
 }

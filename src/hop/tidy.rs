@@ -15,7 +15,7 @@ use crate::layout;
 /// while another process holds the update lock, or when the backup dir is
 /// not leapfrog's backup of `install`.
 pub(crate) fn tidy(install: &Path, backup: &Path) {
-    let Ok(Some(_lock)) = crate::lock::try_lock(backup) else {
+    let Ok(Some(_lock)) = crate::hop::lock::try_lock(backup) else {
         return;
     };
     let mut dirs = vec![install.to_owned()];
@@ -58,7 +58,7 @@ fn remove_dead_debris(dir: &Path) {
         let Some(pid) = name.to_str().and_then(layout::debris_pid) else {
             continue;
         };
-        if pid != std::process::id() && !crate::sys::process_alive(pid) {
+        if pid != std::process::id() && !crate::os::process_alive(pid) {
             log::info!(
                 "removing {}, left by a process that is gone",
                 entry.path().display()

@@ -19,13 +19,13 @@
 //! watcher that is killed itself leaves an `applied` journal, and the next
 //! launch of the program runs another watched trial, up to a bound.
 
+use crate::os::Ending;
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use super::platform;
 use crate::error::Error;
 use crate::journal::{Confirm, Journal, Step};
-use crate::lock::UpdateLock;
+use crate::hop::lock::UpdateLock;
 
 /// The environment variable that tells a trial launch who watches it (the
 /// watcher's pid).
@@ -37,29 +37,18 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 /// too) beyond the allowed failures, before the update is given up.
 const UNFINISHED_TRIALS: u32 = 2;
 
-/// How a trial launch ended, from its exit status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Ending {
-    /// Exit status 0.
-    Success,
-    /// Stopped from outside (SIGINT, SIGTERM, SIGHUP): no verdict.
-    Interrupted(String),
-    /// Crashed, exited with failure or could not start: why.
-    Failed(String),
-}
-
 /// Whether this process is a trial launch that a watcher is watching.
 pub(crate) fn is_watched() -> bool {
     std::env::var(ENV_TRIAL)
         .ok()
         .and_then(|v| v.parse().ok())
-        .is_some_and(platform::supervised_by)
+        .is_some_and(crate::os::supervised_by)
 }
 
 /// Runs the new version's trial launch(es) and watches them; see the module
 /// docs. Returns only when the process could not be replaced or ended.
 pub(crate) fn watch(mut journal: Journal, lock: Option<UpdateLock>) -> Error {
-    let interrupts = platform::Interrupts::catch();
+    let interrupts = crate::os::Interrupts::catch();
     let attempts = journal.trial.attempts.max(1);
     loop {
         if journal.trial_failures >= attempts {
@@ -109,7 +98,7 @@ pub(crate) fn watch(mut journal: Journal, lock: Option<UpdateLock>) -> Error {
                             journal.program,
                             journal.to_version
                         );
-                        platform::exit_like(status)
+                        crate::os::exit_like(status)
                     }
                     Err(unhealthy) => unhealthy,
                 }
@@ -123,7 +112,7 @@ pub(crate) fn watch(mut journal: Journal, lock: Option<UpdateLock>) -> Error {
                     exe.display()
                 );
                 let why = format!("could not be started ({}: {e})", exe.display());
-                if platform::release_cannot_start(&e) {
+                if crate::os::release_cannot_start(&e) {
                     Unhealthy::Failed(why)
                 } else {
                     Unhealthy::Environment(why)
@@ -144,7 +133,7 @@ pub(crate) fn watch(mut journal: Journal, lock: Option<UpdateLock>) -> Error {
                 );
                 journal.trial_launches = journal.trial_launches.saturating_sub(1);
                 let _ = journal.write();
-                platform::exit_like(status);
+                crate::os::exit_like(status);
             }
             Unhealthy::Environment(why) => {
                 let why = format!("{} {why} on its trial launch", journal.to_version);
@@ -186,8 +175,8 @@ enum Unhealthy {
 fn spawn(journal: &Journal) -> std::io::Result<Child> {
     let mut command = Command::new(journal.install_dir.join(&journal.exe));
     command
-        .args(super::original_args())
-        .env_remove(super::ENV_HOPS)
+        .args(crate::os::original_args())
+        .env_remove(crate::os::ENV_HOPS)
         .env(ENV_TRIAL, std::process::id().to_string());
     if let Some(count) = crate::failpoint::count() {
         command.env("LEAPFROG_FP_COUNT", count.to_string());
@@ -198,7 +187,7 @@ fn spawn(journal: &Journal) -> std::io::Result<Child> {
 fn watch_child(
     child: &mut Child,
     journal: &Journal,
-    interrupts: &platform::Interrupts,
+    interrupts: &crate::os::Interrupts,
     started: Instant,
 ) -> Result<String, Unhealthy> {
     use Unhealthy::{Failed, Interrupted};
@@ -215,7 +204,7 @@ fn watch_child(
                 if confirmed() {
                     return Ok("it confirmed, then ended".into());
                 }
-                return match platform::ending(status) {
+                return match crate::os::ending(status) {
                     Ending::Success => Ok("it ended with success".into()),
                     Ending::Interrupted(how) => Err(Interrupted(status, how)),
                     Ending::Failed(why) => Err(Failed(why)),
@@ -254,7 +243,7 @@ fn seconds(ms: u64) -> String {
 
 /// Asks the child to end, and kills it if it has not after [`STOP_GRACE`].
 fn stop(child: &mut Child) {
-    platform::ask_to_stop(child);
+    crate::os::ask_to_stop(child);
     let deadline = Instant::now() + STOP_GRACE;
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
@@ -267,7 +256,7 @@ fn stop(child: &mut Child) {
 }
 
 /// Waits for the child to end, passing on requests to end.
-fn wait(child: &mut Child, interrupts: &platform::Interrupts) -> ExitStatus {
+fn wait(child: &mut Child, interrupts: &crate::os::Interrupts) -> ExitStatus {
     loop {
         interrupts.forward(child);
         match child.try_wait() {

@@ -23,7 +23,7 @@ fn open(backup_dir: &Path) -> Result<File> {
     let path = lock_path(backup_dir);
     let parent = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)
-        .and_then(|()| crate::sys::open_no_follow(&path))
+        .and_then(|()| crate::os::open_no_follow(&path))
         .map_err(|e| Error::Unsuitable {
             path: backup_dir.to_owned(),
             reason: format!(
