@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use leapfrog::fetch::{download, Expect, Limits};
+use leapfrog::internal::{download, Expect, Limits};
 use leapfrog::publish::{publish, PublishOptions};
 use leapfrog::serve::Server;
 
@@ -195,7 +195,7 @@ fn main() {
     // 2. A real update of the installed app.
     let install = w.join("apps/demo");
     fs::create_dir_all(w.join("apps")).unwrap();
-    leapfrog::archive::unpack(releases.join("demo-1.0.0.tar.gz"), &install).unwrap();
+    leapfrog::publish::unpack(releases.join("demo-1.0.0.tar.gz"), &install).unwrap();
     settle();
     let update = run_update(&install, &format!("{}versions.txt", server.url()));
     let at = |needle: &str| update.at(needle);
@@ -362,7 +362,7 @@ fn nginx_scenario(w: &Path) {
     }
     let install = root.join("apps/demo");
     fs::create_dir_all(root.join("apps")).unwrap();
-    leapfrog::archive::unpack(releases.join("demo-1.0.0.tar.gz"), &install).unwrap();
+    leapfrog::publish::unpack(releases.join("demo-1.0.0.tar.gz"), &install).unwrap();
     settle();
     let update = run_update(&install, &format!("{base}versions.txt"));
     let _ = child.kill();

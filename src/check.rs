@@ -13,10 +13,10 @@ use crate::error::{io_err, Error, Result};
 use crate::fetch::{self, Limits, ProgressFn};
 use crate::hop::{self, StagePlan};
 use crate::journal::{Confirm, Journal, Trial};
-use crate::manifest::{self, Manifest, Release};
+use crate::release::manifest::{self, Manifest, Release};
 use crate::settings::{self, AppConfig};
-use crate::sign::PublicKey;
-use crate::state::State;
+use crate::release::signature::PublicKey;
+use crate::release::trust::State;
 
 /// How the user is asked whether to update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,16 +129,16 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
     let text = fetch::fetch_text(url, limits)?;
     let signed = !query.keys.is_empty();
     if signed {
-        let sig_url = format!("{url}{}", crate::sign::SIGNATURE_SUFFIX);
+        let sig_url = format!("{url}{}", crate::release::signature::SIGNATURE_SUFFIX);
         let sig_limits = Limits {
-            max_manifest_bytes: crate::sign::MAX_SIGNATURE_BYTES,
+            max_manifest_bytes: crate::release::signature::MAX_SIGNATURE_BYTES,
             ..limits.clone()
         };
         let signature = fetch::fetch_text(&sig_url, &sig_limits).map_err(|e| Error::Signature {
             url: shown.clone(),
             reason: format!("unsigned: its signature cannot be fetched ({})", e.chain()),
         })?;
-        let which = crate::sign::verify(text.as_bytes(), &signature, query.keys, &shown)?;
+        let which = crate::release::signature::verify(text.as_bytes(), &signature, query.keys, &shown)?;
         log::info!("{shown}: signature verified (key {})", which + 1);
     } else {
         log::warn!(
@@ -215,9 +215,9 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
                 .into(),
         ));
     }
-    let archive_url = manifest::resolve(url, &file).map_err(&refuse)?;
+    let archive_url = crate::release::trust::resolve(url, &file).map_err(&refuse)?;
     let notes_url = match &release.notes {
-        Some(notes) => Some(manifest::resolve(url, notes).map_err(&refuse)?),
+        Some(notes) => Some(crate::release::trust::resolve(url, notes).map_err(&refuse)?),
         None => None,
     };
     Ok(checked(Some(Available {
@@ -462,7 +462,7 @@ impl Updater {
         let mut state = State::read(&self.install_dir)?;
         let mut keys = self.keys.clone();
         for next in &state.next_keys {
-            if let Ok(key) = crate::sign::parse_public_key(next) {
+            if let Ok(key) = crate::release::signature::parse_public_key(next) {
                 keys.push(key);
             }
         }
@@ -894,7 +894,7 @@ impl UpdaterBuilder {
             .public_keys
             .iter()
             .map(|k| {
-                crate::sign::parse_public_key(k)
+                crate::release::signature::parse_public_key(k)
                     .map_err(|e| Error::Settings(format!("public key: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;

@@ -105,7 +105,6 @@
 
 #![deny(missing_docs)]
 
-pub mod archive;
 mod check;
 pub mod error;
 mod failpoint;
@@ -114,19 +113,29 @@ mod hop;
 pub mod journal;
 pub mod layout;
 
-pub mod manifest;
 pub mod publish;
+mod release;
 #[cfg(feature = "serve")]
 pub mod serve;
 pub mod settings;
-pub mod sign;
-pub mod state;
 mod os;
-pub mod verify;
 
 pub use check::{
     find_update, Ask, Available, Checked, Outcome, Query, Restart, Updater, UpdaterBuilder,
 };
 pub use error::{Error, Result};
 pub use hop::{confirm_healthy, default_backup_dir, finish_pending, rollback, Pending};
-pub use manifest::{Manifest, Release};
+pub use release::manifest::{Manifest, Release};
+
+/// Not part of the API: the pieces leapfrog's own command, tests and
+/// benchmarks look into (the journal, the names on disk, the fetcher).
+/// They may change in any release; an app must not use them.
+#[doc(hidden)]
+pub mod internal {
+    pub use crate::check::{find_update, Checked, Query};
+    pub use crate::fetch::{download, Expect, Limits, ProgressFn};
+    pub use crate::journal::{Confirm, Journal, Step, Trial, JOURNAL_FORMAT, JOURNAL_NAME};
+    pub use crate::layout;
+    pub use crate::release::manifest::{parse_version, MAX_SERIAL};
+    pub use crate::release::trust::{State, STATE_NAME};
+}

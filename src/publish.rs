@@ -1,14 +1,45 @@
 //! The publisher's side: pack a release, hash it, add it to `versions.txt`.
 //!
 //! The repository folder can then be uploaded anywhere that serves files.
+//!
+//! Everything a publisher's tool needs is here: [`publish`], [`yank`],
+//! [`refresh`] and [`verify_repo`] over a repository folder; [`keygen`] and
+//! [`sign`] for minisign keys; [`pack`] and [`unpack`] for release
+//! archives; [`sha256_file`].
+//!
+//! ```no_run
+//! # fn main() -> leapfrog::Result<()> {
+//! use leapfrog::publish::{publish, PublishOptions, Signing};
+//! let published = publish(&PublishOptions {
+//!     app_dir: "build/demo".into(),
+//!     program: "demo".into(),
+//!     version: "1.1.0".into(),
+//!     repo: "releases".into(),
+//!     notes: None,
+//!     signing: Signing {
+//!         secret_key: Some("keys/leapfrog.key".into()),
+//!         ..Signing::default()
+//!     },
+//! })?;
+//! println!("{} published", published.archive.display());
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::archive;
 use crate::error::{io_err, Error, Result};
-use crate::manifest::{self, Manifest, Release};
-use crate::verify;
+use crate::release::archive;
+use crate::release::hash;
+use crate::release::manifest::{self, Manifest, Release};
+
+pub use crate::release::archive::{pack, unpack};
+pub use crate::release::file_list::{FileList, Item, FILE_LIST};
+pub use crate::release::hash::sha256_file;
+#[cfg(feature = "sign")]
+pub use crate::release::signature::{keygen, sign};
+pub use crate::release::signature::{read_public_key, PublicKey};
 
 /// The manifest's file name in a repository.
 pub const MANIFEST_NAME: &str = "versions.txt";
@@ -57,7 +88,7 @@ impl Default for Signing {
 
 /// The signature's path for a repository.
 pub fn signature_path(repo: &Path) -> PathBuf {
-    repo.join(format!("{MANIFEST_NAME}{}", crate::sign::SIGNATURE_SUFFIX))
+    repo.join(format!("{MANIFEST_NAME}{}", crate::release::signature::SIGNATURE_SUFFIX))
 }
 
 /// Raises the serial, sets `expires`, announces a next key, and writes
@@ -90,7 +121,7 @@ fn write_manifest(repo: &Path, manifest: &mut Manifest, signing: &Signing) -> Re
     let expires = std::time::SystemTime::now() + signing.expires_in;
     manifest.expires = Some(humantime::format_rfc3339_seconds(expires).to_string());
     if let Some(next) = &signing.next_public_key {
-        crate::sign::parse_public_key(next)
+        crate::release::signature::parse_public_key(next)
             .map_err(|e| Error::Publish(format!("next public key: {e}")))?;
         let base64 = next
             .trim()
@@ -108,7 +139,7 @@ fn write_manifest(repo: &Path, manifest: &mut Manifest, signing: &Signing) -> Re
         Some(key) => {
             let comment = format!("leapfrog versions.txt serial {serial}");
             let signature =
-                crate::sign::sign(key, signing.password.clone(), text.as_bytes(), &comment)?;
+                crate::release::signature::sign(key, signing.password.clone(), text.as_bytes(), &comment)?;
             crate::os::write_atomic(&manifest_path, text.as_bytes())?;
             crate::os::write_atomic(&sig_path, signature.as_bytes())?;
         }
@@ -217,7 +248,7 @@ pub fn publish(opts: &PublishOptions) -> Result<Published> {
         .repo
         .join(format!(".{name}.tmp-{}", std::process::id()));
     let packed = archive::pack(&opts.app_dir, &opts.program, &version, &tmp)
-        .and_then(|_| verify::sha256_file(&tmp))
+        .and_then(|_| hash::sha256_file(&tmp))
         .and_then(|sum| {
             fs::rename(&tmp, &archive_path).map_err(io_err(
                 &format!("renaming {} to", tmp.display()),
@@ -280,13 +311,13 @@ pub struct RepoReport {
 /// `serial` and `expires` are there and unexpired, and that every archive
 /// has the listed size and sha256 and unpacks to its file list with the
 /// listed program and version.
-pub fn verify_repo(repo: &Path, public_key: &crate::sign::PublicKey) -> Result<RepoReport> {
+pub fn verify_repo(repo: &Path, public_key: &crate::release::signature::PublicKey) -> Result<RepoReport> {
     let manifest_path = repo.join(MANIFEST_NAME);
     let origin = manifest_path.display().to_string();
     let text = fs::read_to_string(&manifest_path).map_err(io_err("reading", &manifest_path))?;
     let sig_path = signature_path(repo);
     let signature = fs::read_to_string(&sig_path).map_err(io_err("reading", &sig_path))?;
-    crate::sign::verify(
+    crate::release::signature::verify(
         text.as_bytes(),
         &signature,
         std::slice::from_ref(public_key),
@@ -314,14 +345,14 @@ pub fn verify_repo(repo: &Path, public_key: &crate::sign::PublicKey) -> Result<R
             // Only what lies in the repository is checked, and nothing else:
             // an archive named outside it is an error, never followed.
             let inside = |reference: &str| {
-                manifest::resolve(&manifest_path.to_string_lossy(), reference)
+                crate::release::trust::resolve(&manifest_path.to_string_lossy(), reference)
                     .map_err(|reason| Error::Publish(format!("{origin}: {what}: {reason}")))
             };
             let archive = PathBuf::from(inside(&r.file_name())?);
             if let Some(notes) = &r.notes {
                 inside(notes)?;
             }
-            let (sha256, size) = verify::sha256_file(&archive)?;
+            let (sha256, size) = hash::sha256_file(&archive)?;
             if r.sha256.as_deref() != Some(sha256.as_str()) || r.size != Some(size) {
                 return Err(Error::Publish(format!(
                     "{what}: {} has sha256 {sha256} and {size} bytes, but the manifest says {} and {}",

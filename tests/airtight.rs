@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use leapfrog::journal::{Journal, Step, Trial, JOURNAL_FORMAT};
+use leapfrog::internal::{Journal, Step, Trial, JOURNAL_FORMAT};
 use leapfrog::serve::Server;
 
 use crate::util::*;
@@ -56,7 +56,7 @@ impl Scene {
                 !k.starts_with("apps/demo.backup")
                     && !k.starts_with("releases")
                     && !k.ends_with(".lock")
-                    && !k.ends_with(leapfrog::state::STATE_NAME)
+                    && !k.ends_with(leapfrog::internal::STATE_NAME)
             })
             .collect()
     }
@@ -532,7 +532,7 @@ fn release_with(scene: &Scene, extra: &[(&str, &[u8])], padding: usize) -> Vec<u
     let demo = fs::read(tree.join("demo")).unwrap();
     let mut lines = vec![format!(
         "file {} {} 755 demo",
-        leapfrog::verify::sha256_file(tree.join("demo")).unwrap().0,
+        leapfrog::publish::sha256_file(tree.join("demo")).unwrap().0,
         demo.len()
     )];
     lines.extend(extra.iter().map(|(p, d)| file_line(p, d)));
@@ -632,9 +632,9 @@ fn airtight_trial_launches_killed_from_outside_do_not_mark_the_release_bad() {
         .expect_code(0)
         .expect_output("demo 1.1.0 running");
     let mut now = tree_hashes(&w.install);
-    now.remove(leapfrog::state::STATE_NAME);
+    now.remove(leapfrog::internal::STATE_NAME);
     let mut want = new.clone();
-    want.remove(leapfrog::state::STATE_NAME);
+    want.remove(leapfrog::internal::STATE_NAME);
     assert_eq!(now, want);
 }
 
@@ -747,7 +747,7 @@ fn airtight_serials_are_bounded_and_never_wrap() {
         &["serial 18446744073709551615 is larger than"],
     );
     // At the largest serial, publishing again is refused, never wrapped to 0.
-    m.serial = Some(leapfrog::manifest::MAX_SERIAL);
+    m.serial = Some(leapfrog::internal::MAX_SERIAL);
     w.sign_text(&m.render(), None);
     let out = leapfrog()
         .args(["refresh", "--repo"])
@@ -763,7 +763,7 @@ fn airtight_serials_are_bounded_and_never_wrap() {
     .expect_code(1)
     .expect_output("the largest allowed");
     let now = fs::read_to_string(w.releases.join("versions.txt")).unwrap();
-    assert!(now.contains(&format!("serial {}", leapfrog::manifest::MAX_SERIAL)));
+    assert!(now.contains(&format!("serial {}", leapfrog::internal::MAX_SERIAL)));
 }
 
 // ---- 5. no credential crosses an origin ----

@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use leapfrog::archive::{pack, unpack};
+use leapfrog::publish::{pack, unpack};
 use leapfrog::serve::Server;
 use semver::Version;
 use tar::EntryType;

@@ -36,7 +36,7 @@ impl Attack {
         tree_hashes(self.world.dir.path())
             .into_iter()
             .filter(|(k, _)| {
-                !k.starts_with("apps/demo.backup") && !k.ends_with(leapfrog::state::STATE_NAME)
+                !k.starts_with("apps/demo.backup") && !k.ends_with(leapfrog::internal::STATE_NAME)
             })
             .collect()
     }
@@ -102,7 +102,7 @@ impl Attack {
             .expect_output("signature verified")
             .expect_output("demo 1.1.0 running");
         let mut installed = tree_hashes(&self.world.install);
-        installed.remove(leapfrog::state::STATE_NAME);
+        installed.remove(leapfrog::internal::STATE_NAME);
         let mut want = tree_hashes(&fx.tree_1_1);
         want.insert(USER_FILE.into(), installed[USER_FILE].clone());
         want.insert(

@@ -44,7 +44,7 @@ fn publish_writes_archive_and_manifest() {
     .expect_code(0)
     .expect_output("published demo 1.2.0");
     let archive = repo.join("demo-1.2.0.tar.gz");
-    let (sha, size) = leapfrog::verify::sha256_file(&archive).unwrap();
+    let (sha, size) = leapfrog::publish::sha256_file(&archive).unwrap();
     let m = leapfrog::publish::read_manifest(&repo).unwrap();
     let r = m.newest("demo").unwrap();
     assert_eq!(r.sha256.as_deref(), Some(sha.as_str()));

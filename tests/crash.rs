@@ -18,7 +18,7 @@ type Tree = BTreeMap<String, String>;
 
 fn tree(world: &World) -> Tree {
     let mut t = tree_hashes(&world.install);
-    t.remove(leapfrog::state::STATE_NAME);
+    t.remove(leapfrog::internal::STATE_NAME);
     t
 }
 
@@ -187,10 +187,10 @@ fn crash_during_recovery_recovers_too() {
             !crashed.output.status.success(),
             "point {k} did not kill the update"
         );
-        let journal = leapfrog::journal::Journal::read(&world.backup)
+        let journal = leapfrog::internal::Journal::read(&world.backup)
             .unwrap()
             .unwrap();
-        assert_eq!(journal.step, leapfrog::journal::Step::Applying);
+        assert_eq!(journal.step, leapfrog::internal::Step::Applying);
     };
     // How many points the recovery reaches.
     let world = World::new();

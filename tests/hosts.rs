@@ -218,7 +218,7 @@ fn mirrors_all_failing_are_reported_together() {
 fn json_version_endpoint_works_as_a_source() {
     let world = World::new();
     let archive = world.releases.join("demo-1.1.0.tar.gz");
-    let (sha, _) = leapfrog::verify::sha256_file(&archive).unwrap();
+    let (sha, _) = leapfrog::publish::sha256_file(&archive).unwrap();
     let server = EvilServer::start(world.releases.clone());
     let json = format!(
         r#"{{"latest_version":"1.1.0","download_url":"{}demo-1.1.0.tar.gz","release_notes":"fixes","checksum":"{sha}"}}"#,
@@ -253,12 +253,12 @@ fn plant_partial(dest: &std::path::Path, url: &str, validator: &str, size: u64, 
 fn resume_starts_over_when_the_file_changed_or_range_is_ignored() {
     let fx = fixture();
     let archive = fx.releases.join("demo-1.1.0.tar.gz");
-    let (sha, size) = leapfrog::verify::sha256_file(&archive).unwrap();
-    let expect = leapfrog::fetch::Expect {
+    let (sha, size) = leapfrog::publish::sha256_file(&archive).unwrap();
+    let expect = leapfrog::internal::Expect {
         sha256: Some(&sha),
         size: Some(size),
     };
-    let limits = leapfrog::fetch::Limits::default();
+    let limits = leapfrog::internal::Limits::default();
     let dir = tempfile::tempdir().unwrap();
 
     // The embedded server honours If-Range: a stale validator gets the whole file.
@@ -266,7 +266,7 @@ fn resume_starts_over_when_the_file_changed_or_range_is_ignored() {
     let url = format!("{}demo-1.1.0.tar.gz", server.url());
     let dest = dir.path().join("a.tar.gz");
     plant_partial(&dest, &url, "\"an older file\"", size, 1000);
-    let got = leapfrog::fetch::download(&url, &dest, &expect, &limits, None).unwrap();
+    let got = leapfrog::internal::download(&url, &dest, &expect, &limits, None).unwrap();
     assert_eq!(got, (sha.clone(), size));
 
     // A server that ignores Range: the whole file again, not spliced on.
@@ -274,7 +274,7 @@ fn resume_starts_over_when_the_file_changed_or_range_is_ignored() {
     let url = format!("{}demo-1.1.0.tar.gz", evil.base);
     let dest = dir.path().join("b.tar.gz");
     plant_partial(&dest, &url, &format!("\"{size}\""), size, 1000);
-    let got = leapfrog::fetch::download(&url, &dest, &expect, &limits, None).unwrap();
+    let got = leapfrog::internal::download(&url, &dest, &expect, &limits, None).unwrap();
     assert_eq!(got, (sha.clone(), size));
     assert!(heads(&evil, "demo-1.1.0.tar.gz")[0].contains("range: bytes=1000-"));
 
@@ -292,7 +292,7 @@ fn resume_starts_over_when_the_file_changed_or_range_is_ignored() {
         .to_owned();
     let dest = dir.path().join("c.tar.gz");
     plant_partial(&dest, &url, &etag, size, 1000);
-    let got = leapfrog::fetch::download(&url, &dest, &expect, &limits, None).unwrap();
+    let got = leapfrog::internal::download(&url, &dest, &expect, &limits, None).unwrap();
     assert_eq!(got, (sha, size));
     assert!(!dir.path().join("c.tar.gz.partial").exists());
 }

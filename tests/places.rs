@@ -84,7 +84,7 @@ fn assert_refused(world: &World, env: &[(&str, &str)], needles: &[&str]) -> Run 
         run = run.expect_output(needle);
     }
     let mut after = tree_hashes(&world.install);
-    after.remove(leapfrog::state::STATE_NAME);
+    after.remove(leapfrog::internal::STATE_NAME);
     assert_eq!(after, before, "{}", run.stdout());
     run
 }

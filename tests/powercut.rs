@@ -685,7 +685,7 @@ fn copy_tree(from: &Path, to: &Path) {
 
 fn install_tree(mnt: &Path) -> Tree {
     let mut t = tree_hashes(&mnt.join("apps/demo"));
-    t.remove(leapfrog::state::STATE_NAME);
+    t.remove(leapfrog::internal::STATE_NAME);
     t
 }
 
@@ -708,7 +708,7 @@ fn sweep(env: &[(&str, &str)], what: &str) -> usize {
             .expect_code(0)
             .expect_output("demo 1.1.0 running");
         let mut t = tree_hashes(&world.install);
-        t.remove(leapfrog::state::STATE_NAME);
+        t.remove(leapfrog::internal::STATE_NAME);
         t
     };
     assert!(

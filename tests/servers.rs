@@ -269,7 +269,7 @@ fn open_to_all(world: &World) {
 
 fn expected_after_update(world: &World) -> std::collections::BTreeMap<String, String> {
     let mut installed = tree_hashes(&world.install);
-    installed.remove(leapfrog::state::STATE_NAME);
+    installed.remove(leapfrog::internal::STATE_NAME);
     let mut want = tree_hashes(&world.fixture.tree_1_1);
     want.insert(USER_FILE.into(), installed[USER_FILE].clone());
     want.insert(

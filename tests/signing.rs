@@ -308,7 +308,7 @@ fn yanked_version_is_left_for_the_newest_not_withdrawn() {
         .expect_output("demo 1.1.0 is withdrawn by the publisher: going back to 1.0.0")
         .expect_output("demo 1.0.0 running");
     let mut installed = tree_hashes(&world.install);
-    installed.remove(leapfrog::state::STATE_NAME);
+    installed.remove(leapfrog::internal::STATE_NAME);
     let mut want = tree_hashes(&world.fixture.tree_1_0);
     want.insert(USER_FILE.into(), installed[USER_FILE].clone());
     want.insert(

@@ -54,7 +54,7 @@ fn strace() -> Option<&'static str> {
 
 fn tree(world: &World) -> Tree {
     let mut t = tree_hashes(&world.install);
-    t.remove(leapfrog::state::STATE_NAME);
+    t.remove(leapfrog::internal::STATE_NAME);
     t
 }
 

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use leapfrog::journal::{Journal, Step};
+use leapfrog::internal::{Journal, Step};
 use leapfrog::publish::{publish, PublishOptions};
 use leapfrog::serve::Server;
 
@@ -47,7 +47,7 @@ fn misbehaving(how: &'static str) -> impl FnOnce(&Path) {
 
 fn installed(world: &World) -> std::collections::BTreeMap<String, String> {
     let mut tree = tree_hashes(&world.install);
-    tree.remove(leapfrog::state::STATE_NAME);
+    tree.remove(leapfrog::internal::STATE_NAME);
     tree
 }
 
@@ -122,8 +122,8 @@ fn assert_rolled_back(world: &World, env: &[(&str, &str)], why: &str, attempts: 
     let mut expected = tree_hashes(&good);
     expected.insert(USER_FILE.into(), before[USER_FILE].clone());
     expected.insert(
-        leapfrog::archive::FILE_LIST.into(),
-        installed(world)[leapfrog::archive::FILE_LIST].clone(),
+        leapfrog::publish::FILE_LIST.into(),
+        installed(world)[leapfrog::publish::FILE_LIST].clone(),
     );
     assert_eq!(installed(world), expected);
 }

@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use leapfrog::archive::FILE_LIST;
+use leapfrog::publish::FILE_LIST;
 use leapfrog::serve::Server;
 
 use crate::util::*;
@@ -17,16 +17,16 @@ fn expected_after_update(world: &World) -> std::collections::BTreeMap<String, St
     let fx = fixture();
     let mut want = tree_hashes(&fx.tree_1_1);
     let scratch = world.dir.path().join("expected");
-    leapfrog::archive::unpack(world.releases.join("demo-1.1.0.tar.gz"), &scratch).unwrap();
+    leapfrog::publish::unpack(world.releases.join("demo-1.1.0.tar.gz"), &scratch).unwrap();
     want.insert(
         FILE_LIST.into(),
-        leapfrog::verify::sha256_file(scratch.join(FILE_LIST))
+        leapfrog::publish::sha256_file(scratch.join(FILE_LIST))
             .unwrap()
             .0,
     );
     want.insert(
         USER_FILE.into(),
-        leapfrog::verify::sha256_file(world.install.join(USER_FILE))
+        leapfrog::publish::sha256_file(world.install.join(USER_FILE))
             .unwrap()
             .0,
     );
@@ -119,10 +119,10 @@ fn update_happy_path() {
     assert!(backup.remove("need_update").is_some());
     assert!(backup.remove(".leapfrog-backup").is_some(), "the marker");
     assert_eq!(backup, before);
-    let journal = leapfrog::journal::Journal::read(&world.backup)
+    let journal = leapfrog::internal::Journal::read(&world.backup)
         .unwrap()
         .unwrap();
-    assert_eq!(journal.step, leapfrog::journal::Step::Confirmed);
+    assert_eq!(journal.step, leapfrog::internal::Step::Confirmed);
 
     // Launched again: up to date, nothing changes.
     let after = tree_hashes(&world.install);
@@ -342,10 +342,10 @@ fn update_staged_for_next_launch() {
         before,
         "staging touched the install dir"
     );
-    let journal = leapfrog::journal::Journal::read(&world.backup)
+    let journal = leapfrog::internal::Journal::read(&world.backup)
         .unwrap()
         .unwrap();
-    assert_eq!(journal.step, leapfrog::journal::Step::Staged);
+    assert_eq!(journal.step, leapfrog::internal::Step::Staged);
     // The next launch finishes it before the app does anything else, even
     // with the server gone.
     drop(server);
@@ -394,10 +394,10 @@ fn update_apply_failure_rolls_back() {
     let mut want = before.clone();
     want.remove("assets/new.txt/mine.txt");
     assert_eq!(after, want);
-    let journal = leapfrog::journal::Journal::read(&world.backup)
+    let journal = leapfrog::internal::Journal::read(&world.backup)
         .unwrap()
         .unwrap();
-    assert_eq!(journal.step, leapfrog::journal::Step::RolledBack);
+    assert_eq!(journal.step, leapfrog::internal::Step::RolledBack);
     assert!(!journal.bad_release, "the release did nothing wrong");
     assert_eq!(journal.retries, 1);
     // Launched again within the wait: no retry yet, no new message.
@@ -474,16 +474,16 @@ fn download_reports_progress() {
     let dir = tempfile::tempdir().unwrap();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = seen.clone();
-    let progress: leapfrog::fetch::ProgressFn =
+    let progress: leapfrog::internal::ProgressFn =
         std::sync::Arc::new(move |done, total| sink.lock().unwrap().push((done, total)));
-    let (sha, size) = leapfrog::fetch::download(
+    let (sha, size) = leapfrog::internal::download(
         &format!("{}demo-1.1.0.tar.gz", server.url()),
         &dir.path().join("a.tar.gz"),
-        &leapfrog::fetch::Expect {
+        &leapfrog::internal::Expect {
             sha256: release.sha256.as_deref(),
             size: release.size,
         },
-        &leapfrog::fetch::Limits::default(),
+        &leapfrog::internal::Limits::default(),
         Some(&progress),
     )
     .unwrap();

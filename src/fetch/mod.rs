@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{io_err, Error, Result};
-use crate::verify::Hasher;
+use crate::release::hash::Hasher;
 
 /// Progress of a download: bytes so far, and the total when known.
 pub type ProgressFn = Arc<dyn Fn(u64, Option<u64>) + Send + Sync>;

@@ -13,7 +13,7 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use crate::archive::{self, FileList, Item, FILE_LIST};
+use crate::release::file_list::{self, FileList, Item, FILE_LIST};
 use crate::error::{io_err, Error, Result};
 use crate::journal::{Journal, Step};
 use crate::layout;
@@ -44,7 +44,7 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
     let mut done = Applied::default();
 
     for (path, item) in &new_list.items {
-        let dst = archive::join(&install, path);
+        let dst = file_list::join(&install, path);
         if let Item::Dir = item {
             if fs::symlink_metadata(&dst).is_ok_and(|m| !m.is_dir()) && was_shipped(&old_list, path)
             {
@@ -53,7 +53,7 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
             fs::create_dir_all(&dst).map_err(io_err("creating", &dst))?;
             continue;
         }
-        let src = archive::join(&staging, path);
+        let src = file_list::join(&staging, path);
         match fs::symlink_metadata(&src) {
             Ok(_) => {
                 crate::failpoint::at("apply rename", &dst)?;
@@ -84,7 +84,7 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
             if new_list.items.contains_key(path) {
                 continue;
             }
-            let dst = archive::join(&install, path);
+            let dst = file_list::join(&install, path);
             if let Item::Dir = item {
                 dropped_dirs.push(dst);
                 continue;
@@ -153,7 +153,7 @@ pub(crate) fn holds(at: &Path, item: &Item) -> bool {
         Item::Link { target } => fs::read_link(at).is_ok_and(|t| t == Path::new(target)),
         Item::File { sha256, size, .. } => {
             fs::symlink_metadata(at).is_ok_and(|m| m.is_file() && m.len() == *size)
-                && matches!(crate::verify::sha256_file(at), Ok((s, n)) if &s == sha256 && n == *size)
+                && matches!(crate::release::hash::sha256_file(at), Ok((s, n)) if &s == sha256 && n == *size)
         }
     }
 }
@@ -167,7 +167,7 @@ pub(crate) fn intact(install: &Path) -> Result<Option<FileList>> {
     let complete = list
         .items
         .iter()
-        .all(|(path, item)| holds(&archive::join(install, path), item));
+        .all(|(path, item)| holds(&file_list::join(install, path), item));
     Ok(complete.then_some(list))
 }
 
@@ -277,7 +277,7 @@ pub(crate) fn undo_apply(journal: &mut Journal) -> Result<()> {
     if let Some(new) = &new_list {
         for (path, item) in new.items.iter().rev() {
             if matches!(item, Item::Dir) && !was_shipped(&old_list, path) {
-                let _ = fs::remove_dir(archive::join(&install, path));
+                let _ = fs::remove_dir(file_list::join(&install, path));
             }
         }
     }
@@ -305,8 +305,8 @@ fn read_list_file(path: &Path) -> Option<FileList> {
 /// Puts the backup's `path` back in the install dir, or removes the
 /// install dir's when the backup has none. A folder is the user's: left alone.
 fn restore(backup: &Path, install: &Path, path: &str) -> Result<()> {
-    let from = archive::join(backup, path);
-    let to = archive::join(install, path);
+    let from = file_list::join(backup, path);
+    let to = file_list::join(install, path);
     match fs::symlink_metadata(&from) {
         Ok(meta) if meta.is_dir() => Ok(()),
         Ok(_) => {

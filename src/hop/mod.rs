@@ -30,12 +30,12 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::archive::{self, FileList, Item, FILE_LIST};
+use crate::release::file_list::{self, FileList, Item, FILE_LIST};
 use crate::error::{io_err, Error, Result};
 use crate::fetch::{self, Expect, Limits, ProgressFn};
 use crate::journal::{Journal, Step, JOURNAL_FORMAT};
 use crate::layout;
-use crate::manifest::Release;
+use crate::release::manifest::Release;
 
 /// More hops than an update needs (out, home) even with a resumed one.
 const MAX_HOPS: u32 = 6;
@@ -99,7 +99,7 @@ fn stage_inner(plan: &StagePlan<'_>) -> Result<Journal> {
         exe: plan.exe.clone(),
         from_version: plan.from_version.clone(),
         to_version: release.version.to_string(),
-        archive: crate::manifest::archive_name(&release.program, &release.version),
+        archive: crate::release::manifest::archive_name(&release.program, &release.version),
         sha256,
         config: plan.config.clone(),
         step: Step::Staged,
@@ -136,7 +136,7 @@ fn stage_inner(plan: &StagePlan<'_>) -> Result<Journal> {
     );
     journal.sha256 = computed;
     let staging = journal.staging_dir();
-    let list = archive::unpack(&archive, &staging)?;
+    let list = crate::release::archive::unpack(&archive, &staging)?;
     if list.program != release.program || list.version != release.version {
         return Err(Error::BadArchive {
             archive,
@@ -196,9 +196,9 @@ fn preflight(plan: &StagePlan<'_>) -> Result<()> {
     let mut files = Vec::new();
     for (path, item) in installed.iter().flat_map(|l| &l.items) {
         match item {
-            Item::Dir => dirs.push(archive::join(install, path)),
+            Item::Dir => dirs.push(file_list::join(install, path)),
             Item::File { .. } if Path::new(path) != plan.exe => {
-                files.push(archive::join(install, path))
+                files.push(file_list::join(install, path))
             }
             _ => {}
         }

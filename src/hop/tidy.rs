@@ -6,7 +6,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::archive::{self, FileList, Item};
+use crate::release::file_list::{self, FileList, Item};
 use crate::journal::{Journal, Step};
 use crate::layout;
 
@@ -24,7 +24,7 @@ pub(crate) fn tidy(install: &Path, backup: &Path) {
             list.items
                 .iter()
                 .filter(|(_, item)| matches!(item, Item::Dir))
-                .map(|(path, _)| archive::join(install, path)),
+                .map(|(path, _)| file_list::join(install, path)),
         );
     }
     if !super::backup::is_backup_of(backup, install) {

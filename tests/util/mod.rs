@@ -185,7 +185,7 @@ pub fn tree_hashes(dir: &Path) -> BTreeMap<String, String> {
                 out.insert(rel, "dir".into());
                 walk(root, &path, out);
             } else {
-                out.insert(rel, leapfrog::verify::sha256_file(&path).unwrap().0);
+                out.insert(rel, leapfrog::publish::sha256_file(&path).unwrap().0);
             }
         }
     }
@@ -250,7 +250,7 @@ fn make_fixture(signed: bool) -> Fixture {
         let keys = dir.path().join("keys");
         fs::create_dir_all(&keys).unwrap();
         for name in ["publisher", "other"] {
-            leapfrog::sign::keygen(
+            leapfrog::publish::keygen(
                 &keys.join(format!("{name}.key")),
                 &keys.join(format!("{name}.pub")),
                 None,
@@ -332,7 +332,7 @@ impl World {
         }
         let install = dir.path().join("apps").join("demo");
         fs::create_dir_all(install.parent().unwrap()).unwrap();
-        leapfrog::archive::unpack(releases.join("demo-1.0.0.tar.gz"), &install).unwrap();
+        leapfrog::publish::unpack(releases.join("demo-1.0.0.tar.gz"), &install).unwrap();
         fs::write(install.join(USER_FILE), "the user's own notes\n").unwrap();
         let backup = dir.path().join("apps").join("demo.backup");
         World {
@@ -369,7 +369,7 @@ impl World {
         let key = key
             .or(self.fixture.secret_key.as_deref())
             .expect("a signed world");
-        let signature = leapfrog::sign::sign(key, None, text.as_bytes(), "test").unwrap();
+        let signature = leapfrog::publish::sign(key, None, text.as_bytes(), "test").unwrap();
         fs::write(self.releases.join("versions.txt"), text).unwrap();
         fs::write(self.releases.join("versions.txt.minisig"), signature).unwrap();
     }
@@ -401,7 +401,7 @@ impl World {
     pub fn republish_archive(&self, archive: &[u8]) {
         self.replace_archive(archive);
         let (sha, size) =
-            leapfrog::verify::sha256_file(self.releases.join("demo-1.1.0.tar.gz")).unwrap();
+            leapfrog::publish::sha256_file(self.releases.join("demo-1.1.0.tar.gz")).unwrap();
         let path = self.releases.join("versions.txt");
         let mut manifest =
             leapfrog::Manifest::parse(&fs::read_to_string(&path).unwrap(), "t").unwrap();

@@ -10,13 +10,13 @@ pub fn run(
     current: &str,
     public_key: Option<&Path>,
 ) -> anyhow::Result<Exit> {
-    let current = leapfrog::manifest::parse_version(current)?;
+    let current = leapfrog::internal::parse_version(current)?;
     let keys: Vec<_> = public_key
-        .map(leapfrog::sign::read_public_key)
+        .map(leapfrog::publish::read_public_key)
         .transpose()?
         .into_iter()
         .collect();
-    let query = leapfrog::Query {
+    let query = leapfrog::internal::Query {
         manifest_url,
         program,
         current: &current,
@@ -26,8 +26,8 @@ pub fn run(
         keys: &keys,
         seen: None,
     };
-    let limits = leapfrog::fetch::Limits::default();
-    let checked = leapfrog::find_update(&query, &limits)?;
+    let limits = leapfrog::internal::Limits::default();
+    let checked = leapfrog::internal::find_update(&query, &limits)?;
     if checked.signed {
         println!("signature verified; serial {}", checked.serial.unwrap_or(0));
     }

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use leapfrog::archive::{self, FILE_LIST};
+use leapfrog::publish::{unpack, FILE_LIST};
 use leapfrog::publish::{publish, PublishOptions};
 use leapfrog::serve::Server;
 
@@ -54,7 +54,7 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
     let keys = root.join("keys");
     fs::create_dir_all(&keys)?;
     let (secret, public) = (keys.join("leapfrog.key"), keys.join("leapfrog.pub"));
-    leapfrog::sign::keygen(&secret, &public, None)?;
+    leapfrog::publish::keygen(&secret, &public, None)?;
     let public_b64 = fs::read_to_string(&public)?
         .lines()
         .nth(1)
@@ -102,7 +102,7 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
         "install 1.0.0, and add a file of the user's that no release contains",
     );
     fs::create_dir_all(install.parent().expect("install has a parent"))?;
-    archive::unpack(releases.join("demo-1.0.0.tar.gz"), &install)?;
+    unpack(releases.join("demo-1.0.0.tar.gz"), &install)?;
     fs::write(
         install.join(USER_FILE),
         "my own notes: leapfrog must never touch this\n",
@@ -147,7 +147,7 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
     );
     // leapfrog's own state file (the newest signed manifest accepted) is
     // checked on its own.
-    let state_name = leapfrog::state::STATE_NAME;
+    let state_name = leapfrog::internal::STATE_NAME;
     let mut installed = tree_hashes(&install)?;
     installed.remove(state_name);
     let mut expected = tree_hashes(&build.join("1.1.0"))?;
@@ -163,8 +163,8 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
     report_difference(&installed, &expected);
     let mut backed_up = tree_hashes(&backup)?;
     backed_up.remove(state_name);
-    let journal = backed_up.remove(leapfrog::journal::JOURNAL_NAME);
-    let marker = backed_up.remove(leapfrog::layout::MARKER);
+    let journal = backed_up.remove(leapfrog::internal::JOURNAL_NAME);
+    let marker = backed_up.remove(leapfrog::internal::layout::MARKER);
     check(
         "the backup holds 1.0.0 as it was installed (and leapfrog's marker)",
         backed_up == before && marker.is_some(),
@@ -174,7 +174,7 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
         "the update's journal is closed",
         journal.is_some() && journal_step(&backup) == "confirmed",
     );
-    let state = leapfrog::state::State::read(&install)?;
+    let state = leapfrog::internal::State::read(&install)?;
     check(
         "the app remembers the signed manifest it accepted (serial 2)",
         state.serial == Some(2),
@@ -339,7 +339,7 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) -> anyhow::
             out.insert(rel, "dir".into());
             walk(root, &path, out)?;
         } else {
-            out.insert(rel, leapfrog::verify::sha256_file(&path)?.0);
+            out.insert(rel, leapfrog::publish::sha256_file(&path)?.0);
         }
     }
     Ok(())
@@ -348,14 +348,14 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) -> anyhow::
 fn installed_list_hash(releases: &Path, version: &str, root: &Path) -> anyhow::Result<String> {
     let scratch = root.join("build").join(format!("unpacked-{version}"));
     let _ = fs::remove_dir_all(&scratch);
-    archive::unpack(releases.join(format!("demo-{version}.tar.gz")), &scratch)?;
-    let hash = leapfrog::verify::sha256_file(scratch.join(FILE_LIST))?.0;
+    unpack(releases.join(format!("demo-{version}.tar.gz")), &scratch)?;
+    let hash = leapfrog::publish::sha256_file(scratch.join(FILE_LIST))?.0;
     fs::remove_dir_all(&scratch)?;
     Ok(hash)
 }
 
 fn journal_step(backup: &Path) -> String {
-    leapfrog::journal::Journal::read(backup)
+    leapfrog::internal::Journal::read(backup)
         .ok()
         .flatten()
         .map(|j| format!("{:?}", j.step).to_lowercase())

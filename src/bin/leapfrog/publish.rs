@@ -105,7 +105,7 @@ pub fn refresh(repo: &Path, sign: &SignArgs) -> anyhow::Result<Exit> {
 pub fn keygen(secret_key: &Path, public_key: &Path) -> anyhow::Result<Exit> {
     let password = std::env::var(PASSWORD_ENV).ok();
     let encrypted = password.is_some();
-    leapfrog::sign::keygen(secret_key, public_key, password)?;
+    leapfrog::publish::keygen(secret_key, public_key, password)?;
     println!(
         "wrote {} (mode 0600) and {}",
         secret_key.display(),
@@ -120,7 +120,7 @@ pub fn keygen(secret_key: &Path, public_key: &Path) -> anyhow::Result<Exit> {
 }
 
 pub fn verify(repo: &Path, public_key: &Path) -> anyhow::Result<Exit> {
-    let key = leapfrog::sign::read_public_key(public_key)?;
+    let key = leapfrog::publish::read_public_key(public_key)?;
     let report = leapfrog::publish::verify_repo(repo, &key)
         .with_context(|| format!("verifying {}", repo.display()))?;
     println!(

@@ -25,11 +25,6 @@ impl<R: Read> HashingReader<R> {
         }
     }
 
-    /// Bytes read so far.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
     /// The lowercase hex sha256 of what was read, and the byte count.
     pub fn finish(self) -> (String, u64) {
         (hex::encode(self.hasher.finalize()), self.count)

@@ -218,7 +218,7 @@ impl Manifest {
                     if manifest.next_key.is_some() {
                         return Err(fail("next_key given twice".into()));
                     }
-                    crate::sign::parse_public_key(value)
+                    crate::release::signature::parse_public_key(value)
                         .map_err(|e| fail(format!("next_key: {e}")))?;
                     manifest.next_key = Some(value.to_owned());
                 }
@@ -455,57 +455,6 @@ fn parse_release<'a>(
     Ok(release)
 }
 
-/// Resolves `reference` (an archive's or notes file's location in the
-/// manifest at `manifest_url`) against the manifest's location, and refuses
-/// one that leaves it: beside a URL manifest, the result must keep the
-/// manifest's scheme, host and port (so https is never downgraded, and an
-/// http manifest cannot point at `file://` or `ftp://`); beside a file
-/// manifest (`file://` or a path), it must lie in the manifest's folder or
-/// below. The error says why, naming both locations.
-pub fn resolve(manifest_url: &str, reference: &str) -> std::result::Result<String, String> {
-    let outside = |to: &str| {
-        format!(
-            "{reference:?} leads to {to}, away from the manifest at {}: an archive or notes file \
-             must be served beside its manifest (same scheme and host, or the same folder)",
-            crate::fetch::redact(manifest_url)
-        )
-    };
-    if manifest_url.contains("://") {
-        let base = url::Url::parse(manifest_url)
-            .map_err(|e| format!("the manifest URL cannot be read ({e})"))?;
-        let joined = base
-            .join(reference)
-            .map_err(|e| format!("{reference:?} is not a valid location ({e})"))?;
-        let shown = crate::fetch::redact(joined.as_str());
-        let same_origin = joined.scheme() == base.scheme()
-            && joined.host_str() == base.host_str()
-            && joined.port_or_known_default() == base.port_or_known_default();
-        if !same_origin {
-            return Err(outside(&shown));
-        }
-        if base.scheme() == "file" {
-            let folder = base.join(".").map_err(|e| e.to_string())?;
-            if !joined.path().starts_with(folder.path()) {
-                return Err(outside(&shown));
-            }
-        }
-        return Ok(joined.into());
-    }
-    let parts: Vec<&str> = reference.split(['/', '\\']).collect();
-    if reference.contains("://")
-        || reference.starts_with(['/', '\\'])
-        || reference.contains(':')
-        || parts.contains(&"..")
-    {
-        return Err(outside(reference));
-    }
-    let base = match manifest_url.rfind(['/', '\\']) {
-        Some(i) => &manifest_url[..=i],
-        None => "",
-    };
-    Ok(format!("{base}{reference}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -652,55 +601,5 @@ mod tests {
             Manifest::parse_any(r#"{"latest_version":"x","download_url":"u"}"#, "t", "demo")
                 .is_err()
         );
-    }
-
-    #[test]
-    fn resolves_relative_references() {
-        let ok = |m: &str, r: &str| resolve(m, r).unwrap();
-        assert_eq!(
-            ok("http://h/a/versions.txt", "d.tar.gz"),
-            "http://h/a/d.tar.gz"
-        );
-        assert_eq!(
-            ok("http://h/a/versions.txt", "/b/d.tar.gz"),
-            "http://h/b/d.tar.gz"
-        );
-        assert_eq!(ok("http://h/a/versions.txt", "http://h:80/x"), "http://h/x");
-        // A `/` in the manifest's query does not move the folder.
-        assert_eq!(
-            ok("https://h/a/versions.txt?sig=x/y", "d.tar.gz"),
-            "https://h/a/d.tar.gz"
-        );
-        assert_eq!(ok("/srv/rel/versions.txt", "d.tar.gz"), "/srv/rel/d.tar.gz");
-        assert_eq!(
-            ok("/srv/rel/versions.txt", "sub/d.tar.gz"),
-            "/srv/rel/sub/d.tar.gz"
-        );
-        assert_eq!(ok("versions.txt", "d.tar.gz"), "d.tar.gz");
-        assert_eq!(
-            ok("file:///srv/rel/versions.txt", "d.tar.gz"),
-            "file:///srv/rel/d.tar.gz"
-        );
-    }
-
-    #[test]
-    fn references_that_leave_the_manifest_are_refused() {
-        for (m, r) in [
-            ("http://h/a/versions.txt", "https://o/d.tar.gz"),
-            ("https://h/a/versions.txt", "http://h/a/d.tar.gz"),
-            ("http://h/a/versions.txt", "file:///etc/hostname"),
-            ("http://h/a/versions.txt", "ftp://h/d.tar.gz"),
-            ("http://h/a/versions.txt", "//o/d.tar.gz"),
-            ("http://h/a/versions.txt", "http://h:8080/d.tar.gz"),
-            ("/srv/rel/versions.txt", "../outside.tar.gz"),
-            ("/srv/rel/versions.txt", "/etc/hostname"),
-            ("/srv/rel/versions.txt", "file:///etc/hostname"),
-            ("/srv/rel/versions.txt", "C:\\x"),
-            ("file:///srv/rel/versions.txt", "../outside.tar.gz"),
-            ("file:///srv/rel/versions.txt", "/etc/hostname"),
-        ] {
-            let err = resolve(m, r).unwrap_err();
-            assert!(err.contains("away from the manifest"), "{m} {r}: {err}");
-        }
     }
 }

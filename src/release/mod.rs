@@ -1,0 +1,12 @@
+//! What a release is, and what makes it trusted: the manifest that lists
+//! releases ([`manifest`]), the file list every release carries
+//! ([`file_list`]), its archive ([`archive`]), the manifest's signature
+//! ([`signature`]), sha256 ([`hash`]), and the rules beyond the signature
+//! ([`trust`]: freshness, locations, what an install remembers).
+
+pub(crate) mod archive;
+pub(crate) mod file_list;
+pub(crate) mod hash;
+pub(crate) mod manifest;
+pub(crate) mod signature;
+pub(crate) mod trust;
