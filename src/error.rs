@@ -50,6 +50,43 @@ pub enum Error {
         url: String,
         /// What went wrong, with advice where there is some.
         message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
+    /// Every manifest URL (the first and each mirror) failed.
+    #[error("every mirror failed ({} tried)", failures.len())]
+    Mirrors {
+        /// Each URL's error, in the order tried.
+        failures: Vec<Error>,
+        /// The last URL's error.
+        #[source]
+        last: Box<Error>,
+    },
+
+    /// Another process (another copy of the app, or `leapfrog rollback`)
+    /// is updating this install right now; this one changes nothing.
+    #[error("another copy of the program is updating {install_dir} right now (it holds the lock {lock}); this one carries on unchanged")]
+    Busy {
+        /// The install dir.
+        install_dir: PathBuf,
+        /// The lock file held by the other process.
+        lock: PathBuf,
+    },
+
+    /// An update of this install is under way: staged and waiting for the
+    /// next launch, being applied, or on its trial launch. Restarting the
+    /// app finishes it.
+    #[error("{}", in_progress_message(.backup_dir, .version, *.on_trial))]
+    InProgress {
+        /// The backup dir holding the update's journal.
+        backup_dir: PathBuf,
+        /// The version being installed.
+        version: String,
+        /// Whether the new version is installed and its trial launch not
+        /// over (the backup is kept until it is).
+        on_trial: bool,
     },
 
     /// A downloaded file does not match what the manifest promised.
@@ -139,6 +176,9 @@ pub enum Error {
         url: String,
         /// What is wrong.
         reason: String,
+        /// Why the signature could not be had, when it could not be fetched.
+        #[source]
+        source: Option<Box<Error>>,
     },
 
     /// A signed manifest is past its `expires` time (a frozen or stale mirror).
@@ -194,7 +234,81 @@ pub enum Error {
     },
 }
 
+fn in_progress_message(backup_dir: &std::path::Path, version: &str, on_trial: bool) -> String {
+    if on_trial {
+        format!(
+            "{version} is installed but its trial launch is not over; the backup in {} is kept until it is (restart the app to finish the trial)",
+            backup_dir.display()
+        )
+    } else {
+        format!(
+            "an update to {version} is already in progress in {}; restart the app to finish it",
+            backup_dir.display()
+        )
+    }
+}
+
 impl Error {
+    /// An [`Error::Busy`] for the install dir whose backup dir is `backup_dir`.
+    pub(crate) fn busy(install_dir: &std::path::Path, backup_dir: &std::path::Path) -> Error {
+        Error::Busy {
+            install_dir: install_dir.to_owned(),
+            lock: crate::layout::lock_path(backup_dir),
+        }
+    }
+
+    /// The file or folder the error is about, when it is about one.
+    ///
+    /// ```
+    /// let err = leapfrog::Updater::builder("demo", "1.0.0")
+    ///     .allow_unsigned()
+    ///     .install_dir("/nonexistent/demo")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(err.path().is_none()); // no manifest URL: a settings error
+    /// ```
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            Error::Io { path, .. }
+            | Error::Journal { path, .. }
+            | Error::Unsuitable { path, .. }
+            | Error::Key { path, .. } => Some(path),
+            Error::UnsafeArchive { archive, .. } | Error::BadArchive { archive, .. } => {
+                Some(archive)
+            }
+            Error::Busy { lock, .. } => Some(lock),
+            Error::InProgress { backup_dir, .. } => Some(backup_dir),
+            _ => None,
+        }
+    }
+
+    /// The URL (or, for a manifest read from a file, its path) the error is
+    /// about, when it is about one. Passwords in it are never shown.
+    ///
+    /// ```
+    /// # fn show(err: &leapfrog::Error) {
+    /// if let Some(url) = err.url() {
+    ///     eprintln!("the update host {url} failed: {err}");
+    /// }
+    /// # }
+    /// ```
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            Error::Download { url, .. }
+            | Error::ChecksumMismatch { url, .. }
+            | Error::SizeMismatch { url, .. }
+            | Error::Signature { url, .. }
+            | Error::Expired { url, .. }
+            | Error::Rollback { url, .. } => Some(url),
+            Error::Manifest { origin, .. }
+            | Error::UnknownProgram { origin, .. }
+            | Error::BadRelease { origin, .. }
+            | Error::Unverified { origin, .. } => Some(origin),
+            Error::Mirrors { last, .. } => last.url(),
+            _ => None,
+        }
+    }
+
     /// The message with every cause after it, `: `-separated, for showing to
     /// a user in one line (the same as anyhow's `{:#}`).
     pub fn chain(&self) -> String {
@@ -212,6 +326,22 @@ impl Error {
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A size as leapfrog shows it everywhere (messages, logs, the dialog):
+/// decimal units (kB, MB, GB), one decimal.
+pub(crate) fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
+    if bytes < 1000 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// Builds a closure that wraps an [`io::Error`] with the action and path, for `map_err`.
 pub(crate) fn io_err(action: &str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
     let action = action.to_owned();
@@ -220,5 +350,19 @@ pub(crate) fn io_err(action: &str, path: impl Into<PathBuf>) -> impl FnOnce(io::
         action,
         path,
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_size;
+
+    #[test]
+    fn sizes_are_shown_in_decimal_units() {
+        assert_eq!(human_size(999), "999 B");
+        assert_eq!(human_size(1000), "1.0 kB");
+        assert_eq!(human_size(1_500_000), "1.5 MB");
+        assert_eq!(human_size(209_715_200), "209.7 MB");
+        assert_eq!(human_size(3_000_000_000), "3.0 GB");
     }
 }

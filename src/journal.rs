@@ -130,6 +130,38 @@ pub struct Journal {
 }
 
 impl Journal {
+    /// A journal of an update of `program` from `from` to `to` in
+    /// `install_dir`, kept in `backup_dir`; it starts `staged`, with no
+    /// trial launch, failure or retry counted.
+    pub fn new(
+        program: &str,
+        (install_dir, backup_dir): (&Path, &Path),
+        exe: &Path,
+        (from, to): (String, String),
+    ) -> Journal {
+        Journal {
+            format: JOURNAL_FORMAT,
+            program: program.to_owned(),
+            install_dir: install_dir.to_owned(),
+            backup_dir: backup_dir.to_owned(),
+            exe: exe.to_owned(),
+            from_version: from,
+            to_version: to,
+            archive: String::new(),
+            sha256: String::new(),
+            config: None,
+            step: Step::Staged,
+            trial_launches: 0,
+            trial_failures: 0,
+            trial: Trial::default(),
+            error: None,
+            reported: false,
+            bad_release: false,
+            failed_at: None,
+            retries: 0,
+        }
+    }
+
     /// The journal's path in `backup_dir`.
     pub fn path_in(backup_dir: &Path) -> PathBuf {
         backup_dir.join(JOURNAL_NAME)

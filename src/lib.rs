@@ -105,37 +105,39 @@
 
 #![deny(missing_docs)]
 
-mod check;
-pub mod error;
+mod config;
+mod error;
 mod failpoint;
-pub mod fetch;
-mod hop;
-pub mod journal;
-pub mod layout;
-
+mod fetch;
+mod journal;
+mod layout;
+mod os;
 pub mod publish;
 mod release;
 #[cfg(feature = "serve")]
 pub mod serve;
-pub mod settings;
-mod os;
+mod ui;
+mod update;
+mod updater;
 
-pub use check::{
-    find_update, Ask, Available, Checked, Outcome, Query, Restart, Updater, UpdaterBuilder,
-};
 pub use error::{Error, Result};
-pub use hop::{confirm_healthy, default_backup_dir, finish_pending, rollback, Pending};
 pub use release::manifest::{Manifest, Release};
+pub use ui::Ask;
+pub use update::{confirm_healthy, finish_pending, rollback, Available, Check, Pending};
+pub use updater::{Outcome, Restart, StagedUpdate, Updater, UpdaterBuilder};
 
 /// Not part of the API: the pieces leapfrog's own command, tests and
 /// benchmarks look into (the journal, the names on disk, the fetcher).
 /// They may change in any release; an app must not use them.
 #[doc(hidden)]
 pub mod internal {
-    pub use crate::check::{find_update, Checked, Query};
     pub use crate::fetch::{download, Expect, Limits, ProgressFn};
     pub use crate::journal::{Confirm, Journal, Step, Trial, JOURNAL_FORMAT, JOURNAL_NAME};
-    pub use crate::layout;
+    /// Every name leapfrog owns on disk.
+    pub mod layout {
+        pub use crate::layout::*;
+    }
     pub use crate::release::manifest::{parse_version, MAX_SERIAL};
     pub use crate::release::trust::{State, STATE_NAME};
+    pub use crate::update::{find_update, Checked, Query};
 }

@@ -88,7 +88,10 @@ impl Default for Signing {
 
 /// The signature's path for a repository.
 pub fn signature_path(repo: &Path) -> PathBuf {
-    repo.join(format!("{MANIFEST_NAME}{}", crate::release::signature::SIGNATURE_SUFFIX))
+    repo.join(format!(
+        "{MANIFEST_NAME}{}",
+        crate::release::signature::SIGNATURE_SUFFIX
+    ))
 }
 
 /// Raises the serial, sets `expires`, announces a next key, and writes
@@ -138,8 +141,12 @@ fn write_manifest(repo: &Path, manifest: &mut Manifest, signing: &Signing) -> Re
         #[cfg(feature = "sign")]
         Some(key) => {
             let comment = format!("leapfrog versions.txt serial {serial}");
-            let signature =
-                crate::release::signature::sign(key, signing.password.clone(), text.as_bytes(), &comment)?;
+            let signature = crate::release::signature::sign(
+                key,
+                signing.password.clone(),
+                text.as_bytes(),
+                &comment,
+            )?;
             crate::os::write_atomic(&manifest_path, text.as_bytes())?;
             crate::os::write_atomic(&sig_path, signature.as_bytes())?;
         }
@@ -311,7 +318,10 @@ pub struct RepoReport {
 /// `serial` and `expires` are there and unexpired, and that every archive
 /// has the listed size and sha256 and unpacks to its file list with the
 /// listed program and version.
-pub fn verify_repo(repo: &Path, public_key: &crate::release::signature::PublicKey) -> Result<RepoReport> {
+pub fn verify_repo(
+    repo: &Path,
+    public_key: &crate::release::signature::PublicKey,
+) -> Result<RepoReport> {
     let manifest_path = repo.join(MANIFEST_NAME);
     let origin = manifest_path.display().to_string();
     let text = fs::read_to_string(&manifest_path).map_err(io_err("reading", &manifest_path))?;

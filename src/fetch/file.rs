@@ -41,7 +41,8 @@ pub fn open(url: &str, _limits: &Limits, resume: Option<&Resume>) -> Result<Sour
         retryable: e.kind() != std::io::ErrorKind::NotFound,
         error: Error::Download {
             url: url.to_owned(),
-            message: format!("cannot read {}: {e}", path.display()),
+            message: format!("cannot read {}", path.display()),
+            source: Some(Box::new(e)),
         },
     };
     let mut file = File::open(&path).map_err(fail)?;
@@ -50,6 +51,7 @@ pub fn open(url: &str, _limits: &Limits, resume: Option<&Resume>) -> Result<Sour
         return Err(Failure::fatal(Error::Download {
             url: url.to_owned(),
             message: format!("{} is not a file", path.display()),
+            source: None,
         }));
     }
     let modified = meta

@@ -112,6 +112,7 @@ pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Sourc
     let fail = |message: String| Error::Download {
         url: shown.clone(),
         message,
+        source: None,
     };
     let secure = url.len() > 6 && url[..7].eq_ignore_ascii_case("ftps://");
     let parts =

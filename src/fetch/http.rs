@@ -16,6 +16,7 @@ pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Sourc
     let fail = |message: String| Error::Download {
         url: shown.clone(),
         message,
+        source: None,
     };
     let mut tls = ureq::tls::TlsConfig::builder();
     if let Some(roots) = crate::fetch::tls_roots(limits, url)? {

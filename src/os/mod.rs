@@ -20,7 +20,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::error::{io_err, Error, Result};
+use crate::error::{human_size, io_err, Error, Result};
 
 /// Writes `bytes` to `path` so that a crash leaves either the old content or
 /// the new one: write a temp file beside it, fsync, rename over, fsync the dir.
@@ -57,15 +57,14 @@ const SPARE_BYTES: u64 = 16 << 20;
 pub(crate) fn need_space(dir: &Path, bytes: u64) -> Result<()> {
     let free = available_space(dir).map_err(io_err("finding the free space of", dir))?;
     if free < bytes.saturating_add(SPARE_BYTES) {
-        let mib = |b: u64| b.div_ceil(1 << 20);
         return Err(Error::Unsuitable {
             path: dir.to_owned(),
             reason: format!(
-                "not enough free space on its disk: the update needs {} MiB (and {} MiB to spare), {} MiB are free; \
+                "not enough free space on its disk: the update needs {} (and {} to spare), {} are free; \
                  free some space and try again",
-                mib(bytes),
-                mib(SPARE_BYTES),
-                mib(free)
+                human_size(bytes),
+                human_size(SPARE_BYTES),
+                human_size(free)
             ),
         });
     }

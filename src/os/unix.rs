@@ -2,14 +2,14 @@
 //! (keeping their PID).
 
 use std::fs::{self, File, Metadata, Permissions};
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::Command;
 
-use crate::error::{io_err, Result};
 use super::Relaunch;
+use crate::error::{io_err, Result};
 
 /// The bytes an unprivileged user may still write on the file system of `dir`.
 pub(crate) fn available_space(dir: &Path) -> io::Result<u64> {
@@ -43,6 +43,7 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Creates a new file readable and writable by its owner only (0600),
 /// failing when it exists.
+#[cfg(feature = "sign")]
 pub(crate) fn create_private(path: &Path) -> Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     File::options()

@@ -4,13 +4,13 @@
 //! not compiled on the Linux CI.
 
 use std::fs::{File, Metadata};
-use std::path::Path;
 use std::io;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::error::{io_err, Result};
 use super::Relaunch;
+use crate::error::{io_err, Result};
 
 /// The bytes this user may still write on the disk of `dir` (through
 /// `fs4`, the one call std lacks).
@@ -46,6 +46,7 @@ pub(crate) fn sync_dir(_dir: &Path) -> Result<()> {
 
 /// Creates a new file, failing when it exists. (Windows gives a new file in
 /// a user's folder to that user; no mode to set.)
+#[cfg(feature = "sign")]
 pub(crate) fn create_private(path: &Path) -> Result<File> {
     File::options()
         .write(true)

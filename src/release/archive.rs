@@ -17,7 +17,6 @@
 //! The total size and entry count are bounded by the list, and anything after
 //! the end of the archive is refused.
 
-
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::Path;
@@ -318,8 +317,8 @@ fn unpack_from<R: BufRead>(reader: R, archive: &Path, dest: &Path) -> Result<Fil
         }
         if trailing > MAX_TRAILING_BYTES {
             return Err(bad(format!(
-                "more than {} KiB of padding follow the end of the tar stream",
-                MAX_TRAILING_BYTES / 1024
+                "more than {} of padding follow the end of the tar stream",
+                crate::error::human_size(MAX_TRAILING_BYTES)
             )));
         }
     }

@@ -45,6 +45,7 @@ pub fn verify(data: &[u8], signature: &str, keys: &[PublicKey], url: &str) -> Re
     let fail = |reason: String| Error::Signature {
         url: url.to_owned(),
         reason,
+        source: None,
     };
     let signature = Signature::decode(signature)
         .map_err(|e| fail(format!("the signature file is malformed ({e})")))?;

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::manifest::Manifest;
 use crate::error::{io_err, Error, Result};
 
 /// The state file's name in the install dir.
@@ -74,6 +75,51 @@ impl State {
         text.push(b'\n');
         crate::os::write_atomic(&State::path_in(install_dir), &text)
     }
+}
+
+/// A signed manifest must carry a serial and an expiry, be unexpired, and
+/// not be older than (or, at the same serial, differ from) one accepted before.
+pub(crate) fn check_fresh(
+    manifest: &Manifest,
+    url: &str,
+    sha256: &str,
+    seen: Option<&State>,
+) -> Result<()> {
+    let (Some(serial), Some(expires)) = (manifest.serial, &manifest.expires) else {
+        return Err(Error::Signature {
+            url: url.to_owned(),
+            reason: "a signed manifest must carry `serial` and `expires`; publish it with leapfrog"
+                .into(),
+            source: None,
+        });
+    };
+    let deadline = humantime::parse_rfc3339(expires).expect("checked when parsed");
+    if std::time::SystemTime::now() > deadline {
+        return Err(Error::Expired {
+            url: url.to_owned(),
+            expires: expires.clone(),
+        });
+    }
+    if let Some(State {
+        serial: Some(highest),
+        manifest_sha256,
+        ..
+    }) = seen
+    {
+        if serial < *highest {
+            return Err(Error::Rollback {
+                url: url.to_owned(),
+                reason: format!("its serial {serial} is lower than {highest}, accepted before"),
+            });
+        }
+        if serial == *highest && manifest_sha256.as_deref().is_some_and(|h| h != sha256) {
+            return Err(Error::Rollback {
+                url: url.to_owned(),
+                reason: format!("serial {serial} was accepted before with other content"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Resolves `reference` (an archive's or notes file's location in the

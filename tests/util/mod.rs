@@ -206,12 +206,14 @@ pub fn write_tree(dir: &Path, files: &[(&str, &str)]) {
 }
 
 /// The demo app's release tree for `version`: this very binary as `demo`,
-/// a `data/config.json` (trusting `public_key` when given), and a few files
-/// that change between versions.
+/// a `data/config.json` (trusting `public_key` when given, else saying
+/// `allow_unsigned`), and a few files that change between versions.
 pub fn app_tree(dir: &Path, version: &str, public_key: Option<&str>, extra: &[(&str, &str)]) {
     fs::create_dir_all(dir.join("data")).unwrap();
     fs::copy(BIN, dir.join("demo")).unwrap();
-    let key_line = public_key.map_or(String::new(), |k| format!(",\n    \"public_key\": \"{k}\""));
+    let key_line = public_key.map_or(",\n    \"allow_unsigned\": true".to_owned(), |k| {
+        format!(",\n    \"public_key\": \"{k}\"")
+    });
     let config = format!(
         "{{\n  \"Update_app\": {{\n    \"server\": \"http://127.0.0.1:9\",\n    \"api_get_version\": \"versions.txt\",\n    \"main_app_name\": \"demo\",\n    \"current_version\": \"{version}\"{key_line}\n  }}\n}}\n"
     );

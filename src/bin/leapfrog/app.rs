@@ -74,8 +74,10 @@ pub fn main() -> ExitCode {
     } else {
         Restart::Now
     };
+    // The demo lets LEAPFROG_MANIFEST_URL point it at another host (the
+    // tests' servers); a shipped app leaves that off.
     let updater = match Updater::from_config(dir.join("data").join("config.json"))
-        .and_then(|b| b.restart(restart).build())
+        .and_then(|b| b.restart(restart).allow_env_manifest_url().build())
     {
         Ok(updater) => updater,
         Err(e) => {
@@ -111,6 +113,9 @@ pub fn main() -> ExitCode {
         Ok(Ok(Outcome::UpToDate)) => say!("up to date"),
         Ok(Ok(Outcome::Declined(v))) => say!("{v} is available; not updating now"),
         Ok(Ok(Outcome::Staged(v))) => say!("{v} is staged; it is installed at the next launch"),
+        Ok(Ok(Outcome::RolledBack(v))) => {
+            say!("{v} was rolled back here before; not installing it again now")
+        }
         Ok(Ok(other)) => say!("{other:?}"),
         Ok(Err(e)) => say!(
             "update failed, still running the installed version: {}",

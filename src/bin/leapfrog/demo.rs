@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
-use leapfrog::publish::{unpack, FILE_LIST};
 use leapfrog::publish::{publish, PublishOptions};
+use leapfrog::publish::{unpack, FILE_LIST};
 use leapfrog::serve::Server;
 
 use crate::Exit;

@@ -13,10 +13,12 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use crate::release::file_list::{self, FileList, Item, FILE_LIST};
+use super::backup::{self, same_dir};
+use super::lock;
 use crate::error::{io_err, Error, Result};
 use crate::journal::{Journal, Step};
-use crate::layout;
+use crate::layout::{self, default_backup_dir};
+use crate::release::file_list::{self, FileList, Item, FILE_LIST};
 
 /// What [`apply`] did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -109,7 +111,7 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
     if let Some(config) = &journal.config {
         let path = install.join(config);
         if path.exists() {
-            crate::settings::write_current_version(&path, &journal.to_version)?;
+            crate::config::write_current_version(&path, &journal.to_version)?;
         }
     }
     crate::failpoint::at("apply sync dir", &install)?;
@@ -323,4 +325,56 @@ fn restore(backup: &Path, install: &Path, path: &str) -> Result<()> {
             }
         }
     }
+}
+
+/// Puts the previous version back on request (`leapfrog rollback`): the
+/// release files of the install dir are restored from the backup dir, and
+/// the version rolled back from is not offered again until a newer one
+/// appears. The program must not be running. Returns (from, to) versions.
+pub fn rollback(install_dir: &Path, backup_dir: Option<&Path>) -> Result<(String, String)> {
+    let install_dir = std::path::absolute(install_dir).map_err(io_err("resolving", install_dir))?;
+    let backup_dir = match backup_dir {
+        Some(dir) => std::path::absolute(dir).map_err(io_err("resolving", dir))?,
+        None => default_backup_dir(&install_dir)
+            .ok_or_else(|| Error::Settings(format!("{} has no name", install_dir.display())))?,
+    };
+    let _lock = lock::try_lock(&backup_dir)?.ok_or_else(|| {
+        Error::Settings(format!(
+            "{} is being updated right now; try again when it is done",
+            install_dir.display()
+        ))
+    })?;
+    let mut journal = Journal::read(&backup_dir)?.ok_or_else(|| {
+        Error::Settings(format!(
+            "{} holds no update to roll back (no journal in {})",
+            install_dir.display(),
+            backup_dir.display()
+        ))
+    })?;
+    if !same_dir(&journal.install_dir, &install_dir)
+        || !same_dir(&journal.backup_dir, &backup_dir)
+        || !backup::is_backup_of(&backup_dir, &install_dir)
+    {
+        return Err(Error::Settings(format!(
+            "{} is the backup of {}, not of {}",
+            backup_dir.display(),
+            journal.install_dir.display(),
+            install_dir.display()
+        )));
+    }
+    if !matches!(journal.step, Step::Applied | Step::Confirmed) {
+        return Err(Error::Settings(format!(
+            "the last update of {} ({} -> {}) is {:?}, not installed; nothing to roll back",
+            install_dir.display(),
+            journal.from_version,
+            journal.to_version,
+            journal.step
+        )));
+    }
+    journal.release_failed("rolled back on request".into());
+    undo_apply(&mut journal)?;
+    // Rolled back on request: nothing to tell the user at the next launch.
+    journal.reported = true;
+    journal.write()?;
+    Ok((journal.to_version.clone(), journal.from_version.clone()))
 }

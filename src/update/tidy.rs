@@ -6,16 +6,16 @@
 use std::fs;
 use std::path::Path;
 
-use crate::release::file_list::{self, FileList, Item};
 use crate::journal::{Journal, Step};
 use crate::layout;
+use crate::release::file_list::{self, FileList, Item};
 
 /// Removes leapfrog's debris from the install dir (its root and every
 /// folder of the installed release) and from its backup dir. Does nothing
 /// while another process holds the update lock, or when the backup dir is
 /// not leapfrog's backup of `install`.
 pub(crate) fn tidy(install: &Path, backup: &Path) {
-    let Ok(Some(_lock)) = crate::hop::lock::try_lock(backup) else {
+    let Ok(Some(_lock)) = crate::update::lock::try_lock(backup) else {
         return;
     };
     let mut dirs = vec![install.to_owned()];
@@ -42,7 +42,7 @@ pub(crate) fn tidy(install: &Path, backup: &Path) {
         remove(&backup.join(layout::STAGING));
         remove(&backup.join(layout::UNDO_LIST));
         let downloads = backup.join(layout::DOWNLOAD);
-        if !super::backup::keep_partials(&downloads) {
+        if !super::backup::keep_downloads(&downloads, None) {
             let _ = fs::remove_dir(&downloads);
         }
     }

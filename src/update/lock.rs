@@ -17,7 +17,7 @@ pub struct UpdateLock {
     _file: File,
 }
 
-pub use crate::layout::lock_path;
+use crate::layout::lock_path;
 
 fn open(backup_dir: &Path) -> Result<File> {
     let path = lock_path(backup_dir);
@@ -42,6 +42,12 @@ pub fn try_lock(backup_dir: &Path) -> Result<Option<UpdateLock>> {
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(e)) => Err(io_err("locking", lock_path(backup_dir))(e)),
     }
+}
+
+/// Whether another process holds the lock now (this one takes it and lets
+/// it go at once).
+pub fn is_held(backup_dir: &Path) -> Result<bool> {
+    Ok(try_lock(backup_dir)?.is_none())
 }
 
 /// Waits up to `patience` for the lock.

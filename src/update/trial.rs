@@ -23,9 +23,9 @@ use crate::os::Ending;
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
+use super::lock::UpdateLock;
 use crate::error::Error;
 use crate::journal::{Confirm, Journal, Step};
-use crate::hop::lock::UpdateLock;
 
 /// The environment variable that tells a trial launch who watches it (the
 /// watcher's pid).
@@ -74,7 +74,7 @@ pub(crate) fn watch(mut journal: Journal, lock: Option<UpdateLock>) -> Error {
                 journal.program,
                 journal.to_version
             );
-            return super::hop_home(&journal);
+            return super::run_installed(&journal);
         }
         let exe = journal.install_dir.join(&journal.exe);
         let started = Instant::now();
@@ -273,22 +273,20 @@ fn wait(child: &mut Child, interrupts: &crate::os::Interrupts) -> ExitStatus {
     }
 }
 
-/// Records that the new version is healthy (unless it did so itself).
+/// Step 6 for the new version, unless it confirmed itself.
 fn healthy(journal: &Journal, how: &str) {
     match Journal::read(&journal.backup_dir) {
         Ok(Some(mut now)) if now.step == Step::Applied => {
-            if let Err(e) = now.advance(Step::Confirmed) {
+            if let Err(e) = super::confirm(&mut now, how) {
                 log::error!("cannot record that the update is healthy: {}", e.chain());
             }
         }
-        _ => {}
+        _ => log::info!(
+            "{} {} is healthy: {how}",
+            journal.program,
+            journal.to_version
+        ),
     }
-    log::info!(
-        "{} {} is healthy: {how}; the backup keeps {} for `leapfrog rollback`",
-        journal.program,
-        journal.to_version,
-        journal.from_version
-    );
 }
 
 /// Rolls the install dir back to the old version and starts it in this
@@ -306,5 +304,5 @@ fn give_up(mut journal: Journal, release_fault: bool) -> Error {
             journal.from_version
         ));
     }
-    super::undo_and_go_home(journal)
+    super::undo_and_run_installed(journal)
 }

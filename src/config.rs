@@ -1,0 +1,624 @@
+//! The one place an updater's settings are resolved: the builder's
+//! values, then `data/config.json` (when the app starts from one), then
+//! the `LEAPFROG_*` environment variables (unless the app turned them off
+//! with [`read_env(false)`](crate::UpdaterBuilder::read_env)), then the
+//! defaults derived from the running executable.
+//!
+//! Every environment variable leapfrog reads:
+//!
+//! | variable | what it sets | read when |
+//! |----------|--------------|-----------|
+//! | `LEAPFROG_MANIFEST_URL` | the manifest URL | only when the app allows it ([`allow_env_manifest_url`](crate::UpdaterBuilder::allow_env_manifest_url)) |
+//! | `LEAPFROG_MIRRORS` | mirror manifest URLs, whitespace-separated | `read_env` |
+//! | `LEAPFROG_BACKUP_DIR` | the backup dir (also read by [`finish_pending`](crate::finish_pending)) | `read_env`; always by `finish_pending` |
+//! | `LEAPFROG_ASSUME_YES=1` | answer yes without asking | `read_env` |
+//! | `LEAPFROG_CONFIRM_AFTER`, `LEAPFROG_CONFIRM_WITHIN` | how the trial launch is judged (`30s`, `2m`) | `read_env` |
+//! | `LEAPFROG_TRIAL_ATTEMPTS` | trial launches that may fail | `read_env` |
+//! | `LEAPFROG_RETRY_AFTER` | the wait before retrying a release this machine made fail | `read_env` |
+//! | `LEAPFROG_CONNECT_TIMEOUT`, `LEAPFROG_READ_TIMEOUT`, `LEAPFROG_RATE_WINDOW` | network patience (`10s`, `500ms`) | `read_env` |
+//! | `LEAPFROG_MIN_RATE`, `LEAPFROG_RETRIES` | slowest transfer accepted (bytes/s), retries | `read_env` |
+//! | `LEAPFROG_AUTH_USER`, `LEAPFROG_AUTH_PASSWORD`, `LEAPFROG_AUTH_TOKEN`, `LEAPFROG_HEADERS` | credentials for a private host (never logged) | `read_env` |
+//! | `LEAPFROG_CA_FILE` | root certificates (PEM) for a host with its own CA | `read_env` |
+//! | `LEAPFROG_HOPS`, `LEAPFROG_TRIAL` | leapfrog's own, between its processes | never set them |
+//!
+//! A `data/config.json` carries an `Update_app` block:
+//!
+//! ```json
+//! { "Update_app": {
+//!     "server": "https://downloads.example.com/demo",
+//!     "api_get_version": "versions.txt",
+//!     "main_app_name": "demo",
+//!     "update_zip_name": "demo-{version}.tar.gz",
+//!     "current_version": "1.0.0",
+//!     "public_key": "RWQ...base64 of the minisign public key" } }
+//! ```
+//!
+//! The manifest URL is `server` + `/` + `api_get_version`. `main_app_name` is
+//! the program's name and the executable that relaunches (relative to the
+//! install dir). `update_zip_name`, with `{version}` replaced, is the archive
+//! name used when a manifest line names none. `current_version` is rewritten
+//! after an update. Without `public_key`, `"allow_unsigned": true` must say
+//! that unsigned updates are meant; `mirrors` (a list), `auth_user`,
+//! `auth_password`, `auth_token` and `headers` (an object) are optional.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use semver::Version;
+use serde_json::Value;
+
+use crate::error::{io_err, Error, Result};
+use crate::fetch::{Limits, ProgressFn};
+use crate::journal::{Confirm, Trial};
+use crate::release::signature::PublicKey;
+use crate::ui::Ask;
+use crate::updater::Restart;
+
+/// Overrides the manifest URL, when the app allows it.
+pub(crate) const ENV_MANIFEST_URL: &str = "LEAPFROG_MANIFEST_URL";
+/// Overrides the backup dir.
+pub(crate) const ENV_BACKUP_DIR: &str = "LEAPFROG_BACKUP_DIR";
+/// Mirror manifest URLs, whitespace-separated.
+pub(crate) const ENV_MIRRORS: &str = "LEAPFROG_MIRRORS";
+/// Set to `1`, answers yes without asking.
+pub(crate) const ENV_ASSUME_YES: &str = "LEAPFROG_ASSUME_YES";
+/// The time after which a new version counts as healthy on its trial launch.
+pub(crate) const ENV_CONFIRM_AFTER: &str = "LEAPFROG_CONFIRM_AFTER";
+/// The time within which a new version must confirm on its trial launch.
+pub(crate) const ENV_CONFIRM_WITHIN: &str = "LEAPFROG_CONFIRM_WITHIN";
+/// The number of trial launches that may fail.
+pub(crate) const ENV_TRIAL_ATTEMPTS: &str = "LEAPFROG_TRIAL_ATTEMPTS";
+/// The wait before trying again a release that failed here through no
+/// fault of its own.
+pub(crate) const ENV_RETRY_AFTER: &str = "LEAPFROG_RETRY_AFTER";
+
+/// Everything an app can set, as given (the builder's state).
+pub(crate) struct Settings {
+    pub program: String,
+    pub current: String,
+    pub manifest_url: Option<String>,
+    pub env_manifest_url: bool,
+    pub install_dir: Option<PathBuf>,
+    pub backup_dir: Option<PathBuf>,
+    pub exe: Option<PathBuf>,
+    pub config: Option<AppConfig>,
+    pub archive_template: Option<String>,
+    pub ask: Ask,
+    pub restart: Restart,
+    pub progress: Option<ProgressFn>,
+    pub limits: Limits,
+    pub allow_unverified: bool,
+    pub allow_unsigned: bool,
+    pub prereleases: bool,
+    pub read_env: bool,
+    pub public_keys: Vec<String>,
+    pub mirrors: Vec<String>,
+    pub trial: Trial,
+    pub retry_after: Duration,
+}
+
+impl Settings {
+    /// The defaults for `program` at version `current`.
+    pub(crate) fn new(program: String, current: String) -> Settings {
+        Settings {
+            program,
+            current,
+            manifest_url: None,
+            env_manifest_url: false,
+            install_dir: None,
+            backup_dir: None,
+            exe: None,
+            config: None,
+            archive_template: None,
+            ask: Ask::Auto,
+            restart: Restart::Now,
+            progress: None,
+            limits: Limits::default(),
+            allow_unverified: false,
+            allow_unsigned: false,
+            prereleases: false,
+            read_env: true,
+            public_keys: Vec::new(),
+            mirrors: Vec::new(),
+            trial: Trial::default(),
+            retry_after: Duration::from_secs(3600),
+        }
+    }
+
+    /// Sets the progress callback.
+    pub(crate) fn on_progress(&mut self, f: impl Fn(u64, Option<u64>) + Send + Sync + 'static) {
+        self.progress = Some(Arc::new(f));
+    }
+
+    /// The settings of the `Update_app` block of the `data/config.json` at
+    /// `path`, relative to the running executable's folder unless absolute:
+    /// the program and executable are `main_app_name`, the version is
+    /// `current_version`, the install dir is the folder that holds `data/`.
+    pub(crate) fn from_config(path: &Path) -> Result<Settings> {
+        let path = if path.is_absolute() {
+            path.to_owned()
+        } else {
+            let exe =
+                std::env::current_exe().map_err(io_err("finding", "the running executable"))?;
+            exe.parent().unwrap_or(Path::new(".")).join(path)
+        };
+        let config = AppConfig::read(&path)?;
+        let install_dir = path
+            .parent()
+            .and_then(Path::parent)
+            .ok_or_else(|| {
+                Error::Settings(format!("{}: expected it in a data/ folder", path.display()))
+            })?
+            .to_owned();
+        let program = Path::new(&config.main_app_name)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or(&config.main_app_name)
+            .to_owned();
+        let mut settings = Settings::new(program, config.current_version.clone());
+        settings.manifest_url = Some(config.manifest_url());
+        settings.install_dir = Some(install_dir);
+        settings.exe = Some(config.main_app_name.clone().into());
+        settings.archive_template = config.update_zip_name.clone();
+        settings.public_keys.extend(config.public_key.clone());
+        settings.allow_unsigned = config.allow_unsigned;
+        settings.mirrors = config.mirrors.clone();
+        settings.limits.credentials = config.credentials.clone();
+        settings.config = Some(AppConfig { path, ..config });
+        Ok(settings)
+    }
+
+    /// Checks the settings, applies the environment and the defaults.
+    pub(crate) fn resolve(mut self) -> Result<Resolved> {
+        if self.read_env {
+            self.apply_env()?;
+        }
+        if self.program.is_empty() {
+            return Err(Error::Settings("the program name is empty".into()));
+        }
+        let current = crate::release::manifest::parse_version(&self.current)?;
+        let keys = self
+            .public_keys
+            .iter()
+            .map(|k| {
+                crate::release::signature::parse_public_key(k)
+                    .map_err(|e| Error::Settings(format!("public key: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if keys.is_empty() && !self.allow_unsigned {
+            return Err(Error::Settings(
+                "no public key: set the publisher's key with .public_key(include_str!(\"leapfrog.pub\")) \
+                 (or public_key in data/config.json); an app that really takes unsigned updates says so \
+                 with .allow_unsigned() (or \"allow_unsigned\": true)"
+                    .into(),
+            ));
+        }
+        if self.limits.user_agent == Limits::default().user_agent {
+            self.limits.user_agent = format!(
+                "leapfrog/{} ({}/{})",
+                env!("CARGO_PKG_VERSION"),
+                self.program,
+                self.current
+            );
+        }
+        let manifest_url = self.manifest_url.clone().ok_or_else(|| {
+            Error::Settings(
+                "no manifest URL: set one with .manifest_url() or in data/config.json".into(),
+            )
+        })?;
+        let exe_path =
+            std::env::current_exe().map_err(io_err("finding", "the running executable"))?;
+        let install_dir = match &self.install_dir {
+            Some(dir) => std::path::absolute(dir).map_err(io_err("resolving", dir))?,
+            None => exe_path
+                .parent()
+                .ok_or_else(|| Error::Settings("the executable has no folder".into()))?
+                .to_owned(),
+        };
+        let exe = match &self.exe {
+            Some(exe) if exe.is_absolute() => exe
+                .strip_prefix(&install_dir)
+                .map_err(|_| {
+                    Error::Settings(format!(
+                        "the executable {} is not inside the install dir {}",
+                        exe.display(),
+                        install_dir.display()
+                    ))
+                })?
+                .to_owned(),
+            Some(exe) => exe.clone(),
+            None => exe_path
+                .strip_prefix(&install_dir)
+                .map(Path::to_owned)
+                .map_err(|_| {
+                    Error::Settings(format!(
+                        "the running executable {} is not inside the install dir {}; set .executable()",
+                        exe_path.display(),
+                        install_dir.display()
+                    ))
+                })?,
+        };
+        let backup_dir = match &self.backup_dir {
+            Some(dir) => std::path::absolute(dir).map_err(io_err("resolving", dir))?,
+            None => crate::layout::default_backup_dir(&install_dir)
+                .ok_or_else(|| Error::Settings(format!("{} has no name", install_dir.display())))?,
+        };
+        // The backup copy only ever applies an update and hops home; should
+        // it run on (its hop home failed), it must not update itself.
+        if let Some(origin) = crate::update::backup_of(&install_dir) {
+            return Err(Error::Settings(format!(
+                "{} is the backup copy of {}; start the program from there",
+                install_dir.display(),
+                origin.display()
+            )));
+        }
+        if backup_dir.starts_with(&install_dir) || install_dir.starts_with(&backup_dir) {
+            return Err(Error::Settings(format!(
+                "the backup dir {} and the install dir {} may not contain each other",
+                backup_dir.display(),
+                install_dir.display()
+            )));
+        }
+        Ok(Resolved {
+            settings: self,
+            keys,
+            current,
+            manifest_url,
+            install_dir,
+            backup_dir,
+            exe,
+        })
+    }
+
+    /// The `LEAPFROG_*` variables of the table above, over the settings.
+    fn apply_env(&mut self) -> Result<()> {
+        if self.env_manifest_url {
+            if let Ok(url) = std::env::var(ENV_MANIFEST_URL) {
+                self.manifest_url = Some(url);
+            }
+        }
+        if let Some(dir) = std::env::var_os(ENV_BACKUP_DIR) {
+            self.backup_dir = Some(dir.into());
+        }
+        if let Ok(mirrors) = std::env::var(ENV_MIRRORS) {
+            self.mirrors = mirrors.split_whitespace().map(str::to_owned).collect();
+        }
+        if assume_yes_from_env() {
+            self.ask = Ask::AssumeYes;
+        }
+        self.trial = trial_from_env(self.trial)?;
+        if let Some(wait) = duration_from_env(ENV_RETRY_AFTER)? {
+            self.retry_after = wait;
+        }
+        limits_from_env(&mut self.limits)
+    }
+}
+
+/// Settings checked and completed: what an [`Updater`](crate::Updater) runs on.
+pub(crate) struct Resolved {
+    pub settings: Settings,
+    pub keys: Vec<PublicKey>,
+    pub current: Version,
+    pub manifest_url: String,
+    pub install_dir: PathBuf,
+    pub backup_dir: PathBuf,
+    pub exe: PathBuf,
+}
+
+/// `limits` with the network variables of the table above applied.
+fn limits_from_env(limits: &mut Limits) -> Result<()> {
+    let duration = |name: &str, slot: &mut Duration| -> Result<()> {
+        if let Some(d) = duration_from_env(name)? {
+            *slot = d;
+        }
+        Ok(())
+    };
+    duration("LEAPFROG_CONNECT_TIMEOUT", &mut limits.connect_timeout)?;
+    duration("LEAPFROG_READ_TIMEOUT", &mut limits.read_timeout)?;
+    duration("LEAPFROG_RATE_WINDOW", &mut limits.rate_window)?;
+    let number = |name: &str| -> Result<Option<u64>> {
+        match std::env::var(name) {
+            Ok(v) => v
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| Error::Settings(format!("{name}={v:?}: expected a whole number"))),
+            Err(_) => Ok(None),
+        }
+    };
+    if let Some(rate) = number("LEAPFROG_MIN_RATE")? {
+        limits.min_rate = rate;
+    }
+    if let Some(retries) = number("LEAPFROG_RETRIES")? {
+        limits.retries = retries.min(100) as u32;
+    }
+    if let Ok(user) = std::env::var("LEAPFROG_AUTH_USER") {
+        let password = std::env::var("LEAPFROG_AUTH_PASSWORD").unwrap_or_default();
+        limits.credentials.basic = Some((user, password));
+    }
+    if let Ok(token) = std::env::var("LEAPFROG_AUTH_TOKEN") {
+        limits.credentials.bearer = Some(token);
+    }
+    if let Some(path) = std::env::var_os("LEAPFROG_CA_FILE") {
+        let path = PathBuf::from(path);
+        limits.tls_roots_pem =
+            Some(std::fs::read(&path).map_err(io_err("reading LEAPFROG_CA_FILE", &path))?);
+    }
+    if let Ok(headers) = std::env::var("LEAPFROG_HEADERS") {
+        for line in headers.lines().filter(|l| !l.trim().is_empty()) {
+            let (name, value) = line.split_once(':').ok_or_else(|| {
+                Error::Settings("LEAPFROG_HEADERS: expected `Name: value` lines".into())
+            })?;
+            limits
+                .credentials
+                .headers
+                .push((name.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    Ok(())
+}
+
+/// A duration from the environment variable `name` (humantime: `30s`, `1h`).
+fn duration_from_env(name: &str) -> Result<Option<Duration>> {
+    let Ok(v) = std::env::var(name) else {
+        return Ok(None);
+    };
+    humantime::parse_duration(v.trim())
+        .map(Some)
+        .map_err(|e| Error::Settings(format!("{name}={v:?}: {e} (e.g. 30s, 10m, 1h)")))
+}
+
+/// A duration in whole milliseconds, as the journal keeps trial times.
+pub(crate) fn millis(time: Duration) -> u64 {
+    u64::try_from(time.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `trial` with the `LEAPFROG_CONFIRM_*` and `LEAPFROG_TRIAL_ATTEMPTS`
+/// environment variables applied.
+fn trial_from_env(mut trial: Trial) -> Result<Trial> {
+    let millis = |name: &str| -> Result<Option<u64>> {
+        let Ok(v) = std::env::var(name) else {
+            return Ok(None);
+        };
+        let time = humantime::parse_duration(v.trim())
+            .map_err(|e| Error::Settings(format!("{name}={v:?}: {e} (e.g. 30s, 500ms)")))?;
+        Ok(Some(millis(time)))
+    };
+    if let Some(ms) = millis(ENV_CONFIRM_AFTER)? {
+        trial.confirm = Confirm::AfterMs(ms);
+    }
+    if let Some(ms) = millis(ENV_CONFIRM_WITHIN)? {
+        trial.confirm = Confirm::WithinMs(ms);
+    }
+    if let Ok(v) = std::env::var(ENV_TRIAL_ATTEMPTS) {
+        trial.attempts = v
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| {
+                Error::Settings(format!(
+                    "{ENV_TRIAL_ATTEMPTS}={v:?}: not a whole number of at least 1"
+                ))
+            })?;
+    }
+    Ok(trial)
+}
+
+/// The `Update_app` block of a `data/config.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AppConfig {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// Base URL (or folder) of the release host.
+    pub server: String,
+    /// The manifest's name or path below `server`.
+    pub api_get_version: String,
+    /// The program's name and its executable, relative to the install dir.
+    pub main_app_name: String,
+    /// Archive name template, `{version}` replaced.
+    pub update_zip_name: Option<String>,
+    /// The installed version.
+    pub current_version: String,
+    /// The publisher's minisign public key (base64), if updates are signed.
+    pub public_key: Option<String>,
+    /// Whether updates without a signature are meant (`allow_unsigned`).
+    pub allow_unsigned: bool,
+    /// Other manifest URLs to try in order (`mirrors`, a list).
+    pub mirrors: Vec<String>,
+    /// Credentials for a private host (`auth_user`, `auth_password`,
+    /// `auth_token`, `headers` as an object).
+    pub credentials: crate::fetch::Credentials,
+}
+
+impl AppConfig {
+    /// Reads the `Update_app` block of `path`.
+    pub(crate) fn read(path: impl AsRef<Path>) -> Result<AppConfig> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(io_err("reading", path))?;
+        let doc: Value = serde_json::from_str(&text).map_err(|e| {
+            Error::Settings(format!(
+                "{}:{}: not valid JSON: {e}",
+                path.display(),
+                e.line()
+            ))
+        })?;
+        let block = doc.get("Update_app").ok_or_else(|| {
+            Error::Settings(format!("{}: has no \"Update_app\" block", path.display()))
+        })?;
+        let field = |name: &str| -> Result<String> {
+            match block.get(name) {
+                Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+                Some(_) => Err(Error::Settings(format!(
+                    "{}: Update_app.{name} must be a non-empty string",
+                    path.display()
+                ))),
+                None => Err(Error::Settings(format!(
+                    "{}: Update_app.{name} is missing",
+                    path.display()
+                ))),
+            }
+        };
+        Ok(AppConfig {
+            path: path.to_owned(),
+            server: field("server")?,
+            api_get_version: field("api_get_version")?,
+            main_app_name: field("main_app_name")?,
+            update_zip_name: field("update_zip_name").ok(),
+            current_version: field("current_version")?,
+            public_key: field("public_key").ok(),
+            allow_unsigned: block.get("allow_unsigned").and_then(Value::as_bool) == Some(true),
+            mirrors: match block.get("mirrors") {
+                None => Vec::new(),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| {
+                        Error::Settings(format!(
+                            "{}: Update_app.mirrors must be a list of URLs",
+                            path.display()
+                        ))
+                    })?,
+                Some(_) => {
+                    return Err(Error::Settings(format!(
+                        "{}: Update_app.mirrors must be a list of URLs",
+                        path.display()
+                    )))
+                }
+            },
+            credentials: crate::fetch::Credentials {
+                basic: field("auth_user")
+                    .ok()
+                    .map(|user| (user, field("auth_password").unwrap_or_default())),
+                bearer: field("auth_token").ok(),
+                headers: match block.get("headers") {
+                    None => Vec::new(),
+                    Some(Value::Object(map)) => map
+                        .iter()
+                        .map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| {
+                            Error::Settings(format!(
+                                "{}: Update_app.headers values must be strings",
+                                path.display()
+                            ))
+                        })?,
+                    Some(_) => {
+                        return Err(Error::Settings(format!(
+                            "{}: Update_app.headers must be an object",
+                            path.display()
+                        )))
+                    }
+                },
+            },
+        })
+    }
+
+    /// `server` joined with `api_get_version`.
+    pub(crate) fn manifest_url(&self) -> String {
+        if self.api_get_version.contains("://") {
+            return self.api_get_version.clone();
+        }
+        format!(
+            "{}/{}",
+            self.server.trim_end_matches('/'),
+            self.api_get_version.trim_start_matches('/')
+        )
+    }
+}
+
+/// Rewrites `Update_app.current_version` in the config file at `path`,
+/// keeping every other field and their order, atomically. Does nothing when
+/// the value is already `version`.
+pub(crate) fn write_current_version(path: &Path, version: &str) -> Result<()> {
+    let text = std::fs::read_to_string(path).map_err(io_err("reading", path))?;
+    let mut doc: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Settings(format!("{}: not valid JSON: {e}", path.display())))?;
+    let slot = doc
+        .get_mut("Update_app")
+        .and_then(|b| b.as_object_mut())
+        .ok_or_else(|| {
+            Error::Settings(format!("{}: has no \"Update_app\" block", path.display()))
+        })?;
+    if slot.get("current_version").and_then(Value::as_str) == Some(version) {
+        return Ok(());
+    }
+    slot.insert("current_version".into(), Value::String(version.to_owned()));
+    let mut out = serde_json::to_string_pretty(&doc).expect("a JSON value renders");
+    out.push('\n');
+    crate::os::write_atomic(path, out.as_bytes())
+}
+
+/// Whether `LEAPFROG_ASSUME_YES` is set to a true value.
+fn assume_yes_from_env() -> bool {
+    std::env::var(ENV_ASSUME_YES).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_and_rewrites_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(
+            &path,
+            r#"{"theme":"dark","Update_app":{"server":"http://h/rel/","api_get_version":"versions.txt","main_app_name":"demo","update_zip_name":"demo-{version}.tar.gz","current_version":"1.0.0"},"z":1}"#,
+        )
+        .unwrap();
+        let config = AppConfig::read(&path).unwrap();
+        assert_eq!(config.manifest_url(), "http://h/rel/versions.txt");
+        assert_eq!(config.main_app_name, "demo");
+        write_current_version(&path, "1.1.0").unwrap();
+        let again = AppConfig::read(&path).unwrap();
+        assert_eq!(again.current_version, "1.1.0");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.find("theme").unwrap() < text.find("Update_app").unwrap(),
+            "{text}"
+        );
+        assert!(text.contains("\"z\": 1"), "{text}");
+    }
+
+    #[test]
+    fn reads_mirrors_and_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(
+            &path,
+            r#"{"Update_app":{"server":"https://h","api_get_version":"v.txt","main_app_name":"demo","current_version":"1.0.0",
+                "mirrors":["https://m1/v.txt","ftp://m2/v.txt"],"auth_user":"bob","auth_password":"pw","auth_token":"tok",
+                "headers":{"X-Key":"k"},"public_key":"RWQ"}}"#,
+        )
+        .unwrap();
+        let config = AppConfig::read(&path).unwrap();
+        assert_eq!(config.mirrors, ["https://m1/v.txt", "ftp://m2/v.txt"]);
+        assert_eq!(config.credentials.basic, Some(("bob".into(), "pw".into())));
+        assert_eq!(config.credentials.bearer.as_deref(), Some("tok"));
+        assert_eq!(
+            config.credentials.headers,
+            [("X-Key".to_owned(), "k".to_owned())]
+        );
+        assert!(!format!("{config:?}").contains("\"pw\""));
+        std::fs::write(&path, r#"{"Update_app":{"server":"h","api_get_version":"v","main_app_name":"d","current_version":"1.0.0","mirrors":"x"}}"#).unwrap();
+        assert!(AppConfig::read(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("mirrors must be a list"));
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, r#"{"Update_app":{"server":"x"}}"#).unwrap();
+        let err = AppConfig::read(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("Update_app.api_get_version is missing"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! The only code that draws: the native Update / Later dialog, the
+//! terminal question, the terminal progress bar, and how sizes are shown.
+//! The library never prints otherwise; it logs through `log`.
+
+use std::io::{IsTerminal, Write};
+
+use crate::error::human_size;
+use crate::fetch::ProgressFn;
+use crate::update::Available;
+use crate::updater::Updater;
+
+/// How the user is asked whether to update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ask {
+    /// A native dialog when one can be shown (the `dialog` feature; on
+    /// Linux a display and `zenity`), else a y/n question when stdin and
+    /// stderr are a terminal, else no update (nobody to ask).
+    Auto,
+    /// Always the native dialog.
+    Dialog,
+    /// Always the terminal question.
+    Terminal,
+    /// Never ask; update. (`LEAPFROG_ASSUME_YES=1` has the same effect.)
+    AssumeYes,
+    /// Never ask; never update, only report (for [`Updater::check`] users).
+    Never,
+}
+
+/// Asks the user, as `ask` says, whether to install `available`.
+pub(crate) fn ask(ask: Ask, updater: &Updater, available: &Available) -> bool {
+    match ask {
+        Ask::AssumeYes => true,
+        Ask::Never => false,
+        Ask::Dialog => ask_dialog(updater, available),
+        Ask::Terminal => ask_terminal(updater, available),
+        Ask::Auto => {
+            if cfg!(feature = "dialog") && dialog_available() {
+                ask_dialog(updater, available)
+            } else if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+                ask_terminal(updater, available)
+            } else {
+                log::info!("no display and no terminal to ask on: not updating now");
+                false
+            }
+        }
+    }
+}
+
+/// A progress bar on the terminal, when the app asks there and has one.
+pub(crate) fn progress(ask: Ask) -> Option<ProgressFn> {
+    #[cfg(feature = "progress-bar")]
+    if matches!(ask, Ask::Auto | Ask::Terminal) && std::io::stderr().is_terminal() {
+        return Some(terminal_progress());
+    }
+    let _ = ask;
+    None
+}
+
+fn question(updater: &Updater, available: &Available) -> (String, Option<String>) {
+    let r = &available.release;
+    let title = format!(
+        "{} {} is available (you have {}, download {})",
+        r.program,
+        r.version,
+        available.current,
+        r.size.map_or_else(|| "unknown size".to_owned(), human_size)
+    );
+    (title, updater.release_notes(available))
+}
+
+fn ask_terminal(updater: &Updater, available: &Available) -> bool {
+    let (title, notes) = question(updater, available);
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{title}");
+    if let Some(notes) = notes {
+        for line in notes.lines().take(20) {
+            let _ = writeln!(err, "  {line}");
+        }
+    }
+    let _ = write!(err, "Update now? [y/N] ");
+    let _ = err.flush();
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// Whether a native dialog can be shown: always on Windows and macOS; on
+/// other systems rfd shows message dialogs through `zenity`, so a display
+/// and `zenity` on the PATH are needed.
+fn dialog_available() -> bool {
+    if cfg!(any(windows, target_os = "macos")) {
+        return true;
+    }
+    let display = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+    display
+        && std::env::var_os("PATH").is_some_and(|path| {
+            std::env::split_paths(&path).any(|dir| dir.join("zenity").is_file())
+        })
+}
+
+#[cfg(feature = "dialog")]
+fn ask_dialog(updater: &Updater, available: &Available) -> bool {
+    let (title, notes) = question(updater, available);
+    let mut text = title;
+    if let Some(notes) = notes {
+        text.push_str("\n\n");
+        text.push_str(&notes.lines().take(30).collect::<Vec<_>>().join("\n"));
+    }
+    let answer = rfd::MessageDialog::new()
+        .set_title(format!("Update {}", available.release.program))
+        .set_description(text)
+        .set_buttons(rfd::MessageButtons::OkCancelCustom(
+            "Update".into(),
+            "Later".into(),
+        ))
+        .show();
+    matches!(answer, rfd::MessageDialogResult::Custom(ref s) if s == "Update")
+        || matches!(answer, rfd::MessageDialogResult::Ok)
+}
+
+#[cfg(not(feature = "dialog"))]
+fn ask_dialog(updater: &Updater, available: &Available) -> bool {
+    log::warn!("built without the `dialog` feature: asking on the terminal instead");
+    ask_terminal(updater, available)
+}
+
+#[cfg(feature = "progress-bar")]
+fn terminal_progress() -> ProgressFn {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{decimal_bytes}/{decimal_total_bytes} [{bar:30}] {decimal_bytes_per_sec} {eta}",
+        )
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    std::sync::Arc::new(move |done, total| {
+        if let Some(total) = total {
+            bar.set_length(total);
+        }
+        bar.set_position(done);
+        if Some(done) == total {
+            bar.finish_and_clear();
+        }
+    })
+}

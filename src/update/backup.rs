@@ -1,0 +1,379 @@
+//! The backup dir is leapfrog's only when it says so: a marker file
+//! ([`layout::MARKER`]) names the install dir it backs up. leapfrog creates
+//! the folder itself, empties only a folder that carries its marker for
+//! this install, and never follows a symlink in place of one of its own
+//! folders. A journal is believed only inside a folder whose marker names
+//! the install dir the journal speaks of.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{StagePlan, DOWNLOAD_DIR};
+use crate::error::{io_err, Error, Result};
+use crate::journal::Journal;
+use crate::layout;
+use crate::release::file_list::{self, FileList, Item, FILE_LIST};
+
+const MARKER_FORMAT: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Marker {
+    format: u32,
+    install_dir: PathBuf,
+}
+
+/// The install dir that the marker in `backup` names, when `backup` is a
+/// real folder (not a symlink) with a readable marker.
+pub(crate) fn backs(backup: &Path) -> Option<PathBuf> {
+    let meta = fs::symlink_metadata(backup).ok()?;
+    if !meta.is_dir() {
+        return None;
+    }
+    let path = backup.join(layout::MARKER);
+    if !fs::symlink_metadata(&path).ok()?.is_file() {
+        return None;
+    }
+    let marker: Marker = serde_json::from_slice(&fs::read(&path).ok()?).ok()?;
+    (marker.format == MARKER_FORMAT).then_some(marker.install_dir)
+}
+
+/// Whether `backup` is leapfrog's backup dir of `install`.
+pub(crate) fn is_backup_of(backup: &Path, install: &Path) -> bool {
+    backs(backup).is_some_and(|named| same_dir(&named, install))
+}
+
+fn write_marker(backup: &Path, install: &Path) -> Result<()> {
+    let marker = Marker {
+        format: MARKER_FORMAT,
+        install_dir: install.to_owned(),
+    };
+    let mut text = serde_json::to_vec_pretty(&marker).map_err(|e| Error::Unsuitable {
+        path: install.to_owned(),
+        reason: format!(
+            "its path cannot be recorded ({e}); install the program under a UTF-8 path"
+        ),
+    })?;
+    text.push(b'\n');
+    crate::os::write_atomic(&backup.join(layout::MARKER), &text)
+}
+
+fn not_ours(backup: &Path, why: &str) -> Error {
+    Error::Unsuitable {
+        path: backup.to_owned(),
+        reason: format!(
+            "{why}; leapfrog only uses (and empties) a backup dir it made itself. \
+             Remove it, or choose another place for the backup (LEAPFROG_BACKUP_DIR, or the builder's backup_dir)"
+        ),
+    }
+}
+
+/// Makes `backup` leapfrog's backup dir of `install`, or refuses: creates
+/// it (with its marker) when it is not there, accepts it when its marker
+/// names `install`, and refuses a symlink, a file, a folder that backs up
+/// another install, and a folder with files in it but no marker.
+///
+/// A folder left by an older leapfrog (no marker, but a journal that names
+/// this very folder and `install`) is adopted.
+pub(crate) fn claim(backup: &Path, install: &Path) -> Result<()> {
+    match fs::symlink_metadata(backup) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = backup.parent() {
+                fs::create_dir_all(parent).map_err(|e| cannot_make(backup, e))?;
+            }
+            fs::create_dir(backup).map_err(|e| cannot_make(backup, e))?;
+            return write_marker(backup, install);
+        }
+        Err(e) => return Err(cannot_make(backup, e)),
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(not_ours(backup, "it is a symbolic link"))
+        }
+        Ok(meta) if !meta.is_dir() => return Err(not_ours(backup, "it is not a folder")),
+        Ok(_) => {}
+    }
+    if let Some(named) = backs(backup) {
+        if same_dir(&named, install) {
+            return Ok(());
+        }
+        return Err(not_ours(
+            backup,
+            &format!("it is the backup dir of {}", named.display()),
+        ));
+    }
+    if fs::symlink_metadata(backup.join(layout::MARKER)).is_ok() {
+        return Err(not_ours(
+            backup,
+            "its marker .leapfrog-backup cannot be read",
+        ));
+    }
+    let empty = fs::read_dir(backup)
+        .map_err(io_err("listing", backup))?
+        .next()
+        .is_none();
+    let legacy = matches!(
+        Journal::read(backup),
+        Ok(Some(j)) if same_dir(&j.backup_dir, backup) && same_dir(&j.install_dir, install)
+    );
+    if empty || legacy {
+        return write_marker(backup, install);
+    }
+    Err(not_ours(
+        backup,
+        "it holds files but no leapfrog marker (.leapfrog-backup), so it is not leapfrog's",
+    ))
+}
+
+fn cannot_make(backup: &Path, e: io::Error) -> Error {
+    Error::Unsuitable {
+        path: backup.to_owned(),
+        reason: format!(
+            "the backup dir cannot be made or written ({e}); choose another place for it \
+             (LEAPFROG_BACKUP_DIR, or the builder's backup_dir) on a disk with room"
+        ),
+    }
+}
+
+/// Makes `dir` (inside the backup dir) a real folder: a symlink or file in
+/// its place is removed (never followed), then the folder is created.
+pub(crate) fn own_subdir(dir: &Path) -> Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(_) => {
+            log::warn!("{} is not a folder; removing it", dir.display());
+            fs::remove_file(dir).map_err(io_err("removing", dir))?;
+        }
+        Err(_) => {}
+    }
+    fs::create_dir(dir).map_err(io_err("creating", dir))
+}
+
+/// Removes everything in `dir` (a folder of leapfrog's) but the entries
+/// named in `keep`. Symlinks are removed, never followed.
+pub(crate) fn clear_except(dir: &Path, keep: &[&str]) -> Result<()> {
+    for entry in fs::read_dir(dir).map_err(io_err("listing", dir))? {
+        let entry = entry.map_err(io_err("listing", dir))?;
+        if keep.iter().any(|k| entry.file_name() == *k) {
+            continue;
+        }
+        let path = entry.path();
+        let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        removed.map_err(io_err("removing", &path))?;
+    }
+    Ok(())
+}
+
+/// Empties the download folder but for what a later download can use:
+/// broken-off downloads (`.partial` and its record) and, when named, the
+/// complete `archive`. Returns whether anything was kept. A symlink or
+/// file in the folder's place is removed, never followed.
+pub(crate) fn keep_downloads(downloads: &Path, archive: Option<&str>) -> bool {
+    match fs::symlink_metadata(downloads) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            let _ = fs::remove_file(downloads);
+            return false;
+        }
+        Err(_) => return false,
+    }
+    let mut kept = false;
+    for entry in fs::read_dir(downloads).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let plain = entry.file_type().is_ok_and(|t| t.is_file());
+        let wanted = name.ends_with(layout::PARTIAL)
+            || name.ends_with(layout::PARTIAL_META)
+            || Some(&*name) == archive;
+        if plain && wanted {
+            kept = true;
+        } else if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = fs::remove_dir_all(entry.path());
+        } else {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+    kept
+}
+
+/// After a stage failed: a broken-off download and the complete archive
+/// are kept, to be continued or reused next time; everything else staged
+/// goes. (The backup dir is leapfrog's: the preflight checked its marker.)
+pub(crate) fn clear_after_failed_stage(backup: &Path, archive: &str) {
+    if keep_downloads(&backup.join(DOWNLOAD_DIR), Some(archive)) {
+        let _ = clear_except(backup, &[DOWNLOAD_DIR, layout::MARKER]);
+    } else {
+        let _ = fs::remove_dir_all(backup);
+    }
+}
+
+/// Whether `a` and `b` are the same folder (also through links).
+pub(crate) fn same_dir(a: &Path, b: &Path) -> bool {
+    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+}
+
+/// Refuses an update that cannot succeed here, before anything changes: an
+/// install dir (or a folder of the installed release) that cannot take new
+/// files, a backup dir that cannot be made or written, too little free
+/// space for the backup and the download, release files held open.
+pub(crate) fn preflight(plan: &StagePlan<'_>) -> Result<()> {
+    let install = &plan.install_dir;
+    let installed = FileList::read_installed(install).ok().flatten();
+    let mut dirs = vec![install.clone()];
+    let mut files = Vec::new();
+    for (path, item) in installed.iter().flat_map(|l| &l.items) {
+        match item {
+            Item::Dir => dirs.push(file_list::join(install, path)),
+            Item::File { .. } if Path::new(path) != plan.exe => {
+                files.push(file_list::join(install, path))
+            }
+            _ => {}
+        }
+    }
+    for dir in &dirs {
+        crate::os::can_create_in(dir).map_err(|e| Error::Unsuitable {
+            path: dir.clone(),
+            reason: format!(
+                "new files cannot be written here ({e}); the update replaces the program's files in place. \
+                 Install the program in a folder this user can write to, or update it as a user who can"
+            ),
+        })?;
+    }
+    let held = crate::os::held_open(&files);
+    if let Some(first) = held.first() {
+        return Err(Error::Unsuitable {
+            path: first.clone(),
+            reason: format!(
+                "{} file(s) of the program are held open by another process and cannot be replaced; \
+                 close the other programs (or instances) that use them and try again",
+                held.len()
+            ),
+        });
+    }
+    let backup = &plan.backup_dir;
+    claim(backup, install)?;
+    crate::os::can_create_in(backup).map_err(|e| Error::Unsuitable {
+        path: backup.clone(),
+        reason: format!(
+            "the backup dir cannot be made or written ({e}); choose another place for it \
+                 (LEAPFROG_BACKUP_DIR, or the builder's backup_dir) on a disk with room"
+        ),
+    })?;
+    // The download, and a full copy of the install dir where hard links
+    // are impossible (another file system).
+    let copy = if crate::os::same_device(install, backup) {
+        0
+    } else {
+        tree_size(install)
+    };
+    crate::os::need_space(backup, plan.release.size.unwrap_or(0) + copy)
+}
+
+/// The bytes of the files under `dir`.
+fn tree_size(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(t) if t.is_dir() => tree_size(&entry.path()),
+            Ok(t) if t.is_file() => entry.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
+pub(crate) fn to_list_path(p: &Path) -> String {
+    p.components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Makes `backup` a fresh copy of `install` (the old version, untouched).
+///
+/// On the same file system the copy is made of hard links: nothing is
+/// written but directory entries, and it stays an untouched copy because
+/// applying replaces files by rename and never writes into them. Where hard
+/// links cannot be made (another file system, no permission) it copies.
+/// The download folder keeps only what the next download can use: a
+/// broken-off download of `archive`, or `archive` itself (checked against
+/// its hash before it is used).
+pub(crate) fn copy_to_backup(install: &Path, backup: &Path, archive: &str) -> Result<()> {
+    let keep = [DOWNLOAD_DIR, layout::MARKER];
+    clear_except(backup, &keep)?;
+    own_subdir(&backup.join(DOWNLOAD_DIR))?;
+    keep_downloads(&backup.join(DOWNLOAD_DIR), Some(archive));
+    match link_tree(install, backup, true) {
+        Ok(files) => {
+            log::info!(
+                "backed up {} to {} ({files} files as hard links)",
+                install.display(),
+                backup.display()
+            );
+            return Ok(());
+        }
+        Err(e) => {
+            log::info!("hard links are not possible here ({e}); copying instead");
+            clear_except(backup, &keep)?;
+        }
+    }
+    log::info!("copying {} to {}", install.display(), backup.display());
+    crate::failpoint::at("backup copy", backup)?;
+    let options = fs_extra::dir::CopyOptions::new().overwrite(true);
+    let items = release_entries(install).map_err(io_err("listing", install))?;
+    fs_extra::copy_items(&items, backup, &options).map_err(|e| Error::Io {
+        action: format!("copying {} to", install.display()),
+        path: backup.to_owned(),
+        source: io::Error::other(e.to_string()),
+    })?;
+    Ok(())
+}
+
+/// The entries at the root of `install` that belong in its backup: all but
+/// leapfrog's own (state, temp files), the file list excepted.
+fn release_entries(install: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut items = Vec::new();
+    for entry in fs::read_dir(install)? {
+        let entry = entry?;
+        if backed_up(&entry.file_name()) {
+            items.push(entry.path());
+        }
+    }
+    Ok(items)
+}
+
+fn backed_up(name: &std::ffi::OsStr) -> bool {
+    name == FILE_LIST || !name.to_str().is_some_and(layout::is_reserved)
+}
+
+/// Mirrors the tree at `src` into `dst` with hard links (and symlinks as
+/// symlinks), returning the number of files linked. At the `root`,
+/// leapfrog's own files are left out.
+fn link_tree(src: &Path, dst: &Path, root: bool) -> io::Result<u64> {
+    let mut files = 0;
+    for entry in fs::read_dir(src)? {
+        let entry = entry?;
+        if root && !backed_up(&entry.file_name()) {
+            continue;
+        }
+        let from = entry.path();
+        let to = dst.join(entry.file_name());
+        let kind = entry.file_type()?;
+        crate::failpoint::hit("backup link")?;
+        if kind.is_dir() {
+            fs::create_dir_all(&to)?;
+            files += link_tree(&from, &to, false)?;
+        } else if kind.is_symlink() {
+            crate::os::symlink(&fs::read_link(&from)?, &to).map_err(io::Error::other)?;
+        } else if kind.is_file() {
+            fs::hard_link(&from, &to)?;
+            files += 1;
+        }
+    }
+    Ok(files)
+}

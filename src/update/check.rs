@@ -1,0 +1,399 @@
+//! Step 1's rules: which release, if any, an install moves to. The
+//! manifest (then each mirror) is fetched and its signature, freshness and
+//! locations checked ([`find_update`]); a release rolled back here is not
+//! offered again until a newer one appears, or, when this machine (not the
+//! release) made it fail, until a wait is over.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use semver::Version;
+
+use crate::error::{Error, Result};
+use crate::fetch::{self, Limits};
+use crate::journal::{Journal, Step};
+use crate::release::manifest::{Manifest, Release};
+use crate::release::signature::PublicKey;
+use crate::release::trust::{self, State};
+use crate::updater::Updater;
+
+/// What [`Updater::check`](crate::Updater::check) found.
+#[derive(Debug, Clone)]
+#[must_use = "a check found either nothing to do or an update to offer"]
+#[non_exhaustive]
+pub enum Check {
+    /// The running version is the newest (or the manifest expired: no
+    /// update this time, and a warning is logged).
+    UpToDate,
+    /// A newer release to install.
+    Available(Box<Available>),
+    /// The newest release was installed here before and rolled back; it is
+    /// not offered again until `retry_at` (a failure of this machine's) or
+    /// until a newer release appears (`retry_at` is `None`: the release
+    /// itself failed, or was rolled back on request).
+    RolledBack {
+        /// The release rolled back.
+        version: Version,
+        /// Why it was rolled back.
+        reason: String,
+        /// When it will be tried again, if ever.
+        retry_at: Option<SystemTime>,
+    },
+}
+
+impl Check {
+    /// The update to install, if there is one now.
+    pub fn available(self) -> Option<Available> {
+        match self {
+            Check::Available(available) => Some(*available),
+            _ => None,
+        }
+    }
+}
+
+/// An update found by [`Updater::check`](crate::Updater::check).
+#[derive(Debug, Clone)]
+pub struct Available {
+    /// The release line.
+    pub release: Release,
+    /// The version running now.
+    pub current: Version,
+    /// Where the archive is downloaded from.
+    pub archive_url: String,
+    /// Where the release notes are, when the manifest names a file.
+    pub notes_url: Option<String>,
+    /// The manifest it came from.
+    pub manifest_url: String,
+}
+
+/// What [`find_update`] looks for.
+#[derive(Clone)]
+pub struct Query<'a> {
+    /// The manifest's URL or path.
+    pub manifest_url: &'a str,
+    /// The program.
+    pub program: &'a str,
+    /// The running version.
+    pub current: &'a Version,
+    /// Whether a stable version is offered pre-releases.
+    pub prereleases: bool,
+    /// Whether a release without a sha256 may be returned.
+    pub allow_unverified: bool,
+    /// Archive name template (`{version}` replaced) for lines that name no file.
+    pub archive_template: Option<&'a str>,
+    /// The trusted public keys. With none, the manifest is not verified
+    /// (and a warning is logged); with some, `versions.txt.minisig` must be a
+    /// valid signature by one of them.
+    pub keys: &'a [PublicKey],
+    /// What this install accepted before (serial, hash), against replays.
+    pub seen: Option<&'a State>,
+}
+
+/// The result of [`find_update`]: the update, if any, and what the manifest
+/// said that an install should remember.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The update to install, if any.
+    pub update: Option<Available>,
+    /// Whether the manifest's signature was checked.
+    pub signed: bool,
+    /// The manifest's serial.
+    pub serial: Option<u64>,
+    /// The sha256 of the manifest's bytes.
+    pub manifest_sha256: String,
+    /// A next public key the (signed) manifest announced.
+    pub next_key: Option<String>,
+}
+
+/// Fetches a manifest (and, with keys, its signature), checks its
+/// signature, expiry and serial, and returns the release of
+/// `query.program` to move to, if any. A manifest that lists no release of
+/// the program at all is an error (a wrong URL or name, most likely).
+pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
+    let url = query.manifest_url;
+    // What is shown of the URL: never a password in it.
+    let shown = crate::fetch::redact(url);
+    log::info!(
+        "checking {shown} for {} newer than {}",
+        query.program,
+        query.current
+    );
+    let text = fetch::fetch_text(url, limits)?;
+    let signed = !query.keys.is_empty();
+    if signed {
+        let sig_url = format!("{url}{}", crate::release::signature::SIGNATURE_SUFFIX);
+        let sig_limits = Limits {
+            max_manifest_bytes: crate::release::signature::MAX_SIGNATURE_BYTES,
+            ..limits.clone()
+        };
+        let signature = fetch::fetch_text(&sig_url, &sig_limits).map_err(|e| Error::Signature {
+            url: shown.clone(),
+            reason: "unsigned: its signature cannot be fetched".into(),
+            source: Some(Box::new(e)),
+        })?;
+        let which =
+            crate::release::signature::verify(text.as_bytes(), &signature, query.keys, &shown)?;
+        log::info!("{shown}: signature verified (key {})", which + 1);
+    } else {
+        log::warn!(
+            "{shown}: no public key configured: this update is NOT verified against a signature"
+        );
+    }
+    let manifest = Manifest::parse_any(&text, &shown, query.program)?;
+    let manifest_sha256 = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(text.as_bytes()))
+    };
+    if signed {
+        trust::check_fresh(&manifest, &shown, &manifest_sha256, query.seen)?;
+    }
+    let checked = |update| Checked {
+        update,
+        signed,
+        serial: manifest.serial,
+        manifest_sha256: manifest_sha256.clone(),
+        next_key: manifest.next_key.clone(),
+    };
+    if manifest.newest(query.program).is_none() {
+        return Err(Error::UnknownProgram {
+            origin: shown.clone(),
+            program: query.program.to_owned(),
+        });
+    }
+    // Going back to an older version is only allowed when a signed manifest
+    // withdraws the running one.
+    let Some(release) =
+        manifest.update_for(query.program, query.current, query.prereleases, signed)
+    else {
+        log::info!("{} {} is up to date", query.program, query.current);
+        return Ok(checked(None));
+    };
+    if release.sha256.is_none() && !query.allow_unverified {
+        return Err(Error::Unverified {
+            origin: shown.clone(),
+            program: release.program.clone(),
+            version: release.version.to_string(),
+        });
+    }
+    let file = match (&release.file, query.archive_template) {
+        (Some(file), _) => file.clone(),
+        (None, Some(template)) => template.replace("{version}", &release.version.to_string()),
+        (None, None) => release.file_name(),
+    };
+    if release.version < *query.current {
+        log::warn!(
+            "{} {} is withdrawn by the publisher: going back to {}",
+            query.program,
+            query.current,
+            release.version
+        );
+    } else {
+        log::info!(
+            "update available: {} {} -> {}",
+            query.program,
+            query.current,
+            release.version
+        );
+    }
+    let refuse = |reason: String| Error::BadRelease {
+        origin: shown.clone(),
+        program: release.program.clone(),
+        version: release.version.to_string(),
+        reason,
+    };
+    // The signature vouches for the size too: without one, a download
+    // would have no bound but the time it takes.
+    if signed && release.size.is_none() {
+        return Err(refuse(
+            "a signed release line must give the archive's size (size=); publish it with leapfrog, which writes it"
+                .into(),
+        ));
+    }
+    let archive_url = trust::resolve(url, &file).map_err(&refuse)?;
+    let notes_url = match &release.notes {
+        Some(notes) => Some(trust::resolve(url, notes).map_err(&refuse)?),
+        None => None,
+    };
+    Ok(checked(Some(Available {
+        archive_url,
+        notes_url,
+        release: release.clone(),
+        current: query.current.clone(),
+        manifest_url: url.to_owned(),
+    })))
+}
+
+/// Step 1 for `updater`: the manifest URL, then the mirrors, in order; see
+/// [`Updater::check`](crate::Updater::check).
+pub(crate) fn newest(updater: &Updater) -> Result<Check> {
+    let mut failures = Vec::new();
+    let mut expired = 0;
+    for url in updater.manifest_urls() {
+        match check_at(updater, url) {
+            Ok(found) => return Ok(found),
+            Err(e) => {
+                if matches!(e, Error::Expired { .. }) {
+                    expired += 1;
+                }
+                let mirrors = updater.manifest_urls().count() > 1;
+                if !mirrors && expired == 0 {
+                    return Err(e);
+                }
+                if mirrors {
+                    log::warn!("mirror {} skipped: {}", fetch::redact(url), e.chain());
+                }
+                failures.push(e);
+            }
+        }
+    }
+    // A signed manifest past its expiry is the publisher's to renew
+    // (`leapfrog refresh`), not the user's problem: no update this time.
+    if expired == failures.len() {
+        for e in &failures {
+            log::warn!(
+                "{}; no update this time, the next check tries again",
+                e.chain()
+            );
+        }
+        return Ok(Check::UpToDate);
+    }
+    let last = Box::new(failures.pop().expect("at least one URL was tried"));
+    Err(Error::Mirrors { failures, last })
+}
+
+/// Step 1 against one manifest URL. A signed manifest that is accepted is
+/// remembered (serial, hash, a next key) in the install dir's state file.
+pub(crate) fn check_at(updater: &Updater, manifest_url: &str) -> Result<Check> {
+    let install_dir = updater.install_dir();
+    let mut state = State::read(install_dir)?;
+    let mut keys = updater.keys().to_vec();
+    for next in &state.next_keys {
+        if let Ok(key) = crate::release::signature::parse_public_key(next) {
+            keys.push(key);
+        }
+    }
+    let settings = updater.settings();
+    let query = Query {
+        manifest_url,
+        program: updater.program(),
+        current: updater.current_version(),
+        prereleases: settings.prereleases,
+        allow_unverified: settings.allow_unverified,
+        archive_template: settings.archive_template.as_deref(),
+        keys: if updater.keys().is_empty() {
+            &[]
+        } else {
+            &keys
+        },
+        seen: Some(&state),
+    };
+    let checked = find_update(&query, &settings.limits)?;
+    if checked.signed {
+        let mut changed = false;
+        if checked.serial > state.serial || state.manifest_sha256.is_none() {
+            state.serial = checked.serial;
+            state.manifest_sha256 = Some(checked.manifest_sha256.clone());
+            changed = true;
+        }
+        if let Some(next) = &checked.next_key {
+            if !state.next_keys.contains(next) {
+                log::info!(
+                    "trusting the publisher's next key {next}, announced by the signed manifest"
+                );
+                state.next_keys.push(next.clone());
+                changed = true;
+            }
+        }
+        if changed {
+            state.write(install_dir)?;
+        }
+    }
+    let Some(available) = checked.update else {
+        return Ok(Check::UpToDate);
+    };
+    if let Ok(Some(journal)) = Journal::read(updater.backup_dir()) {
+        if journal.step == Step::RolledBack
+            && journal.to_version == available.release.version.to_string()
+        {
+            let retry_at = retry_time(updater, &journal);
+            if retry_at.is_none_or(|due| SystemTime::now() < due) {
+                return Ok(Check::RolledBack {
+                    version: available.release.version.clone(),
+                    reason: journal.error.unwrap_or_else(|| "no reason recorded".into()),
+                    retry_at,
+                });
+            }
+        }
+    }
+    Ok(Check::Available(Box::new(available)))
+}
+
+/// When a version rolled back here may be tried again: `None` never (the
+/// release itself failed, or was rolled back on request: not until a newer
+/// one appears); from the time returned on, when this machine made
+/// it fail (an I/O error, no permission, a full disk, a kill): after
+/// [`retry_after`](crate::UpdaterBuilder::retry_after), doubled after each
+/// failure, a day at most.
+fn retry_time(updater: &Updater, journal: &Journal) -> Option<SystemTime> {
+    let why = journal.error.as_deref().unwrap_or("no reason recorded");
+    let program = updater.program();
+    let (Some(failed_at), false) = (journal.failed_at, journal.bad_release) else {
+        log::debug!("{program} {}: {why}", journal.to_version);
+        log::warn!(
+            "{program} {} was rolled back here before; waiting for a newer release",
+            journal.to_version
+        );
+        return None;
+    };
+    let doubled = 1u32 << journal.retries.saturating_sub(1).min(16);
+    let wait = updater
+        .settings()
+        .retry_after
+        .saturating_mul(doubled)
+        .min(Duration::from_secs(24 * 3600));
+    let due = SystemTime::UNIX_EPOCH + Duration::from_secs(failed_at) + wait;
+    if SystemTime::now() < due {
+        log::info!(
+            "{program} {} could not be installed here ({why}); trying again after {}",
+            journal.to_version,
+            humantime::format_rfc3339_seconds(due)
+        );
+    } else {
+        log::info!(
+            "trying {program} {} again: it failed here before through no fault of its own ({why})",
+            journal.to_version
+        );
+    }
+    Some(due)
+}
+
+/// How often `version` failed here before through no fault of its own
+/// (an earlier journal in the backup dir says so).
+pub(crate) fn earlier_retries(backup: &Path, version: &str) -> u32 {
+    match Journal::read(backup) {
+        Ok(Some(j)) if j.step == Step::RolledBack && j.to_version == version && !j.bad_release => {
+            j.retries
+        }
+        _ => 0,
+    }
+}
+
+/// Refuses to stage while an earlier update of this install is not over:
+/// staged or being applied (restart to finish it), or installed and on its
+/// trial (the backup holds the only good copy of the old version until the
+/// new one has proven itself).
+pub(crate) fn nothing_in_progress(backup_dir: &Path) -> Result<()> {
+    let Some(journal) = Journal::read(backup_dir)? else {
+        return Ok(());
+    };
+    let on_trial = match journal.step {
+        Step::Confirmed | Step::RolledBack => return Ok(()),
+        Step::Applied => true,
+        Step::Staged | Step::Applying | Step::RollingBack => false,
+    };
+    Err(Error::InProgress {
+        backup_dir: backup_dir.to_owned(),
+        version: journal.to_version,
+        on_trial,
+    })
+}

@@ -1,0 +1,534 @@
+//! What an app calls: the [`Updater`] and its builder.
+
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use semver::Version;
+
+use crate::config::{Resolved, Settings};
+use crate::error::{Error, Result};
+use crate::journal::{Confirm, Journal};
+use crate::release::signature::PublicKey;
+use crate::ui::{self, Ask};
+use crate::update::{self, Available, Check, StagePlan};
+
+/// What happens once an update is staged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Restart {
+    /// Hop out at once: the app is replaced by the update (same PID on Unix).
+    Now,
+    /// Leave the staged update for the next launch, where
+    /// [`finish_pending`](crate::finish_pending) applies it.
+    NextLaunch,
+}
+
+/// How an update ended, when it did not replace the process.
+///
+/// ```no_run
+/// # let updater: leapfrog::Updater = todo!();
+/// match updater.update() {
+///     Ok(leapfrog::Outcome::Staged(version)) => log::info!("{version} installs at the next start"),
+///     Ok(outcome) => log::info!("{outcome:?}"),
+///     Err(e) => log::warn!("no update this time: {e}"),
+/// }
+/// ```
+#[derive(Debug)]
+#[must_use = "an update may have been declined, staged or refused"]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The running version is the newest.
+    UpToDate,
+    /// An update exists and the user (or the settings) said not now.
+    Declined(Version),
+    /// An update was staged and will be applied at the next launch.
+    Staged(Version),
+    /// The newest release was rolled back here before and is not offered
+    /// again yet (see [`Check::RolledBack`]).
+    RolledBack(Version),
+}
+
+/// Builds an [`Updater`]; `build()` checks the settings.
+///
+/// ```no_run
+/// let updater = leapfrog::Updater::builder("demo", env!("CARGO_PKG_VERSION"))
+///     .manifest_url("https://downloads.example.com/demo/versions.txt")
+///     .public_key(include_str!("../tests/data/example.pub"))
+///     .ask(leapfrog::Ask::Auto)
+///     .build()?;
+/// # Ok::<(), leapfrog::Error>(())
+/// ```
+#[must_use = "a builder does nothing until build() is called"]
+pub struct UpdaterBuilder {
+    settings: Settings,
+}
+
+/// Checks for, stages and starts updates of one program.
+///
+/// ```no_run
+/// let updater = leapfrog::Updater::builder("demo", env!("CARGO_PKG_VERSION"))
+///     .manifest_url("https://downloads.example.com/demo/versions.txt")
+///     .public_key(include_str!("../tests/data/example.pub"))
+///     .build()?;
+/// // In a background thread, never delaying the start:
+/// let check = updater.spawn_startup_check();
+/// // ... the app ...
+/// if let Ok(Err(e)) = check.join() {
+///     log::warn!("no update this time: {e}");
+/// }
+/// # Ok::<(), leapfrog::Error>(())
+/// ```
+pub struct Updater {
+    resolved: Resolved,
+}
+
+impl Updater {
+    /// Starts a builder for `program` at version `current` (usually
+    /// `env!("CARGO_PKG_VERSION")`).
+    pub fn builder(program: impl Into<String>, current: impl Into<String>) -> UpdaterBuilder {
+        UpdaterBuilder {
+            settings: Settings::new(program.into(), current.into()),
+        }
+    }
+
+    /// Starts a builder from a `data/config.json` (its `Update_app` block,
+    /// described in the crate docs): the program and executable are
+    /// `main_app_name`, the version is `current_version`, the manifest is
+    /// `server`/`api_get_version`, and `current_version` is rewritten
+    /// after an update. A relative `path` is taken from the running
+    /// executable's folder (not the working directory); the install dir is
+    /// the folder that holds `data/`.
+    ///
+    /// ```no_run
+    /// let updater = leapfrog::Updater::from_config("data/config.json")?.build()?;
+    /// # Ok::<(), leapfrog::Error>(())
+    /// ```
+    pub fn from_config(path: impl AsRef<Path>) -> Result<UpdaterBuilder> {
+        Ok(UpdaterBuilder {
+            settings: Settings::from_config(path.as_ref())?,
+        })
+    }
+
+    /// The program's name.
+    pub fn program(&self) -> &str {
+        &self.resolved.settings.program
+    }
+
+    /// The running version.
+    pub fn current_version(&self) -> &Version {
+        &self.resolved.current
+    }
+
+    /// The manifest URL checked.
+    pub fn manifest_url(&self) -> &str {
+        &self.resolved.manifest_url
+    }
+
+    /// The install dir.
+    pub fn install_dir(&self) -> &Path {
+        &self.resolved.install_dir
+    }
+
+    /// The backup dir.
+    pub fn backup_dir(&self) -> &Path {
+        &self.resolved.backup_dir
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.resolved.settings
+    }
+
+    pub(crate) fn keys(&self) -> &[PublicKey] {
+        &self.resolved.keys
+    }
+
+    /// The manifest URL, then the mirrors, in order.
+    pub(crate) fn manifest_urls(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.resolved.manifest_url.as_str())
+            .chain(self.resolved.settings.mirrors.iter().map(String::as_str))
+    }
+
+    /// Step 1: fetches the manifest (then the mirrors) and says whether
+    /// there is an update to install. A signed manifest that is accepted
+    /// is remembered (serial, hash, a next key) in the install dir's state
+    /// file. A release that was rolled back here is reported as such, not
+    /// offered.
+    ///
+    /// ```no_run
+    /// # let updater: leapfrog::Updater = todo!();
+    /// match updater.check()? {
+    ///     leapfrog::Check::Available(update) => log::info!("{} is available", update.release.version),
+    ///     leapfrog::Check::RolledBack { version, .. } => log::info!("{version} failed here before"),
+    ///     _ => log::info!("up to date"),
+    /// }
+    /// # Ok::<(), leapfrog::Error>(())
+    /// ```
+    pub fn check(&self) -> Result<Check> {
+        update::check(self)
+    }
+
+    /// The release notes of `available`: inline ones, or the notes file
+    /// fetched (capped like a manifest). `None` when there are none or they
+    /// cannot be fetched.
+    pub fn release_notes(&self, available: &Available) -> Option<String> {
+        if let Some(text) = &available.release.notes_text {
+            return Some(text.clone());
+        }
+        let url = available.notes_url.as_ref()?;
+        match crate::fetch::fetch_text(url, &self.settings().limits) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                log::warn!("release notes unavailable: {e}");
+                None
+            }
+        }
+    }
+
+    /// Asks the user, as the builder's [`Ask`] says, whether to install `available`.
+    pub fn ask(&self, available: &Available) -> bool {
+        ui::ask(self.settings().ask, self, available)
+    }
+
+    /// Step 2: stages `available` in the backup dir (copy, download, verify,
+    /// unpack, journal). The install dir is not touched; on error nothing
+    /// changes and the app goes on. [`Error::Busy`] when another copy of
+    /// the program is updating, [`Error::InProgress`] when an earlier
+    /// update is not finished.
+    pub fn stage(&self, available: &Available) -> Result<StagedUpdate> {
+        update::stage(self, available).map(StagedUpdate)
+    }
+
+    /// Steps 3 to 6: hops out to the backup copy, which applies the staged
+    /// update and starts the new version. Returns only on failure.
+    pub fn restart(&self, staged: &StagedUpdate) -> Error {
+        update::hop_out(&staged.0, false)
+    }
+
+    /// The whole update: check, ask, stage, and restart (or leave it for the
+    /// next launch, as the builder's [`Restart`] says). Another copy of the
+    /// program that is updating (it holds the lock) is seen before the
+    /// user is asked: [`Error::Busy`].
+    pub fn update(&self) -> Result<Outcome> {
+        update::tidy(self.install_dir(), self.backup_dir());
+        let available = match self.check() {
+            Ok(Check::Available(available)) => *available,
+            Ok(Check::RolledBack { version, .. }) => return Ok(Outcome::RolledBack(version)),
+            Ok(_) => return Ok(Outcome::UpToDate),
+            Err(e) => {
+                log::warn!("checking for updates failed: {}", e.chain());
+                return Err(e);
+            }
+        };
+        // Ask only when this copy could go on to stage: another copy
+        // updating the same install holds the lock.
+        if crate::update::lock::is_held(self.backup_dir())? {
+            let e = Error::busy(self.install_dir(), self.backup_dir());
+            log::info!("{e}");
+            return Err(e);
+        }
+        if !self.ask(&available) {
+            return Ok(Outcome::Declined(available.release.version));
+        }
+        let mut staged = self.stage(&available);
+        // A mirror whose archive fails to download or verify is skipped; the
+        // next mirror's manifest must offer the same release.
+        for mirror in self.manifest_urls().skip(1) {
+            let Err(e) = &staged else { break };
+            if matches!(e, Error::Busy { .. } | Error::InProgress { .. }) {
+                break;
+            }
+            log::warn!(
+                "{}; trying mirror {}",
+                e.chain(),
+                crate::fetch::redact(mirror)
+            );
+            staged = match update::check_at(self, mirror) {
+                Ok(Check::Available(other)) if other.release == available.release => {
+                    self.stage(&other)
+                }
+                Ok(_) => continue,
+                Err(e) => Err(e),
+            };
+        }
+        let staged = staged.inspect_err(|e| {
+            log::warn!(
+                "{} {} was found, but downloading, verifying or staging it failed: {}; {} keeps running",
+                self.program(),
+                available.release.version,
+                e.chain(),
+                self.current_version()
+            )
+        })?;
+        match self.settings().restart {
+            Restart::Now => Err(self.restart(&staged)),
+            Restart::NextLaunch => Ok(Outcome::Staged(available.release.version)),
+        }
+    }
+
+    /// Runs [`update`](Self::update) in a background thread, so the app's
+    /// start is never delayed. With [`Restart::Now`], an accepted update
+    /// replaces the process from that thread once it is staged. Join the
+    /// handle (or let the app run on) to see how it ended; with
+    /// [`Restart::NextLaunch`] an app that exits first loses nothing: a
+    /// broken-off download continues, and a complete one is reused, at the
+    /// next start.
+    pub fn spawn_startup_check(self) -> JoinHandle<Result<Outcome>> {
+        std::thread::Builder::new()
+            .name("leapfrog-check".into())
+            .spawn(move || {
+                // update() logs what failed: the check, or the staging.
+                self.update()
+            })
+            .expect("spawning the update check thread")
+    }
+
+    /// What step 2 needs to know about `available`.
+    pub(crate) fn plan<'a>(&'a self, available: &'a Available) -> StagePlan<'a> {
+        let settings = self.settings();
+        StagePlan {
+            program: self.program(),
+            from_version: self.current_version().to_string(),
+            release: &available.release,
+            archive_url: available.archive_url.clone(),
+            install_dir: self.resolved.install_dir.clone(),
+            backup_dir: self.resolved.backup_dir.clone(),
+            exe: self.resolved.exe.clone(),
+            config: settings.config.as_ref().and_then(|c| {
+                c.path
+                    .strip_prefix(self.install_dir())
+                    .ok()
+                    .map(Path::to_owned)
+            }),
+            limits: &settings.limits,
+            progress: settings
+                .progress
+                .clone()
+                .or_else(|| ui::progress(settings.ask)),
+            trial: settings.trial,
+        }
+    }
+}
+
+/// An update staged by [`Updater::stage`], ready for
+/// [`Updater::restart`] (or for the next launch, which applies it).
+#[derive(Debug)]
+#[must_use = "a staged update is applied by restart() or at the next launch"]
+pub struct StagedUpdate(Journal);
+
+impl StagedUpdate {
+    /// The version staged.
+    pub fn version(&self) -> &str {
+        &self.0.to_version
+    }
+}
+
+impl UpdaterBuilder {
+    /// The URL (or path) of `versions.txt`, or of a JSON version endpoint.
+    pub fn manifest_url(mut self, url: impl Into<String>) -> Self {
+        self.settings.manifest_url = Some(url.into());
+        self
+    }
+
+    /// The install dir (default: the running executable's folder).
+    pub fn install_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.settings.install_dir = Some(dir.into());
+        self
+    }
+
+    /// The backup dir (default: the install dir's sibling `<install>.backup`).
+    /// An app that sets this must tell [`finish_pending`](crate::finish_pending)
+    /// through `LEAPFROG_BACKUP_DIR` as well (set it in the app's own
+    /// environment before calling it).
+    pub fn backup_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.settings.backup_dir = Some(dir.into());
+        self
+    }
+
+    /// The executable to relaunch, relative to the install dir (default: the
+    /// running one).
+    pub fn executable(mut self, exe: impl Into<PathBuf>) -> Self {
+        self.settings.exe = Some(exe.into());
+        self
+    }
+
+    /// How to ask the user (default [`Ask::Auto`]).
+    pub fn ask(mut self, ask: Ask) -> Self {
+        self.settings.ask = ask;
+        self
+    }
+
+    /// What to do once an update is staged (default [`Restart::Now`]).
+    pub fn restart(mut self, restart: Restart) -> Self {
+        self.settings.restart = restart;
+        self
+    }
+
+    /// Reports download progress (bytes so far, total) to `f`, e.g. for a GUI.
+    ///
+    /// ```
+    /// let builder = leapfrog::Updater::builder("demo", "1.0.0")
+    ///     .on_progress(|done, total| log::info!("{done} of {total:?} bytes"));
+    /// # let _ = builder;
+    /// ```
+    pub fn on_progress(mut self, f: impl Fn(u64, Option<u64>) + Send + Sync + 'static) -> Self {
+        self.settings.on_progress(f);
+        self
+    }
+
+    /// How long to wait for the host: to connect, and for each byte
+    /// (defaults 10 s and 30 s; `LEAPFROG_CONNECT_TIMEOUT`,
+    /// `LEAPFROG_READ_TIMEOUT`).
+    pub fn timeouts(mut self, connect: Duration, read: Duration) -> Self {
+        self.settings.limits.connect_timeout = connect;
+        self.settings.limits.read_timeout = read;
+        self
+    }
+
+    /// Installs releases whose manifest line has no sha256 (default: refused).
+    pub fn allow_unverified(mut self, allow: bool) -> Self {
+        self.settings.allow_unverified = allow;
+        self
+    }
+
+    /// Offers pre-releases to a program running a stable version.
+    pub fn prereleases(mut self, allow: bool) -> Self {
+        self.settings.prereleases = allow;
+        self
+    }
+
+    /// Trusts manifests signed by this minisign public key (the `.pub`
+    /// file's text, or its base64 line). May be given more than once. With
+    /// a key, unsigned or badly signed manifests are refused. An app
+    /// without a key must say [`allow_unsigned`](Self::allow_unsigned).
+    ///
+    /// ```no_run
+    /// let updater = leapfrog::Updater::builder("demo", env!("CARGO_PKG_VERSION"))
+    ///     .manifest_url("https://downloads.example.com/demo/versions.txt")
+    ///     .public_key(include_str!("../tests/data/example.pub"))
+    ///     .build()?;
+    /// # Ok::<(), leapfrog::Error>(())
+    /// ```
+    pub fn public_key(mut self, key: impl Into<String>) -> Self {
+        self.settings.public_keys.push(key.into());
+        self
+    }
+
+    /// The new version counts as healthy on its first (trial) launch once
+    /// it has run this long without crashing or exiting with failure, or
+    /// when it calls [`confirm_healthy`](crate::confirm_healthy), whichever
+    /// comes first. This is the default, with 10 seconds.
+    /// (`LEAPFROG_CONFIRM_AFTER`, e.g. `30s`.)
+    pub fn confirm_after(mut self, time: Duration) -> Self {
+        self.settings.trial.confirm = Confirm::AfterMs(crate::config::millis(time));
+        self
+    }
+
+    /// The new version must call [`confirm_healthy`](crate::confirm_healthy)
+    /// within this time on its first (trial) launch; one that does not is
+    /// taken to hang, stopped, and rolled back. (`LEAPFROG_CONFIRM_WITHIN`.)
+    pub fn confirm_within(mut self, time: Duration) -> Self {
+        self.settings.trial.confirm = Confirm::WithinMs(crate::config::millis(time));
+        self
+    }
+
+    /// How long to wait before trying again a release that failed to
+    /// install here through no fault of its own (an I/O error, no
+    /// permission, a full disk, a kill); doubled after each such failure,
+    /// a day at most. Default one hour; `LEAPFROG_RETRY_AFTER` (e.g. `10m`).
+    /// A release that fails its trial launch is not tried again.
+    pub fn retry_after(mut self, wait: Duration) -> Self {
+        self.settings.retry_after = wait;
+        self
+    }
+
+    /// How many trial launches of a new version may fail before it is
+    /// rolled back (default 1; at least 1). (`LEAPFROG_TRIAL_ATTEMPTS`.)
+    pub fn trial_attempts(mut self, attempts: u32) -> Self {
+        self.settings.trial.attempts = attempts.max(1);
+        self
+    }
+
+    /// Another manifest URL to try, in order, when the first is down, slow,
+    /// or serves something that fails verification. May be given more than once.
+    pub fn mirror(mut self, url: impl Into<String>) -> Self {
+        self.settings.mirrors.push(url.into());
+        self
+    }
+
+    /// HTTP basic auth (and the FTP login) for a private host.
+    pub fn basic_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.settings.limits.credentials.basic = Some((user.into(), password.into()));
+        self
+    }
+
+    /// An HTTP bearer token for a private host.
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.settings.limits.credentials.bearer = Some(token.into());
+        self
+    }
+
+    /// An extra HTTP header sent with every request (e.g. an API key).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.settings
+            .limits
+            .credentials
+            .headers
+            .push((name.into(), value.into()));
+        self
+    }
+
+    /// Trusts these root certificates (PEM) instead of the public ones, for
+    /// an HTTPS or FTPS host with its own certificate authority.
+    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.settings.limits.tls_roots_pem = Some(pem.into());
+        self
+    }
+
+    /// Whether `LEAPFROG_*` environment variables override the settings
+    /// (default yes; the table is in the crate docs). The manifest URL is
+    /// overridden only when the app also allows it
+    /// ([`allow_env_manifest_url`](Self::allow_env_manifest_url)).
+    pub fn read_env(mut self, read: bool) -> Self {
+        self.settings.read_env = read;
+        self
+    }
+
+    /// Lets `LEAPFROG_MANIFEST_URL` replace the manifest URL (for testing a
+    /// release against a staging host). Off by default: whoever sets the
+    /// environment of the app could otherwise choose where it updates from.
+    pub fn allow_env_manifest_url(mut self) -> Self {
+        self.settings.env_manifest_url = true;
+        self
+    }
+
+    /// Takes updates whose manifest is not signed. Without a
+    /// [`public_key`](Self::public_key), `build()` refuses unless this is
+    /// said: an app that updates from an unsigned host runs whatever that
+    /// host (or anyone between) serves, so it must be a choice.
+    ///
+    /// ```
+    /// let updater = leapfrog::Updater::builder("demo", "1.0.0")
+    ///     .manifest_url("http://127.0.0.1:8000/versions.txt")
+    ///     .allow_unsigned()
+    ///     .install_dir(std::env::temp_dir().join("demo"))
+    ///     .executable("demo")
+    ///     .build();
+    /// assert!(updater.is_ok());
+    /// ```
+    pub fn allow_unsigned(mut self) -> Self {
+        self.settings.allow_unsigned = true;
+        self
+    }
+
+    /// Checks the settings and builds the updater.
+    /// Checks the settings and builds the updater: a program name, a
+    /// valid version, a manifest URL, a public key (or
+    /// [`allow_unsigned`](Self::allow_unsigned)), an install dir that is
+    /// not a backup copy. [`Error::Settings`] says what is missing.
+    pub fn build(self) -> Result<Updater> {
+        Ok(Updater {
+            resolved: self.settings.resolve()?,
+        })
+    }
+}
