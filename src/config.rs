@@ -73,6 +73,9 @@ pub(crate) const ENV_TRIAL_ATTEMPTS: &str = "LEAPFROG_TRIAL_ATTEMPTS";
 /// fault of its own.
 pub(crate) const ENV_RETRY_AFTER: &str = "LEAPFROG_RETRY_AFTER";
 
+/// Looks up an environment variable.
+type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// Everything an app can set, as given (the builder's state).
 pub(crate) struct Settings {
     pub program: String,
@@ -170,9 +173,14 @@ impl Settings {
     }
 
     /// Checks the settings, applies the environment and the defaults.
-    pub(crate) fn resolve(mut self) -> Result<Resolved> {
+    pub(crate) fn resolve(self) -> Result<Resolved> {
+        self.resolve_with(&|name| std::env::var(name).ok())
+    }
+
+    /// [`resolve`](Self::resolve) with `env` as the environment.
+    fn resolve_with(mut self, env: Env<'_>) -> Result<Resolved> {
         if self.read_env {
-            self.apply_env()?;
+            self.apply_env(env)?;
         }
         if self.program.is_empty() {
             return Err(Error::Settings("the program name is empty".into()));
@@ -271,27 +279,28 @@ impl Settings {
         })
     }
 
-    /// The `LEAPFROG_*` variables of the table above, over the settings.
-    fn apply_env(&mut self) -> Result<()> {
+    /// The `LEAPFROG_*` variables of the table above, over the settings;
+    /// `env` looks a variable up.
+    fn apply_env(&mut self, env: Env<'_>) -> Result<()> {
         if self.env_manifest_url {
-            if let Ok(url) = std::env::var(ENV_MANIFEST_URL) {
+            if let Some(url) = env(ENV_MANIFEST_URL) {
                 self.manifest_url = Some(url);
             }
         }
-        if let Some(dir) = std::env::var_os(ENV_BACKUP_DIR) {
+        if let Some(dir) = env(ENV_BACKUP_DIR) {
             self.backup_dir = Some(dir.into());
         }
-        if let Ok(mirrors) = std::env::var(ENV_MIRRORS) {
+        if let Some(mirrors) = env(ENV_MIRRORS) {
             self.mirrors = mirrors.split_whitespace().map(str::to_owned).collect();
         }
-        if assume_yes_from_env() {
+        if assume_yes_from_env(env) {
             self.ask = Ask::AssumeYes;
         }
-        self.trial = trial_from_env(self.trial)?;
-        if let Some(wait) = duration_from_env(ENV_RETRY_AFTER)? {
+        self.trial = trial_from_env(self.trial, env)?;
+        if let Some(wait) = duration_from_env(ENV_RETRY_AFTER, env)? {
             self.retry_after = wait;
         }
-        limits_from_env(&mut self.limits)
+        limits_from_env(&mut self.limits, env)
     }
 }
 
@@ -307,9 +316,9 @@ pub(crate) struct Resolved {
 }
 
 /// `limits` with the network variables of the table above applied.
-fn limits_from_env(limits: &mut Limits) -> Result<()> {
+fn limits_from_env(limits: &mut Limits, env: Env<'_>) -> Result<()> {
     let duration = |name: &str, slot: &mut Duration| -> Result<()> {
-        if let Some(d) = duration_from_env(name)? {
+        if let Some(d) = duration_from_env(name, env)? {
             *slot = d;
         }
         Ok(())
@@ -318,13 +327,13 @@ fn limits_from_env(limits: &mut Limits) -> Result<()> {
     duration("LEAPFROG_READ_TIMEOUT", &mut limits.read_timeout)?;
     duration("LEAPFROG_RATE_WINDOW", &mut limits.rate_window)?;
     let number = |name: &str| -> Result<Option<u64>> {
-        match std::env::var(name) {
-            Ok(v) => v
+        match env(name) {
+            Some(v) => v
                 .trim()
                 .parse()
                 .map(Some)
                 .map_err(|_| Error::Settings(format!("{name}={v:?}: expected a whole number"))),
-            Err(_) => Ok(None),
+            None => Ok(None),
         }
     };
     if let Some(rate) = number("LEAPFROG_MIN_RATE")? {
@@ -333,19 +342,19 @@ fn limits_from_env(limits: &mut Limits) -> Result<()> {
     if let Some(retries) = number("LEAPFROG_RETRIES")? {
         limits.retries = retries.min(100) as u32;
     }
-    if let Ok(user) = std::env::var("LEAPFROG_AUTH_USER") {
-        let password = std::env::var("LEAPFROG_AUTH_PASSWORD").unwrap_or_default();
+    if let Some(user) = env("LEAPFROG_AUTH_USER") {
+        let password = env("LEAPFROG_AUTH_PASSWORD").unwrap_or_default();
         limits.credentials.basic = Some((user, password));
     }
-    if let Ok(token) = std::env::var("LEAPFROG_AUTH_TOKEN") {
+    if let Some(token) = env("LEAPFROG_AUTH_TOKEN") {
         limits.credentials.bearer = Some(token);
     }
-    if let Some(path) = std::env::var_os("LEAPFROG_CA_FILE") {
+    if let Some(path) = env("LEAPFROG_CA_FILE") {
         let path = PathBuf::from(path);
         limits.tls_roots_pem =
             Some(std::fs::read(&path).map_err(io_err("reading LEAPFROG_CA_FILE", &path))?);
     }
-    if let Ok(headers) = std::env::var("LEAPFROG_HEADERS") {
+    if let Some(headers) = env("LEAPFROG_HEADERS") {
         for line in headers.lines().filter(|l| !l.trim().is_empty()) {
             let (name, value) = line.split_once(':').ok_or_else(|| {
                 Error::Settings("LEAPFROG_HEADERS: expected `Name: value` lines".into())
@@ -360,8 +369,8 @@ fn limits_from_env(limits: &mut Limits) -> Result<()> {
 }
 
 /// A duration from the environment variable `name` (humantime: `30s`, `1h`).
-fn duration_from_env(name: &str) -> Result<Option<Duration>> {
-    let Ok(v) = std::env::var(name) else {
+fn duration_from_env(name: &str, env: Env<'_>) -> Result<Option<Duration>> {
+    let Some(v) = env(name) else {
         return Ok(None);
     };
     humantime::parse_duration(v.trim())
@@ -376,9 +385,9 @@ pub(crate) fn millis(time: Duration) -> u64 {
 
 /// `trial` with the `LEAPFROG_CONFIRM_*` and `LEAPFROG_TRIAL_ATTEMPTS`
 /// environment variables applied.
-fn trial_from_env(mut trial: Trial) -> Result<Trial> {
+fn trial_from_env(mut trial: Trial, env: Env<'_>) -> Result<Trial> {
     let millis = |name: &str| -> Result<Option<u64>> {
-        let Ok(v) = std::env::var(name) else {
+        let Some(v) = env(name) else {
             return Ok(None);
         };
         let time = humantime::parse_duration(v.trim())
@@ -391,7 +400,7 @@ fn trial_from_env(mut trial: Trial) -> Result<Trial> {
     if let Some(ms) = millis(ENV_CONFIRM_WITHIN)? {
         trial.confirm = Confirm::WithinMs(ms);
     }
-    if let Ok(v) = std::env::var(ENV_TRIAL_ATTEMPTS) {
+    if let Some(v) = env(ENV_TRIAL_ATTEMPTS) {
         trial.attempts = v
             .trim()
             .parse::<u32>()
@@ -552,13 +561,81 @@ pub(crate) fn write_current_version(path: &Path, version: &str) -> Result<()> {
 }
 
 /// Whether `LEAPFROG_ASSUME_YES` is set to a true value.
-fn assume_yes_from_env() -> bool {
-    std::env::var(ENV_ASSUME_YES).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes"))
+fn assume_yes_from_env(env: Env<'_>) -> bool {
+    env(ENV_ASSUME_YES).is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings(dir: &Path) -> Settings {
+        let mut s = Settings::new("demo".into(), "1.0.0".into());
+        s.manifest_url = Some("https://h/demo/versions.txt".into());
+        s.install_dir = Some(dir.join("demo"));
+        s.exe = Some("demo".into());
+        s.allow_unsigned = true;
+        s
+    }
+
+    #[test]
+    fn the_environment_redirects_the_manifest_only_when_the_app_allows_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let env =
+            |name: &str| (name == ENV_MANIFEST_URL).then(|| "http://evil/versions.txt".into());
+        let resolved = settings(dir.path()).resolve_with(&env).unwrap();
+        assert_eq!(resolved.manifest_url, "https://h/demo/versions.txt");
+        let mut allowed = settings(dir.path());
+        allowed.env_manifest_url = true;
+        let resolved = allowed.resolve_with(&env).unwrap();
+        assert_eq!(resolved.manifest_url, "http://evil/versions.txt");
+        // Other variables still apply without the opt-in.
+        let env =
+            |name: &str| (name == ENV_MIRRORS).then(|| "http://m1/v.txt http://m2/v.txt".into());
+        let resolved = settings(dir.path()).resolve_with(&env).unwrap();
+        assert_eq!(
+            resolved.settings.mirrors,
+            ["http://m1/v.txt", "http://m2/v.txt"]
+        );
+    }
+
+    #[test]
+    fn unsigned_updates_must_be_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut unsigned = settings(dir.path());
+        unsigned.allow_unsigned = false;
+        let err = match unsigned.resolve_with(&|_| None) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("an app without a key and without allow_unsigned was built"),
+        };
+        assert!(
+            err.contains("no public key") && err.contains("allow_unsigned"),
+            "{err}"
+        );
+        assert!(settings(dir.path()).resolve_with(&|_| None).is_ok());
+    }
+
+    #[test]
+    fn a_relative_config_path_is_found_beside_the_executable() {
+        let exe_dir = std::env::current_exe()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .to_owned();
+        let data = exe_dir.join(format!("leapfrog-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(data.join("data")).unwrap();
+        std::fs::write(
+            data.join("data/config.json"),
+            r#"{"Update_app":{"server":"http://h","api_get_version":"v.txt","main_app_name":"demo","current_version":"1.0.0"}}"#,
+        )
+        .unwrap();
+        let rel = Path::new(data.file_name().unwrap()).join("data/config.json");
+        let found = Settings::from_config(&rel);
+        std::fs::remove_dir_all(&data).unwrap();
+        let found = found.unwrap();
+        assert_eq!(found.install_dir.as_deref(), Some(data.as_path()));
+        assert_eq!(found.manifest_url.as_deref(), Some("http://h/v.txt"));
+    }
 
     #[test]
     fn reads_and_rewrites_config() {

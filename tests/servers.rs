@@ -444,6 +444,25 @@ fn nginx_https_with_a_private_ca() {
 }
 
 #[test]
+fn nginx_https_trusted_through_the_system_certificate_store() {
+    // A company's own authority (a TLS-inspecting proxy, an internal host)
+    // is trusted where the operating system trusts it: here the system
+    // store is the CA file named by SSL_CERT_FILE, as OpenSSL and
+    // rustls-native-certs read it on Linux. The app sets no roots itself.
+    let world = World::new();
+    let Some(certs) = certs() else { return };
+    let Some(server) = nginx_with(&world.releases, None, Some(&certs)) else {
+        return;
+    };
+    let url = format!("https://127.0.0.1:{}/versions.txt", server.port);
+    world
+        .launch_env(&url, &[("SSL_CERT_FILE", certs.ca.to_str().unwrap())])
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
+    expected_after_update(&world);
+}
+
+#[test]
 fn vsftpd_ftps_update() {
     let world = World::new();
     open_to_all(&world);

@@ -13,6 +13,7 @@ mod cli;
 #[cfg(feature = "failpoints")]
 mod crash;
 mod dialog;
+mod front;
 mod hosts;
 mod manifest;
 mod places;

@@ -102,6 +102,8 @@ fn assert_rolled_back(world: &World, env: &[(&str, &str)], why: &str, attempts: 
         .expect_code(0)
         .expect_output("demo 1.0.0 running")
         .expect_output("1.1.0 was rolled back here before; waiting for a newer release")
+        .expect_output("1.1.0 was rolled back here before; not installing it again now")
+        .expect_no_output("up to date")
         .expect_no_output("failed and was undone")
         .expect_no_output("trial launch");
     assert_eq!(installed(world), before);

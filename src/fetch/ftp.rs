@@ -135,17 +135,18 @@ pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Sourc
         return session(ftp, &parts, limits, resume, &fail);
     }
     let mut roots = rustls::RootCertStore::empty();
-    match crate::fetch::tls_roots(limits, url)? {
-        Some(ders) => {
-            for der in ders {
-                roots
-                    .add(rustls::pki_types::CertificateDer::from(der))
-                    .map_err(|e| {
-                        Failure::fatal(fail(format!("a root certificate given is unusable ({e})")))
-                    })?;
+    let custom = limits.tls_roots_pem.is_some();
+    for der in crate::fetch::tls_roots(limits, url)? {
+        match roots.add(rustls::pki_types::CertificateDer::from(der)) {
+            Ok(()) => {}
+            Err(e) if custom => {
+                return Err(Failure::fatal(fail(format!(
+                    "a root certificate given is unusable ({e})"
+                ))))
             }
+            // One odd certificate in the system's store is skipped.
+            Err(e) => log::debug!("skipping a root certificate: {e}"),
         }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
     let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
         rustls::crypto::ring::default_provider(),

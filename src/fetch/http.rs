@@ -18,14 +18,12 @@ pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Sourc
         message,
         source: None,
     };
-    let mut tls = ureq::tls::TlsConfig::builder();
-    if let Some(roots) = crate::fetch::tls_roots(limits, url)? {
-        let certs: Vec<_> = roots
-            .into_iter()
-            .map(|der| ureq::tls::Certificate::from_der(&der).to_owned())
-            .collect();
-        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
-    }
+    let certs: Vec<_> = crate::fetch::tls_roots(limits, url)?
+        .iter()
+        .map(|der| ureq::tls::Certificate::from_der(der).to_owned())
+        .collect();
+    let tls =
+        ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .tls_config(tls.build())
         .timeout_connect(Some(limits.connect_timeout))

@@ -258,10 +258,15 @@ fn too_big(url: &str, cap: u64) -> Error {
     }
 }
 
-/// The root certificates of `limits.tls_roots_pem`, DER-encoded.
-pub(crate) fn tls_roots(limits: &Limits, url: &str) -> Result<Option<Vec<Vec<u8>>>, Failure> {
+/// The root certificates an HTTPS or FTPS connection trusts, DER-encoded:
+/// the ones the app gave (`limits.tls_roots_pem`) instead of any other;
+/// else the public roots bundled with leapfrog (Mozilla's) together with
+/// the operating system's certificate store, so that a company's own
+/// authority (a TLS-inspecting proxy, an internal host) is trusted where
+/// the system trusts it.
+pub(crate) fn tls_roots(limits: &Limits, url: &str) -> Result<Vec<Vec<u8>>, Failure> {
     let Some(pem) = &limits.tls_roots_pem else {
-        return Ok(None);
+        return Ok(default_roots().to_vec());
     };
     let mut roots = Vec::new();
     for item in ureq::tls::parse_pem(pem) {
@@ -271,8 +276,8 @@ pub(crate) fn tls_roots(limits: &Limits, url: &str) -> Result<Option<Vec<Vec<u8>
             Err(e) => {
                 return Err(Failure::fatal(Error::Download {
                     url: redact(url),
-                    message: format!("the root certificates given are not valid PEM ({e})"),
-                    source: None,
+                    message: "the root certificates given are not valid PEM".into(),
+                    source: Some(Box::new(e)),
                 }))
             }
         }
@@ -284,7 +289,29 @@ pub(crate) fn tls_roots(limits: &Limits, url: &str) -> Result<Option<Vec<Vec<u8>
             source: None,
         }));
     }
-    Ok(Some(roots))
+    Ok(roots)
+}
+
+/// The bundled public roots and the system's, read once.
+fn default_roots() -> &'static [Vec<u8>] {
+    static ROOTS: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let mut roots: Vec<Vec<u8>> = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .map(|cert| cert.to_vec())
+            .collect();
+        let system = rustls_native_certs::load_native_certs();
+        for e in &system.errors {
+            log::debug!("the system's certificate store: {e}");
+        }
+        log::debug!(
+            "trusting {} bundled and {} system root certificates",
+            roots.len(),
+            system.certs.len()
+        );
+        roots.extend(system.certs.iter().map(|cert| cert.to_vec()));
+        roots
+    })
 }
 
 pub(crate) fn transfer_error(url: &str, e: io::Error) -> Error {

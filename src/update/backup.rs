@@ -169,10 +169,11 @@ pub(crate) fn clear_except(dir: &Path, keep: &[&str]) -> Result<()> {
 }
 
 /// Empties the download folder but for what a later download can use:
-/// broken-off downloads (`.partial` and its record) and, when named, the
-/// complete `archive`. Returns whether anything was kept. A symlink or
-/// file in the folder's place is removed, never followed.
-pub(crate) fn keep_downloads(downloads: &Path, archive: Option<&str>) -> bool {
+/// broken-off downloads (`.partial` and its record) and the complete
+/// archives `archive` accepts by name (checked against their hash before
+/// any is used). Returns whether anything was kept. A symlink or file in
+/// the folder's place is removed, never followed.
+pub(crate) fn keep_downloads(downloads: &Path, archive: impl Fn(&str) -> bool) -> bool {
     match fs::symlink_metadata(downloads) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => {
@@ -188,7 +189,7 @@ pub(crate) fn keep_downloads(downloads: &Path, archive: Option<&str>) -> bool {
         let plain = entry.file_type().is_ok_and(|t| t.is_file());
         let wanted = name.ends_with(layout::PARTIAL)
             || name.ends_with(layout::PARTIAL_META)
-            || Some(&*name) == archive;
+            || archive(&name);
         if plain && wanted {
             kept = true;
         } else if entry.file_type().is_ok_and(|t| t.is_dir()) {
@@ -204,7 +205,7 @@ pub(crate) fn keep_downloads(downloads: &Path, archive: Option<&str>) -> bool {
 /// are kept, to be continued or reused next time; everything else staged
 /// goes. (The backup dir is leapfrog's: the preflight checked its marker.)
 pub(crate) fn clear_after_failed_stage(backup: &Path, archive: &str) {
-    if keep_downloads(&backup.join(DOWNLOAD_DIR), Some(archive)) {
+    if keep_downloads(&backup.join(DOWNLOAD_DIR), |name| name == archive) {
         let _ = clear_except(backup, &[DOWNLOAD_DIR, layout::MARKER]);
     } else {
         let _ = fs::remove_dir_all(backup);
@@ -307,7 +308,7 @@ pub(crate) fn copy_to_backup(install: &Path, backup: &Path, archive: &str) -> Re
     let keep = [DOWNLOAD_DIR, layout::MARKER];
     clear_except(backup, &keep)?;
     own_subdir(&backup.join(DOWNLOAD_DIR))?;
-    keep_downloads(&backup.join(DOWNLOAD_DIR), Some(archive));
+    keep_downloads(&backup.join(DOWNLOAD_DIR), |name| name == archive);
     match link_tree(install, backup, true) {
         Ok(files) => {
             log::info!(

@@ -33,18 +33,20 @@ pub(crate) fn tidy(install: &Path, backup: &Path) {
     }
     dirs.push(backup.to_owned());
     dirs.iter().for_each(|dir| remove_dead_debris(dir));
-    let finished = match Journal::read(backup) {
-        Ok(Some(journal)) => matches!(journal.step, Step::Confirmed | Step::RolledBack),
+    // After an update: its archive is done with. With no journal, a stage
+    // was cut short: a complete archive is kept, for the next stage to
+    // reuse once it verifies.
+    let keep_archives = match Journal::read(backup) {
+        Ok(Some(journal)) if matches!(journal.step, Step::Confirmed | Step::RolledBack) => false,
         Ok(None) => true,
-        Err(_) => false,
+        _ => return,
     };
-    if finished {
-        remove(&backup.join(layout::STAGING));
-        remove(&backup.join(layout::UNDO_LIST));
-        let downloads = backup.join(layout::DOWNLOAD);
-        if !super::backup::keep_downloads(&downloads, None) {
-            let _ = fs::remove_dir(&downloads);
-        }
+    remove(&backup.join(layout::STAGING));
+    remove(&backup.join(layout::UNDO_LIST));
+    let downloads = backup.join(layout::DOWNLOAD);
+    let archive = |name: &str| keep_archives && name.ends_with(".tar.gz");
+    if !super::backup::keep_downloads(&downloads, archive) {
+        let _ = fs::remove_dir(&downloads);
     }
 }
 

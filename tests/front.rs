@@ -1,0 +1,157 @@
+//! The front door: what an app gets when it embeds leapfrog, seen from the
+//! outside. Unsigned updates are an explicit choice, a second copy of the
+//! app never asks while another one updates, and a stage cut short by the
+//! app exiting is continued at the next start without fetching a complete
+//! archive again.
+
+use std::fs;
+use std::time::Duration;
+
+use crate::util::evil::EvilServer;
+use crate::util::*;
+
+/// How often the server was asked for the 1.1.0 archive.
+fn archive_requests(server: &EvilServer) -> usize {
+    server
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.starts_with("GET /demo-1.1.0.tar.gz"))
+        .count()
+}
+
+#[test]
+fn front_app_without_a_key_must_say_allow_unsigned() {
+    let world = World::new();
+    let config = world.install.join("data/config.json");
+    let text = fs::read_to_string(&config).unwrap();
+    assert!(text.contains("\"allow_unsigned\": true"), "{text}");
+    fs::write(&config, text.replace(",\n    \"allow_unsigned\": true", "")).unwrap();
+    let before = tree_hashes(&world.install);
+    let server = EvilServer::start(world.releases.clone());
+    world
+        .launch(&server.manifest_url())
+        .expect_code(1)
+        .expect_output("no public key")
+        .expect_output("allow_unsigned")
+        .expect_no_output("demo 1.1.0 running");
+    assert!(
+        server.requests.lock().unwrap().is_empty(),
+        "nothing may be fetched"
+    );
+    assert_eq!(tree_hashes(&world.install), before);
+    assert!(!world.backup.exists());
+}
+
+#[test]
+fn front_second_copy_sees_the_lock_before_asking() {
+    let world = World::new();
+    let server = EvilServer::start(world.releases.clone());
+    let before = tree_hashes(&world.install);
+    // Another copy of the program is updating: it holds the lock.
+    let lock_path = leapfrog::internal::layout::lock_path(&world.backup);
+    let lock = fs::File::create(&lock_path).unwrap();
+    lock.lock().unwrap();
+    // Not told to say yes, no display, no terminal: an app that reached
+    // the question would log that it had nobody to ask.
+    let mut cmd = command(&world.install.join("demo"));
+    cmd.env("LEAPFROG_MANIFEST_URL", server.manifest_url())
+        .env_remove("LEAPFROG_ASSUME_YES")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY");
+    run(&mut cmd, Duration::from_secs(60))
+        .expect_code(0)
+        .expect_output("demo 1.0.0 running")
+        .expect_output("another copy of the program is updating")
+        .expect_no_output("no display and no terminal to ask on")
+        .expect_no_output("not updating now");
+    assert_eq!(archive_requests(&server), 0);
+    assert_eq!(tree_hashes(&world.install), before);
+    drop(lock);
+    // Once the other copy is done, the update goes ahead.
+    world
+        .launch(&server.manifest_url())
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
+}
+
+/// The number of the first fail point that unpacking reaches, in a whole
+/// update of a fresh world.
+#[cfg(feature = "failpoints")]
+fn first_unpack_point() -> usize {
+    let world = World::new();
+    let server = EvilServer::start(world.releases.clone());
+    let log = world.dir.path().join("points.log");
+    world
+        .launch_env(
+            &server.manifest_url(),
+            &[("LEAPFROG_FP_LOG", log.to_str().unwrap())],
+        )
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
+    let points = fs::read_to_string(&log).unwrap();
+    points
+        .lines()
+        .find_map(|l| {
+            let (n, name) = l.split_once(' ')?;
+            name.starts_with("unpack").then(|| n.parse().unwrap())
+        })
+        .expect("unpacking has fail points")
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn front_stage_cut_short_reuses_the_verified_archive() {
+    let at = first_unpack_point();
+    let world = World::new();
+    let server = EvilServer::start(world.releases.clone());
+    let before = tree_hashes(&world.install);
+    // The app dies while unpacking: the archive is complete and verified.
+    let cut = world.launch_env(
+        &server.manifest_url(),
+        &[("LEAPFROG_FAILPOINT", &format!("{at}:crash"))],
+    );
+    assert_ne!(cut.code(), Some(0), "{}", cut.stdout());
+    assert_eq!(archive_requests(&server), 1);
+    assert_eq!(tree_hashes(&world.install), before);
+    let archive = world
+        .backup
+        .join(leapfrog::internal::layout::DOWNLOAD)
+        .join("demo-1.1.0.tar.gz");
+    assert!(archive.is_file(), "the complete archive is kept");
+
+    // The next start continues: no second download of the archive.
+    world
+        .launch(&server.manifest_url())
+        .expect_code(0)
+        .expect_output("reusing")
+        .expect_output("demo 1.1.0 running");
+    assert_eq!(
+        archive_requests(&server),
+        1,
+        "the archive was fetched again"
+    );
+
+    // A kept archive that no longer verifies is fetched again, never used.
+    let world = World::new();
+    let server = EvilServer::start(world.releases.clone());
+    let _ = world.launch_env(
+        &server.manifest_url(),
+        &[("LEAPFROG_FAILPOINT", &format!("{at}:crash"))],
+    );
+    let archive = world
+        .backup
+        .join(leapfrog::internal::layout::DOWNLOAD)
+        .join("demo-1.1.0.tar.gz");
+    let mut bytes = fs::read(&archive).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(&archive, bytes).unwrap();
+    world
+        .launch(&server.manifest_url())
+        .expect_code(0)
+        .expect_output("does not verify; downloading it again")
+        .expect_output("demo 1.1.0 running");
+    assert_eq!(archive_requests(&server), 2);
+}
