@@ -260,12 +260,12 @@ impl Error {
     /// The file or folder the error is about, when it is about one.
     ///
     /// ```
-    /// let err = leapfrog::Updater::builder("demo", "1.0.0")
-    ///     .allow_unsigned()
-    ///     .install_dir("/nonexistent/demo")
-    ///     .build()
-    ///     .unwrap_err();
-    /// assert!(err.path().is_none()); // no manifest URL: a settings error
+    /// use std::path::Path;
+    /// let err = leapfrog::Error::Journal {
+    ///     path: "/opt/demo.backup/need_update".into(),
+    ///     reason: "torn".into(),
+    /// };
+    /// assert_eq!(err.path(), Some(Path::new("/opt/demo.backup/need_update")));
     /// ```
     pub fn path(&self) -> Option<&std::path::Path> {
         match self {

@@ -53,7 +53,8 @@
 //!
 //! A journal is believed only inside the backup dir whose marker
 //! (`.leapfrog-backup`) names the journal's install dir, and only about
-//! those two folders; see [`layout`] for every name leapfrog owns on disk.
+//! those two folders (the README's Security section lists every name
+//! leapfrog owns on disk).
 //!
 //! Recovery goes forward when the staged release is complete (it was
 //! verified before the journal said `staged`), back otherwise. The install
@@ -76,17 +77,73 @@
 //! keeps the old release untouched until the next update, so
 //! [`rollback`] (`leapfrog rollback`) can go back on request.
 //!
+//! # Embedding
+//!
 //! ```no_run
-//! // First thing in main:
-//! leapfrog::finish_pending(); // resumes or undoes an update; may exec
-//! let updater = leapfrog::Updater::builder("demo", env!("CARGO_PKG_VERSION"))
+//! use leapfrog::{Outcome, Pending, Restart, Updater};
+//!
+//! // A `log` logger first: leapfrog reports through `log`, never by printing.
+//! // First thing in main: finish (or undo) an update in progress; may exec.
+//! match leapfrog::finish_pending() {
+//!     Pending::Updated { from, to, .. } => log::info!("updated from {from} to {to}"),
+//!     Pending::RolledBack { version, reason } => {
+//!         log::warn!("the update to {version} did not work and was undone: {reason}")
+//!     }
+//!     Pending::Failed(e) => log::error!("an update in progress could not be finished: {e}"),
+//!     _ => {}
+//! }
+//! let updater = Updater::builder("demo", env!("CARGO_PKG_VERSION"))
 //!     .manifest_url("https://downloads.example.com/demo/versions.txt")
-//!     .build()
-//!     .expect("valid update settings");
-//! updater.spawn_startup_check(); // never delays the app's start
+//!     .public_key(include_str!("../examples/leapfrog.pub"))
+//!     .restart(Restart::NextLaunch) // apply at the next start; Restart::Now hops at once
+//!     .build()?;
+//! let check = updater.spawn_startup_check(); // never delays the app's start
 //! // ... the app ...
-//! let _ = leapfrog::confirm_healthy(); // once the new version is known to work
+//! leapfrog::confirm_healthy()?; // once this version is known to work
+//! match check.join() {
+//!     Ok(Ok(Outcome::Staged(version))) => log::info!("{version} installs at the next start"),
+//!     Ok(Ok(outcome)) => log::info!("{outcome:?}"),
+//!     Ok(Err(e)) => log::warn!("no update this time: {e}"),
+//!     Err(_) => log::error!("the update check panicked"),
+//! }
+//! # Ok::<(), leapfrog::Error>(())
 //! ```
+//!
+//! The publisher's side (pack, sign, publish, refresh, yank, verify) is
+//! the [`publish`] module; the `leapfrog` command wraps it.
+//!
+//! # Settings from the environment
+//!
+//! Unless the app says [`read_env(false)`](UpdaterBuilder::read_env):
+//!
+//! | variable | what it sets |
+//! |----------|--------------|
+//! | `LEAPFROG_MANIFEST_URL` | the manifest URL, only when the app allows it ([`UpdaterBuilder::allow_env_manifest_url`]) |
+//! | `LEAPFROG_MIRRORS` | mirror manifest URLs, whitespace-separated |
+//! | `LEAPFROG_BACKUP_DIR` | the backup dir (also read by [`finish_pending`]) |
+//! | `LEAPFROG_ASSUME_YES=1` | answer yes without asking |
+//! | `LEAPFROG_CONFIRM_AFTER`, `LEAPFROG_CONFIRM_WITHIN` | how the trial launch is judged (`30s`, `2m`) |
+//! | `LEAPFROG_TRIAL_ATTEMPTS` | trial launches that may fail |
+//! | `LEAPFROG_RETRY_AFTER` | the wait before retrying a release this machine made fail |
+//! | `LEAPFROG_CONNECT_TIMEOUT`, `LEAPFROG_READ_TIMEOUT`, `LEAPFROG_RATE_WINDOW` | network patience (`10s`, `500ms`) |
+//! | `LEAPFROG_MIN_RATE`, `LEAPFROG_RETRIES` | the slowest transfer accepted (bytes/s), retries |
+//! | `LEAPFROG_AUTH_USER`, `LEAPFROG_AUTH_PASSWORD`, `LEAPFROG_AUTH_TOKEN`, `LEAPFROG_HEADERS` | credentials for a private host (never logged) |
+//! | `LEAPFROG_CA_FILE` | root certificates (PEM) for a host with its own CA, instead of the public and system ones |
+//!
+//! # Features
+//!
+//! - `dialog` (default): the native Update / Later dialog, through rfd.
+//! - `progress-bar` (default): an indicatif progress bar for terminal apps.
+//! - `ftp` (default): releases on FTP and explicit FTPS hosts, through suppaftp.
+//! - `sign`: key generation and signing for publishers ([`publish::keygen`],
+//!   [`publish::sign`]); verifying is always built in.
+//! - `serve`: the small static file server ([`serve`]) of the demo and tests.
+//! - `cli` (default): the `leapfrog` command; pulls in clap and the above.
+//! - `failpoints`: fail points for the crash tests; never in a release build.
+//!
+//! An app embeds the library with `default-features = false` and the
+//! features it wants (`features = ["dialog"]`, say): then none of the
+//! command's crates (clap, tiny_http, indicatif) are built.
 //!
 //! # Limitations
 //!

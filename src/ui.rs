@@ -10,6 +10,11 @@ use crate::update::Available;
 use crate::updater::Updater;
 
 /// How the user is asked whether to update.
+///
+/// ```
+/// let builder = leapfrog::Updater::builder("demo", "1.0.0").ask(leapfrog::Ask::Terminal);
+/// # let _ = builder;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Ask {

@@ -14,6 +14,11 @@ use crate::ui::{self, Ask};
 use crate::update::{self, Available, Check, StagePlan};
 
 /// What happens once an update is staged.
+///
+/// ```
+/// let builder = leapfrog::Updater::builder("demo", "1.0.0").restart(leapfrog::Restart::NextLaunch);
+/// # let _ = builder;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Restart {
@@ -54,7 +59,7 @@ pub enum Outcome {
 /// ```no_run
 /// let updater = leapfrog::Updater::builder("demo", env!("CARGO_PKG_VERSION"))
 ///     .manifest_url("https://downloads.example.com/demo/versions.txt")
-///     .public_key(include_str!("../tests/data/example.pub"))
+///     .public_key(include_str!("../examples/leapfrog.pub"))
 ///     .ask(leapfrog::Ask::Auto)
 ///     .build()?;
 /// # Ok::<(), leapfrog::Error>(())
@@ -69,7 +74,7 @@ pub struct UpdaterBuilder {
 /// ```no_run
 /// let updater = leapfrog::Updater::builder("demo", env!("CARGO_PKG_VERSION"))
 ///     .manifest_url("https://downloads.example.com/demo/versions.txt")
-///     .public_key(include_str!("../tests/data/example.pub"))
+///     .public_key(include_str!("../examples/leapfrog.pub"))
 ///     .build()?;
 /// // In a background thread, never delaying the start:
 /// let check = updater.spawn_startup_check();
@@ -310,8 +315,29 @@ impl Updater {
     }
 }
 
+impl std::fmt::Debug for Updater {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Updater")
+            .field("program", &self.program())
+            .field("current_version", &self.current_version().to_string())
+            .field("manifest_url", &crate::fetch::redact(self.manifest_url()))
+            .field("install_dir", &self.install_dir())
+            .field("backup_dir", &self.backup_dir())
+            .finish_non_exhaustive()
+    }
+}
+
 /// An update staged by [`Updater::stage`], ready for
 /// [`Updater::restart`] (or for the next launch, which applies it).
+///
+/// ```no_run
+/// # let (updater, update): (leapfrog::Updater, leapfrog::Available) = todo!();
+/// let staged = updater.stage(&update)?;
+/// // Replaces the process; returns only if that failed:
+/// let error = updater.restart(&staged);
+/// log::error!("could not start the update of {}: {error}", staged.version());
+/// # Ok::<(), leapfrog::Error>(())
+/// ```
 #[derive(Debug)]
 #[must_use = "a staged update is applied by restart() or at the next launch"]
 pub struct StagedUpdate(Journal);
@@ -405,7 +431,7 @@ impl UpdaterBuilder {
     /// ```no_run
     /// let updater = leapfrog::Updater::builder("demo", env!("CARGO_PKG_VERSION"))
     ///     .manifest_url("https://downloads.example.com/demo/versions.txt")
-    ///     .public_key(include_str!("../tests/data/example.pub"))
+    ///     .public_key(include_str!("../examples/leapfrog.pub"))
     ///     .build()?;
     /// # Ok::<(), leapfrog::Error>(())
     /// ```

@@ -33,6 +33,13 @@ pub const FORMAT_VERSION: u32 = 1;
 const MARKER: &str = "# leapfrog versions v";
 
 /// A parsed manifest.
+///
+/// ```
+/// let text = "# leapfrog versions v1\ndemo 1.1.0 size=1024\n";
+/// let manifest = leapfrog::Manifest::parse(text, "versions.txt")?;
+/// assert_eq!(manifest.newest("demo").unwrap().version.to_string(), "1.1.0");
+/// # Ok::<(), leapfrog::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Manifest {
     /// Raised by every publish.
@@ -47,6 +54,13 @@ pub struct Manifest {
 }
 
 /// One release line.
+///
+/// ```
+/// # let manifest = leapfrog::Manifest::parse("# leapfrog versions v1\ndemo 1.1.0\n", "t")?;
+/// let release: &leapfrog::Release = manifest.newest("demo").unwrap();
+/// assert_eq!(release.file_name(), "demo-1.1.0.tar.gz");
+/// # Ok::<(), leapfrog::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Release {
     /// The program's name.

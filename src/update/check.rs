@@ -17,7 +17,8 @@ use crate::release::signature::PublicKey;
 use crate::release::trust::{self, State};
 use crate::updater::Updater;
 
-/// What [`Updater::check`](crate::Updater::check) found.
+/// What [`Updater::check`](crate::Updater::check) found; see
+/// [`Available`] for driving the steps by hand.
 #[derive(Debug, Clone)]
 #[must_use = "a check found either nothing to do or an update to offer"]
 #[non_exhaustive]
@@ -52,6 +53,17 @@ impl Check {
 }
 
 /// An update found by [`Updater::check`](crate::Updater::check).
+///
+/// ```no_run
+/// # let updater: leapfrog::Updater = todo!();
+/// if let Some(update) = updater.check()?.available() {
+///     if updater.ask(&update) {
+///         let staged = updater.stage(&update)?;
+///         log::info!("{} staged", staged.version());
+///     }
+/// }
+/// # Ok::<(), leapfrog::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Available {
     /// The release line.

@@ -331,6 +331,12 @@ fn restore(backup: &Path, install: &Path, path: &str) -> Result<()> {
 /// release files of the install dir are restored from the backup dir, and
 /// the version rolled back from is not offered again until a newer one
 /// appears. The program must not be running. Returns (from, to) versions.
+///
+/// ```no_run
+/// let (from, to) = leapfrog::rollback(std::path::Path::new("/opt/demo"), None)?;
+/// println!("rolled back from {from} to {to}");
+/// # Ok::<(), leapfrog::Error>(())
+/// ```
 pub fn rollback(install_dir: &Path, backup_dir: Option<&Path>) -> Result<(String, String)> {
     let install_dir = std::path::absolute(install_dir).map_err(io_err("resolving", install_dir))?;
     let backup_dir = match backup_dir {

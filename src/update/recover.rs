@@ -15,7 +15,19 @@ use crate::layout::{self, default_backup_dir};
 use crate::release::file_list::FileList;
 
 /// What [`finish_pending`] found and did.
+///
+/// ```no_run
+/// match leapfrog::finish_pending() {
+///     leapfrog::Pending::Updated { from, to, .. } => log::info!("updated from {from} to {to}"),
+///     leapfrog::Pending::RolledBack { version, reason } => {
+///         log::warn!("the update to {version} failed and was undone: {reason}") // tell the user
+///     }
+///     leapfrog::Pending::Failed(e) => log::error!("{e}"),
+///     _ => {}
+/// }
+/// ```
 #[derive(Debug)]
+#[must_use = "a rollback must be told to the user, and a failure logged"]
 #[non_exhaustive]
 pub enum Pending {
     /// No update in progress: carry on.
@@ -57,6 +69,16 @@ pub enum Pending {
 ///
 /// The backup dir looked at is `$LEAPFROG_BACKUP_DIR` when set, else the
 /// install dir's sibling `<install>.backup`.
+///
+/// ```no_run
+/// fn main() {
+///     let pending = leapfrog::finish_pending(); // first thing; may exec
+///     if let leapfrog::Pending::Failed(e) = &pending {
+///         log::error!("an update in progress could not be finished: {e}");
+///     }
+///     // ... set up the updater, run the app ...
+/// }
+/// ```
 pub fn finish_pending() -> Pending {
     match locate() {
         Ok(None) => Pending::Nothing,
@@ -72,6 +94,13 @@ pub fn finish_pending() -> Pending {
 
 /// Marks the running new version healthy, closing the update's journal.
 /// Returns whether there was an update to confirm.
+///
+/// ```no_run
+/// // The new version's main window is up and its data loaded:
+/// if let Err(e) = leapfrog::confirm_healthy() {
+///     log::error!("could not record that this version works: {e}");
+/// }
+/// ```
 pub fn confirm_healthy() -> Result<bool> {
     match locate()? {
         Some(Found::Journal(mut journal, Place::Install)) if journal.step == Step::Applied => {
