@@ -71,13 +71,12 @@ pub enum Pending {
 /// install dir's sibling `<install>.backup`.
 ///
 /// ```no_run
-/// fn main() {
-///     let pending = leapfrog::finish_pending(); // first thing; may exec
-///     if let leapfrog::Pending::Failed(e) = &pending {
-///         log::error!("an update in progress could not be finished: {e}");
-///     }
-///     // ... set up the updater, run the app ...
+/// // First thing in main; may exec.
+/// let pending = leapfrog::finish_pending();
+/// if let leapfrog::Pending::Failed(e) = &pending {
+///     log::error!("an update in progress could not be finished: {e}");
 /// }
+/// // ... set up the updater, run the app ...
 /// ```
 pub fn finish_pending() -> Pending {
     match locate() {
