@@ -52,8 +52,45 @@ use crate::error::{io_err, Error, Result};
 use crate::fetch::{Limits, ProgressFn};
 use crate::journal::{Confirm, Trial};
 use crate::release::signature::PublicKey;
-use crate::ui::Ask;
-use crate::updater::Restart;
+
+/// How the user is asked whether to update.
+///
+/// ```
+/// let builder = leapfrog::Updater::builder("demo", "1.0.0").ask(leapfrog::Ask::Terminal);
+/// # let _ = builder;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ask {
+    /// A native dialog when one can be shown (the `dialog` feature; on
+    /// Linux a display and `zenity`), else a y/n question when stdin and
+    /// stderr are a terminal, else no update (nobody to ask).
+    Auto,
+    /// Always the native dialog.
+    Dialog,
+    /// Always the terminal question.
+    Terminal,
+    /// Never ask; update. (`LEAPFROG_ASSUME_YES=1` has the same effect.)
+    AssumeYes,
+    /// Never ask; never update, only report (for [`Updater::check`](crate::Updater::check) users).
+    Never,
+}
+
+/// What happens once an update is staged.
+///
+/// ```
+/// let builder = leapfrog::Updater::builder("demo", "1.0.0").restart(leapfrog::Restart::NextLaunch);
+/// # let _ = builder;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Restart {
+    /// Hop out at once: the app is replaced by the update (same PID on Unix).
+    Now,
+    /// Leave the staged update for the next launch, where
+    /// [`finish_pending`](crate::finish_pending) applies it.
+    NextLaunch,
+}
 
 /// Overrides the manifest URL, when the app allows it.
 pub(crate) const ENV_MANIFEST_URL: &str = "LEAPFROG_MANIFEST_URL";
@@ -72,6 +109,38 @@ pub(crate) const ENV_TRIAL_ATTEMPTS: &str = "LEAPFROG_TRIAL_ATTEMPTS";
 /// The wait before trying again a release that failed here through no
 /// fault of its own.
 pub(crate) const ENV_RETRY_AFTER: &str = "LEAPFROG_RETRY_AFTER";
+
+impl Resolved {
+    pub(crate) fn program(&self) -> &str {
+        &self.settings.program
+    }
+
+    pub(crate) fn current_version(&self) -> &Version {
+        &self.current
+    }
+
+    pub(crate) fn install_dir(&self) -> &Path {
+        &self.install_dir
+    }
+
+    pub(crate) fn backup_dir(&self) -> &Path {
+        &self.backup_dir
+    }
+
+    pub(crate) fn keys(&self) -> &[PublicKey] {
+        &self.keys
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The manifest URL, then the mirrors, in order.
+    pub(crate) fn manifest_urls(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.manifest_url.as_str())
+            .chain(self.settings.mirrors.iter().map(String::as_str))
+    }
+}
 
 /// Looks up an environment variable.
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -252,15 +321,6 @@ impl Settings {
             None => crate::layout::default_backup_dir(&install_dir)
                 .ok_or_else(|| Error::Settings(format!("{} has no name", install_dir.display())))?,
         };
-        // The backup copy only ever applies an update and hops home; should
-        // it run on (its hop home failed), it must not update itself.
-        if let Some(origin) = crate::update::backup_of(&install_dir) {
-            return Err(Error::Settings(format!(
-                "{} is the backup copy of {}; start the program from there",
-                install_dir.display(),
-                origin.display()
-            )));
-        }
         if backup_dir.starts_with(&install_dir) || install_dir.starts_with(&backup_dir) {
             return Err(Error::Settings(format!(
                 "the backup dir {} and the install dir {} may not contain each other",

@@ -177,11 +177,11 @@ mod ui;
 mod update;
 mod updater;
 
+pub use config::{Ask, Restart};
 pub use error::{Error, Result};
 pub use release::manifest::{Manifest, Release};
-pub use ui::Ask;
 pub use update::{confirm_healthy, finish_pending, rollback, Available, Check, Pending};
-pub use updater::{Outcome, Restart, StagedUpdate, Updater, UpdaterBuilder};
+pub use updater::{Outcome, StagedUpdate, Updater, UpdaterBuilder};
 
 /// Not part of the API: the pieces leapfrog's own command, tests and
 /// benchmarks look into (the journal, the names on disk, the fetcher).

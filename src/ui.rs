@@ -4,46 +4,24 @@
 
 use std::io::{IsTerminal, Write};
 
+use crate::config::Ask;
 use crate::error::human_size;
 use crate::fetch::ProgressFn;
 use crate::update::Available;
-use crate::updater::Updater;
-
-/// How the user is asked whether to update.
-///
-/// ```
-/// let builder = leapfrog::Updater::builder("demo", "1.0.0").ask(leapfrog::Ask::Terminal);
-/// # let _ = builder;
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Ask {
-    /// A native dialog when one can be shown (the `dialog` feature; on
-    /// Linux a display and `zenity`), else a y/n question when stdin and
-    /// stderr are a terminal, else no update (nobody to ask).
-    Auto,
-    /// Always the native dialog.
-    Dialog,
-    /// Always the terminal question.
-    Terminal,
-    /// Never ask; update. (`LEAPFROG_ASSUME_YES=1` has the same effect.)
-    AssumeYes,
-    /// Never ask; never update, only report (for [`Updater::check`] users).
-    Never,
-}
 
 /// Asks the user, as `ask` says, whether to install `available`.
-pub(crate) fn ask(ask: Ask, updater: &Updater, available: &Available) -> bool {
+/// The release notes are fetched (`notes`) only when someone is asked.
+pub(crate) fn ask(ask: Ask, available: &Available, notes: impl FnOnce() -> Option<String>) -> bool {
     match ask {
         Ask::AssumeYes => true,
         Ask::Never => false,
-        Ask::Dialog => ask_dialog(updater, available),
-        Ask::Terminal => ask_terminal(updater, available),
+        Ask::Dialog => ask_dialog(available, notes),
+        Ask::Terminal => ask_terminal(available, notes),
         Ask::Auto => {
             if cfg!(feature = "dialog") && dialog_available() {
-                ask_dialog(updater, available)
+                ask_dialog(available, notes)
             } else if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-                ask_terminal(updater, available)
+                ask_terminal(available, notes)
             } else {
                 log::info!("no display and no terminal to ask on: not updating now");
                 false
@@ -62,7 +40,10 @@ pub(crate) fn progress(ask: Ask) -> Option<ProgressFn> {
     None
 }
 
-fn question(updater: &Updater, available: &Available) -> (String, Option<String>) {
+fn question(
+    available: &Available,
+    notes: impl FnOnce() -> Option<String>,
+) -> (String, Option<String>) {
     let r = &available.release;
     let title = format!(
         "{} {} is available (you have {}, download {})",
@@ -71,11 +52,11 @@ fn question(updater: &Updater, available: &Available) -> (String, Option<String>
         available.current,
         r.size.map_or_else(|| "unknown size".to_owned(), human_size)
     );
-    (title, updater.release_notes(available))
+    (title, notes())
 }
 
-fn ask_terminal(updater: &Updater, available: &Available) -> bool {
-    let (title, notes) = question(updater, available);
+fn ask_terminal(available: &Available, notes: impl FnOnce() -> Option<String>) -> bool {
+    let (title, notes) = question(available, notes);
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "{title}");
     if let Some(notes) = notes {
@@ -109,8 +90,8 @@ fn dialog_available() -> bool {
 }
 
 #[cfg(feature = "dialog")]
-fn ask_dialog(updater: &Updater, available: &Available) -> bool {
-    let (title, notes) = question(updater, available);
+fn ask_dialog(available: &Available, notes: impl FnOnce() -> Option<String>) -> bool {
+    let (title, notes) = question(available, notes);
     let mut text = title;
     if let Some(notes) = notes {
         text.push_str("\n\n");
@@ -129,9 +110,9 @@ fn ask_dialog(updater: &Updater, available: &Available) -> bool {
 }
 
 #[cfg(not(feature = "dialog"))]
-fn ask_dialog(updater: &Updater, available: &Available) -> bool {
+fn ask_dialog(available: &Available, notes: impl FnOnce() -> Option<String>) -> bool {
     log::warn!("built without the `dialog` feature: asking on the terminal instead");
-    ask_terminal(updater, available)
+    ask_terminal(available, notes)
 }
 
 #[cfg(feature = "progress-bar")]

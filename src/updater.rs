@@ -6,28 +6,11 @@ use std::time::Duration;
 
 use semver::Version;
 
-use crate::config::{Resolved, Settings};
+use crate::config::{Ask, Resolved, Restart, Settings};
 use crate::error::{Error, Result};
 use crate::journal::{Confirm, Journal};
-use crate::release::signature::PublicKey;
-use crate::ui::{self, Ask};
-use crate::update::{self, Available, Check, StagePlan};
-
-/// What happens once an update is staged.
-///
-/// ```
-/// let builder = leapfrog::Updater::builder("demo", "1.0.0").restart(leapfrog::Restart::NextLaunch);
-/// # let _ = builder;
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Restart {
-    /// Hop out at once: the app is replaced by the update (same PID on Unix).
-    Now,
-    /// Leave the staged update for the next launch, where
-    /// [`finish_pending`](crate::finish_pending) applies it.
-    NextLaunch,
-}
+use crate::ui;
+use crate::update::{self, Available, Check};
 
 /// How an update ended, when it did not replace the process.
 ///
@@ -140,18 +123,8 @@ impl Updater {
         &self.resolved.backup_dir
     }
 
-    pub(crate) fn settings(&self) -> &Settings {
+    fn settings(&self) -> &Settings {
         &self.resolved.settings
-    }
-
-    pub(crate) fn keys(&self) -> &[PublicKey] {
-        &self.resolved.keys
-    }
-
-    /// The manifest URL, then the mirrors, in order.
-    pub(crate) fn manifest_urls(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.resolved.manifest_url.as_str())
-            .chain(self.resolved.settings.mirrors.iter().map(String::as_str))
     }
 
     /// Step 1: fetches the manifest (then the mirrors) and says whether
@@ -170,7 +143,7 @@ impl Updater {
     /// # Ok::<(), leapfrog::Error>(())
     /// ```
     pub fn check(&self) -> Result<Check> {
-        update::check(self)
+        update::check(&self.resolved)
     }
 
     /// The release notes of `available`: inline ones, or the notes file
@@ -192,7 +165,9 @@ impl Updater {
 
     /// Asks the user, as the builder's [`Ask`] says, whether to install `available`.
     pub fn ask(&self, available: &Available) -> bool {
-        ui::ask(self.settings().ask, self, available)
+        ui::ask(self.settings().ask, available, || {
+            self.release_notes(available)
+        })
     }
 
     /// Step 2: stages `available` in the backup dir (copy, download, verify,
@@ -201,7 +176,9 @@ impl Updater {
     /// the program is updating, [`Error::InProgress`] when an earlier
     /// update is not finished.
     pub fn stage(&self, available: &Available) -> Result<StagedUpdate> {
-        update::stage(self, available).map(StagedUpdate)
+        let settings = self.settings();
+        let progress = (settings.progress.clone()).or_else(|| ui::progress(settings.ask));
+        update::stage(&self.resolved, available, progress).map(StagedUpdate)
     }
 
     /// Steps 3 to 6: hops out to the backup copy, which applies the staged
@@ -238,7 +215,7 @@ impl Updater {
         let mut staged = self.stage(&available);
         // A mirror whose archive fails to download or verify is skipped; the
         // next mirror's manifest must offer the same release.
-        for mirror in self.manifest_urls().skip(1) {
+        for mirror in self.resolved.manifest_urls().skip(1) {
             let Err(e) = &staged else { break };
             if matches!(e, Error::Busy { .. } | Error::InProgress { .. }) {
                 break;
@@ -248,7 +225,7 @@ impl Updater {
                 e.chain(),
                 crate::fetch::redact(mirror)
             );
-            staged = match update::check_at(self, mirror) {
+            staged = match update::check_at(&self.resolved, mirror) {
                 Ok(Check::Available(other)) if other.release == available.release => {
                     self.stage(&other)
                 }
@@ -286,32 +263,6 @@ impl Updater {
                 self.update()
             })
             .expect("spawning the update check thread")
-    }
-
-    /// What step 2 needs to know about `available`.
-    pub(crate) fn plan<'a>(&'a self, available: &'a Available) -> StagePlan<'a> {
-        let settings = self.settings();
-        StagePlan {
-            program: self.program(),
-            from_version: self.current_version().to_string(),
-            release: &available.release,
-            archive_url: available.archive_url.clone(),
-            install_dir: self.resolved.install_dir.clone(),
-            backup_dir: self.resolved.backup_dir.clone(),
-            exe: self.resolved.exe.clone(),
-            config: settings.config.as_ref().and_then(|c| {
-                c.path
-                    .strip_prefix(self.install_dir())
-                    .ok()
-                    .map(Path::to_owned)
-            }),
-            limits: &settings.limits,
-            progress: settings
-                .progress
-                .clone()
-                .or_else(|| ui::progress(settings.ask)),
-            trial: settings.trial,
-        }
     }
 }
 
@@ -553,8 +504,17 @@ impl UpdaterBuilder {
     /// [`allow_unsigned`](Self::allow_unsigned)), an install dir that is
     /// not a backup copy. [`Error::Settings`] says what is missing.
     pub fn build(self) -> Result<Updater> {
-        Ok(Updater {
-            resolved: self.settings.resolve()?,
-        })
+        let resolved = self.settings.resolve()?;
+        let install_dir = &resolved.install_dir;
+        // The backup copy only ever applies an update and hops home; should
+        // it run on (its hop home failed), it must not update itself.
+        if let Some(origin) = crate::update::backup_of(install_dir) {
+            return Err(Error::Settings(format!(
+                "{} is the backup copy of {}; start the program from there",
+                install_dir.display(),
+                origin.display()
+            )));
+        }
+        Ok(Updater { resolved })
     }
 }

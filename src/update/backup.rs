@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{StagePlan, DOWNLOAD_DIR};
 use crate::error::{io_err, Error, Result};
 use crate::journal::Journal;
 use crate::layout;
@@ -205,8 +204,8 @@ pub(crate) fn keep_downloads(downloads: &Path, archive: impl Fn(&str) -> bool) -
 /// are kept, to be continued or reused next time; everything else staged
 /// goes. (The backup dir is leapfrog's: the preflight checked its marker.)
 pub(crate) fn clear_after_failed_stage(backup: &Path, archive: &str) {
-    if keep_downloads(&backup.join(DOWNLOAD_DIR), |name| name == archive) {
-        let _ = clear_except(backup, &[DOWNLOAD_DIR, layout::MARKER]);
+    if keep_downloads(&backup.join(layout::DOWNLOAD), |name| name == archive) {
+        let _ = clear_except(backup, &[layout::DOWNLOAD, layout::MARKER]);
     } else {
         let _ = fs::remove_dir_all(backup);
     }
@@ -221,15 +220,17 @@ pub(crate) fn same_dir(a: &Path, b: &Path) -> bool {
 /// install dir (or a folder of the installed release) that cannot take new
 /// files, a backup dir that cannot be made or written, too little free
 /// space for the backup and the download, release files held open.
-pub(crate) fn preflight(plan: &StagePlan<'_>) -> Result<()> {
-    let install = &plan.install_dir;
+/// `exe` is the program's executable (relative), which the running
+/// process holds open; `download` the archive's size.
+pub(crate) fn preflight(install: &Path, backup: &Path, exe: &Path, download: u64) -> Result<()> {
+    let install = &install.to_owned();
     let installed = FileList::read_installed(install).ok().flatten();
     let mut dirs = vec![install.clone()];
     let mut files = Vec::new();
     for (path, item) in installed.iter().flat_map(|l| &l.items) {
         match item {
             Item::Dir => dirs.push(file_list::join(install, path)),
-            Item::File { .. } if Path::new(path) != plan.exe => {
+            Item::File { .. } if Path::new(path) != exe => {
                 files.push(file_list::join(install, path))
             }
             _ => {}
@@ -255,10 +256,9 @@ pub(crate) fn preflight(plan: &StagePlan<'_>) -> Result<()> {
             ),
         });
     }
-    let backup = &plan.backup_dir;
     claim(backup, install)?;
     crate::os::can_create_in(backup).map_err(|e| Error::Unsuitable {
-        path: backup.clone(),
+        path: backup.to_owned(),
         reason: format!(
             "the backup dir cannot be made or written ({e}); choose another place for it \
                  (LEAPFROG_BACKUP_DIR, or the builder's backup_dir) on a disk with room"
@@ -271,7 +271,7 @@ pub(crate) fn preflight(plan: &StagePlan<'_>) -> Result<()> {
     } else {
         tree_size(install)
     };
-    crate::os::need_space(backup, plan.release.size.unwrap_or(0) + copy)
+    crate::os::need_space(backup, download + copy)
 }
 
 /// The bytes of the files under `dir`.
@@ -305,10 +305,10 @@ pub(crate) fn to_list_path(p: &Path) -> String {
 /// broken-off download of `archive`, or `archive` itself (checked against
 /// its hash before it is used).
 pub(crate) fn copy_to_backup(install: &Path, backup: &Path, archive: &str) -> Result<()> {
-    let keep = [DOWNLOAD_DIR, layout::MARKER];
+    let keep = [layout::DOWNLOAD, layout::MARKER];
     clear_except(backup, &keep)?;
-    own_subdir(&backup.join(DOWNLOAD_DIR))?;
-    keep_downloads(&backup.join(DOWNLOAD_DIR), |name| name == archive);
+    own_subdir(&backup.join(layout::DOWNLOAD))?;
+    keep_downloads(&backup.join(layout::DOWNLOAD), |name| name == archive);
     match link_tree(install, backup, true) {
         Ok(files) => {
             log::info!(

@@ -9,13 +9,13 @@ use std::time::{Duration, SystemTime};
 
 use semver::Version;
 
+use crate::config::Resolved;
 use crate::error::{Error, Result};
 use crate::fetch::{self, Limits};
 use crate::journal::{Journal, Step};
 use crate::release::manifest::{Manifest, Release};
 use crate::release::signature::PublicKey;
 use crate::release::trust::{self, State};
-use crate::updater::Updater;
 
 /// What [`Updater::check`](crate::Updater::check) found; see
 /// [`Available`] for driving the steps by hand.
@@ -237,7 +237,7 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
 
 /// Step 1 for `updater`: the manifest URL, then the mirrors, in order; see
 /// [`Updater::check`](crate::Updater::check).
-pub(crate) fn newest(updater: &Updater) -> Result<Check> {
+pub(crate) fn newest(updater: &Resolved) -> Result<Check> {
     let mut failures = Vec::new();
     let mut expired = 0;
     for url in updater.manifest_urls() {
@@ -275,7 +275,7 @@ pub(crate) fn newest(updater: &Updater) -> Result<Check> {
 
 /// Step 1 against one manifest URL. A signed manifest that is accepted is
 /// remembered (serial, hash, a next key) in the install dir's state file.
-pub(crate) fn check_at(updater: &Updater, manifest_url: &str) -> Result<Check> {
+pub(crate) fn check_at(updater: &Resolved, manifest_url: &str) -> Result<Check> {
     let install_dir = updater.install_dir();
     let mut state = State::read(install_dir)?;
     let mut keys = updater.keys().to_vec();
@@ -346,7 +346,7 @@ pub(crate) fn check_at(updater: &Updater, manifest_url: &str) -> Result<Check> {
 /// it fail (an I/O error, no permission, a full disk, a kill): after
 /// [`retry_after`](crate::UpdaterBuilder::retry_after), doubled after each
 /// failure, a day at most.
-fn retry_time(updater: &Updater, journal: &Journal) -> Option<SystemTime> {
+fn retry_time(updater: &Resolved, journal: &Journal) -> Option<SystemTime> {
     let why = journal.error.as_deref().unwrap_or("no reason recorded");
     let program = updater.program();
     let (Some(failed_at), false) = (journal.failed_at, journal.bad_release) else {

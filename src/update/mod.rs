@@ -7,7 +7,7 @@
 //! | 2 | [`stage`], done | the old app | a `staged` journal: every staged file verified and on disk | hops out and applies |
 //! | 3 | [`hop_out`] | the old app, replaced by its copy in the backup dir | a `staged` journal | hops out again |
 //! | 4 | [`apply`] | the copy | an `applying` journal, some files renamed | hops out and applies again: every part runs twice safely |
-//! | 4, failed | [`undo_and_run_installed`] | the copy | a `rolling_back` journal | hops out and finishes putting the old release back |
+//! | 4, failed | `hop::undo_and_run_installed` | the copy | a `rolling_back` journal | hops out and finishes putting the old release back |
 //! | 5 | [`hop_home`] | the copy, watching the new version (its child) | an `applied` journal, the trial not judged | hops out to be watched again; after more unjudged trials than allowed attempts plus two, rolls back |
 //! | 6 | [`confirm`] | the new version, or its watcher | a `confirmed` journal | nothing to do |
 //! | — | a journal that cannot be read (torn, empty, another format) | | | copies it aside as `need_update.damaged`; keeps the install dir if it is a complete release by its own file list, else restores the backup's release |
@@ -21,43 +21,45 @@
 //! does what the last column says; a journal is believed only inside the
 //! backup dir whose marker names its install dir ([`crate::layout`]).
 //!
-//! Beside the steps: `check` (step 1's rules), `backup` (the backup dir:
-//! marker, preflight, hard-linked copy), `install` (renames into place,
-//! `undo_apply`, and [`rollback`] on request), `trial` (the watcher),
-//! `recover` (finishing after a crash), `tidy` (debris of killed updates)
-//! and `lock` (one updater at a time).
+//! Beside the steps, which the next launch re-enters through
+//! [`finish_pending`] (below them): `check` (step 1's rules), `stage`
+//! (step 2's parts), `backup` (the backup dir: marker, preflight,
+//! hard-linked copy), `hop` (the re-executions), `install` (renames into
+//! place, `undo_apply`, and [`rollback`] on request), `trial` (the
+//! watcher), `recover` (finding the journal to believe, repairing a
+//! damaged one), `tidy` (debris of killed updates) and `lock` (one
+//! updater at a time). None of them calls back up into this module.
 
 mod backup;
 mod check;
+mod hop;
 mod install;
 pub(crate) mod lock;
 mod recover;
+mod stage;
 mod tidy;
 mod trial;
 
 pub(crate) use check::check_at;
 pub use check::{find_update, Available, Check, Checked, Query};
 pub use install::rollback;
-pub use recover::{confirm_healthy, finish_pending, Pending};
+pub use recover::Pending;
 pub(crate) use tidy::tidy;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::config::Resolved;
 use crate::error::{Error, Result};
-use crate::fetch::{self, Expect};
+use crate::fetch;
 use crate::journal::{Journal, Step};
 use crate::layout;
-use crate::release::file_list::{FileList, Item};
-use crate::updater::Updater;
 use lock::UpdateLock;
-
-/// More hops than an update needs (out, home) even with a resumed one.
-const MAX_HOPS: u32 = 6;
+use recover::{Found, Place};
 
 /// Step 1: fetches the manifest (then the mirrors, in order) and returns
 /// the release to move to, if any: signed, fresh, not rolled back here.
-pub(crate) fn check(updater: &Updater) -> Result<Check> {
+pub(crate) fn check(updater: &Resolved) -> Result<Check> {
     check::newest(updater)
 }
 
@@ -69,20 +71,25 @@ pub(crate) fn check(updater: &Updater) -> Result<Check> {
 /// The install dir is never written. On error everything staged so far is
 /// removed again (a broken-off download and a complete archive are kept
 /// for the next try) and the app goes on running the old version.
-pub(crate) fn stage(updater: &Updater, available: &Available) -> Result<Journal> {
+pub(crate) fn stage(
+    updater: &Resolved,
+    available: &Available,
+    progress: Option<fetch::ProgressFn>,
+) -> Result<Journal> {
     let _lock = lock::try_lock(updater.backup_dir())?
         .ok_or_else(|| Error::busy(updater.install_dir(), updater.backup_dir()))?;
     check::nothing_in_progress(updater.backup_dir())?;
-    let plan = updater.plan(available);
+    let plan = stage::StagePlan::new(updater, available, progress);
     // Refused here, nothing changes: the previous backup stays as it is.
     let existed = fs::symlink_metadata(&plan.backup_dir).is_ok();
-    if let Err(e) = backup::preflight(&plan) {
+    let download = available.release.size.unwrap_or(0);
+    if let Err(e) = backup::preflight(&plan.install_dir, &plan.backup_dir, &plan.exe, download) {
         if !existed && backup::is_backup_of(&plan.backup_dir, &plan.install_dir) {
             let _ = fs::remove_dir_all(&plan.backup_dir);
         }
         return Err(e);
     }
-    let staged = stage_release(&plan);
+    let staged = stage::stage_release(&plan);
     if staged.is_err() {
         let archive = crate::release::manifest::archive_name(
             &available.release.program,
@@ -101,7 +108,7 @@ pub(crate) fn hop_out(journal: &Journal, resumed: bool) -> Error {
         "hopping out to the backup copy in {}",
         journal.backup_dir.display()
     );
-    hop(&journal.backup_dir, journal, resumed)
+    hop::hop(&journal.backup_dir, journal, resumed)
 }
 
 /// Step 4, run by the backup copy under the lock: brings the install dir to
@@ -118,7 +125,7 @@ pub(crate) fn apply(mut journal: Journal, lock: UpdateLock) -> Error {
     if let Err(error) = install::apply(&mut journal) {
         log::error!("applying the update failed: {}", error.chain());
         journal.failed_here(&format!("applying failed: {}", error.chain()));
-        return undo_and_run_installed(journal);
+        return hop::undo_and_run_installed(journal);
     }
     hop_home(journal, Some(lock))
 }
@@ -134,192 +141,143 @@ pub(crate) fn hop_home(journal: Journal, lock: Option<UpdateLock>) -> Error {
 /// [`confirm_healthy`], or its watcher judged it); the update is over, and
 /// the backup keeps the old release for [`rollback`].
 pub(crate) fn confirm(journal: &mut Journal, how: &str) -> Result<()> {
-    journal.advance(Step::Confirmed)?;
-    log::info!(
-        "{} {} is healthy: {how}; the backup keeps {} for `leapfrog rollback`",
-        journal.program,
-        journal.to_version,
-        journal.from_version
-    );
-    Ok(())
+    trial::confirm(journal, how)
 }
 
-/// Replaces this process by whatever version the install dir holds (after
-/// a rollback, or when another process watches the trial). Returns only on
-/// failure.
-pub(crate) fn run_installed(journal: &Journal) -> Error {
-    log::info!(
-        "starting {}",
-        journal.install_dir.join(&journal.exe).display()
-    );
-    hop(&journal.install_dir, journal, true)
-}
+// The next launch: finishing or undoing what a crash left.
 
-/// Undoes the update and starts the version the install dir then holds.
-/// A rollback that fails midway leaves the journal `rolling_back`: the next
-/// launch finishes it (the hop count bounds how often).
-pub(crate) fn undo_and_run_installed(mut journal: Journal) -> Error {
-    match install::undo_apply(&mut journal) {
-        Ok(()) => log::warn!("rolled back to {}; relaunching it", journal.from_version),
-        Err(e) => log::error!("rolling back failed: {}", e.chain()),
+/// Call this first thing in `main`. It returns at once when no update is in
+/// progress (a few `stat` calls). Otherwise it finishes or undoes the update
+/// and may replace the process (exec) to do so:
+///
+/// - run as the backup copy with a `staged` or `applying` journal: apply the
+///   update and relaunch the new version in the install dir;
+/// - run from the install dir with a `staged` or `applying` journal (a hop
+///   that was cut off): hop out again;
+/// - run from the install dir with an `applied` journal: this is the new
+///   version's launch; returns [`Pending::Updated`].
+///
+/// The backup dir looked at is `$LEAPFROG_BACKUP_DIR` when set, else the
+/// install dir's sibling `<install>.backup`.
+///
+/// ```no_run
+/// // First thing in main; may exec.
+/// let pending = leapfrog::finish_pending();
+/// if let leapfrog::Pending::Failed(e) = &pending {
+///     log::error!("an update in progress could not be finished: {e}");
+/// }
+/// // ... set up the updater, run the app ...
+/// ```
+pub fn finish_pending() -> Pending {
+    match recover::locate() {
+        Ok(None) => Pending::Nothing,
+        Ok(Some(Found::Journal(journal, place))) => resume(*journal, place),
+        Ok(Some(Found::Damaged {
+            install,
+            backup,
+            exe,
+        })) => recover::handle_damaged(&install, &backup, &exe),
+        Err(e) => Pending::Failed(e),
     }
-    run_installed(&journal)
 }
 
-fn hop(dir: &Path, journal: &Journal, resumed: bool) -> Error {
-    let hops = if resumed {
-        crate::os::hops_so_far() + 1
-    } else {
-        1
-    };
-    if hops > MAX_HOPS {
-        return Error::Journal {
-            path: Journal::path_in(&journal.backup_dir),
-            reason: format!(
-                "the update to {} was not finished after {MAX_HOPS} relaunches; stopped to avoid a loop. \
-                 The old version is kept in {}",
-                journal.to_version,
-                journal.backup_dir.display()
-            ),
-        };
-    }
-    let args = crate::os::original_args();
-    crate::os::exec(&crate::os::relaunch(dir, &journal.exe, args, hops))
-}
-
-/// Everything [`stage`] needs to know, resolved by the [`Updater`].
-pub(crate) struct StagePlan<'a> {
-    pub program: &'a str,
-    pub from_version: String,
-    pub release: &'a crate::Release,
-    pub archive_url: String,
-    pub install_dir: PathBuf,
-    pub backup_dir: PathBuf,
-    pub exe: PathBuf,
-    pub config: Option<PathBuf>,
-    pub limits: &'a fetch::Limits,
-    pub progress: Option<fetch::ProgressFn>,
-    pub trial: crate::journal::Trial,
-}
-
-/// Step 2 after the preflight: backup, archive, staging, journal.
-fn stage_release(plan: &StagePlan<'_>) -> Result<Journal> {
-    let release = plan.release;
-    let mut journal = Journal::new(
-        plan.program,
-        (&plan.install_dir, &plan.backup_dir),
-        &plan.exe,
-        (plan.from_version.clone(), release.version.to_string()),
-    );
-    journal.archive = crate::release::manifest::archive_name(&release.program, &release.version);
-    journal.config = plan.config.clone();
-    journal.trial = plan.trial;
-    journal.retries = check::earlier_retries(&plan.backup_dir, &journal.to_version);
-    backup::copy_to_backup(&plan.install_dir, &plan.backup_dir, &journal.archive)?;
-    journal.sha256 = fetch_archive(plan, &journal.archive_path())?;
-    unpack_archive(plan, &journal)?;
-    // A power cut after the journal says `staged` must find the staged
-    // files on disk, not only the journal.
-    crate::os::sync_fs(&plan.backup_dir)?;
-    journal.write()?;
-    log::info!(
-        "journal written: {}",
-        Journal::path_in(&journal.backup_dir).display()
-    );
-    Ok(journal)
-}
-
-/// Downloads the release's archive to `archive` while hashing it, or keeps
-/// the one a stage cut short left there when it still verifies; returns
-/// its sha256.
-fn fetch_archive(plan: &StagePlan<'_>, archive: &Path) -> Result<String> {
-    let release = plan.release;
-    if let (Some(sha256), Some(size)) = (&release.sha256, release.size) {
-        match crate::release::hash::sha256_file(archive) {
-            Ok((found, length)) if &found == sha256 && length == size => {
-                log::info!(
-                    "reusing {}, downloaded and verified before (sha256 {found})",
-                    archive.display()
-                );
-                return Ok(found);
-            }
-            Ok(_) => {
-                log::info!(
-                    "{} does not verify; downloading it again",
-                    archive.display()
-                );
-                let _ = fs::remove_file(archive);
-            }
-            Err(_) => {}
+/// Marks the running new version healthy, closing the update's journal.
+/// Returns whether there was an update to confirm.
+///
+/// ```no_run
+/// // The new version's main window is up and its data loaded:
+/// if let Err(e) = leapfrog::confirm_healthy() {
+///     log::error!("could not record that this version works: {e}");
+/// }
+/// ```
+pub fn confirm_healthy() -> Result<bool> {
+    match recover::locate()? {
+        Some(Found::Journal(mut journal, Place::Install)) if journal.step == Step::Applied => {
+            confirm(&mut journal, "it said so")?;
+            Ok(true)
         }
+        _ => Ok(false),
     }
-    let _ = fs::remove_file(archive);
-    log::info!(
-        "downloading {} to {}",
-        fetch::redact(&plan.archive_url),
-        archive.display()
-    );
-    let expect = Expect {
-        sha256: release.sha256.as_deref(),
-        size: release.size,
-    };
-    let (computed, size) = fetch::download(
-        &plan.archive_url,
-        archive,
-        &expect,
-        plan.limits,
-        plan.progress.as_ref(),
-    )?;
-    log::info!(
-        "verified {} ({}, sha256 {computed})",
-        archive.display(),
-        crate::error::human_size(size)
-    );
-    Ok(computed)
 }
 
-/// Unpacks the archive into the staging folder and checks that it is the
-/// release the manifest offered, with the program's executable in it, and
-/// that the install dir's disk can take it.
-fn unpack_archive(plan: &StagePlan<'_>, journal: &Journal) -> Result<FileList> {
-    let release = plan.release;
-    let archive = journal.archive_path();
-    let staging = journal.staging_dir();
-    let list = crate::release::archive::unpack(&archive, &staging)?;
-    if list.program != release.program || list.version != release.version {
-        return Err(Error::BadArchive {
-            archive,
-            reason: format!(
-                "it holds {} {}, but the manifest offered {} {}",
-                list.program, list.version, release.program, release.version
-            ),
-        });
+/// Re-enters the update where the journal says it stands, from where this
+/// process runs (see the table above).
+fn resume(mut journal: Journal, place: Place) -> Pending {
+    match (place, journal.step) {
+        (Place::Backup, Step::Staged | Step::Applying | Step::RollingBack) => {
+            // Another instance may be applying the same update: wait for it,
+            // then look again at where the journal stands.
+            let lock = match lock::lock(&journal.backup_dir, std::time::Duration::from_secs(60)) {
+                Ok(Some(lock)) => lock,
+                Ok(None) => {
+                    return Pending::Failed(Error::Settings(format!(
+                        "another instance kept the update lock {} for a minute",
+                        layout::lock_path(&journal.backup_dir).display()
+                    )))
+                }
+                Err(e) => return Pending::Failed(e),
+            };
+            match Journal::read(&journal.backup_dir) {
+                Ok(Some(now)) if now.step != journal.step => {
+                    drop(lock);
+                    return resume(now, place);
+                }
+                Ok(_) => {}
+                Err(e) => return Pending::Failed(e),
+            }
+            if journal.step == Step::RollingBack {
+                log::info!(
+                    "running from the backup copy: finishing the rollback of {} to {}",
+                    journal.install_dir.display(),
+                    journal.from_version
+                );
+                return Pending::Failed(hop::undo_and_run_installed(journal));
+            }
+            Pending::Failed(apply(journal, lock))
+        }
+        // The new version's trial, again: an earlier watcher was killed, or
+        // the new version was launched unwatched and hopped out to be watched.
+        (Place::Backup, Step::Applied) => match lock::try_lock(&journal.backup_dir) {
+            Ok(Some(lock)) => Pending::Failed(hop_home(journal, Some(lock))),
+            // Another process is watching a trial of it already.
+            _ => Pending::Failed(hop::run_installed(&journal)),
+        },
+        (Place::Backup, Step::RolledBack) => Pending::Failed(hop::run_installed(&journal)),
+        (Place::Install, Step::RolledBack) if !journal.reported => {
+            journal.reported = true;
+            if let Err(e) = journal.write() {
+                return Pending::Failed(e);
+            }
+            Pending::RolledBack {
+                version: journal.to_version,
+                reason: journal.error.unwrap_or_default(),
+            }
+        }
+        (Place::Install, Step::RolledBack) => Pending::Nothing,
+        (Place::Install, Step::Staged | Step::Applying | Step::RollingBack) => {
+            Pending::Failed(hop_out(&journal, true))
+        }
+        (Place::Install, Step::Applied) => {
+            // A launch of a version still on trial is watched by the backup
+            // copy: hop out to it, unless this is the watched launch, or
+            // another process watches a trial already.
+            if !trial::is_watched() {
+                if let Ok(Some(lock)) = lock::try_lock(&journal.backup_dir) {
+                    drop(lock);
+                    return Pending::Failed(hop_out(&journal, true));
+                }
+            }
+            Pending::Updated {
+                from: journal.from_version,
+                to: journal.to_version,
+                launches: journal.trial_launches,
+            }
+        }
+        (_, Step::Confirmed) => Pending::Nothing,
     }
-    let exe_rel = backup::to_list_path(&plan.exe);
-    if !matches!(list.items.get(&exe_rel), Some(Item::File { .. })) {
-        return Err(Error::BadArchive {
-            archive,
-            reason: format!("it does not contain the program's executable {exe_rel:?}; the update would leave nothing to start"),
-        });
-    }
-    log::info!(
-        "unpacked {} items ({}) into {}",
-        list.items.len(),
-        crate::error::human_size(list.total_size()),
-        staging.display()
-    );
-    if !crate::os::same_device(&plan.install_dir, &plan.backup_dir) {
-        // Applying will copy the release onto the install dir's disk.
-        crate::os::need_space(&plan.install_dir, list.total_size())?;
-    }
-    Ok(list)
 }
 
 /// The install dir that `dir` is leapfrog's backup copy of, if it is one.
 pub(crate) fn backup_of(dir: &Path) -> Option<PathBuf> {
     backup::backs(dir)
 }
-
-/// The folder in the backup dir where archives are downloaded; it outlives
-/// a failed stage so that a broken-off download can be continued.
-pub(crate) const DOWNLOAD_DIR: &str = layout::DOWNLOAD;

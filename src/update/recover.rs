@@ -1,20 +1,20 @@
-//! Recovery: what the next launch does with an update that a crash, a
-//! kill or a power cut left unfinished ([`finish_pending`]), and the
-//! new version's word that it works ([`confirm_healthy`]). The table in
-//! the [`update`](super) module's doc says what each journal leads to.
+//! Recovery: finding the journal that concerns the running executable
+//! (and believing it only where it may be believed), and repairing a
+//! journal that cannot be read. What each journal then leads to is
+//! `finish_pending`'s, in the parent module, by the table in its doc.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::backup::{self, same_dir};
-use super::undo_and_run_installed;
-use super::{apply, confirm, hop_home, hop_out, install, lock, run_installed, trial};
+use super::hop::run_installed;
+use super::install;
 use crate::error::{io_err, Error, Result};
 use crate::journal::{Journal, Step};
 use crate::layout::{self, default_backup_dir};
 use crate::release::file_list::FileList;
 
-/// What [`finish_pending`] found and did.
+/// What [`finish_pending`](crate::finish_pending) found and did.
 ///
 /// ```no_run
 /// match leapfrog::finish_pending() {
@@ -33,7 +33,7 @@ pub enum Pending {
     /// No update in progress: carry on.
     Nothing,
     /// This is the new version, launched after an update. Call
-    /// [`confirm_healthy`] once it is known to work.
+    /// [`confirm_healthy`](crate::confirm_healthy) once it is known to work.
     Updated {
         /// The version replaced.
         from: String,
@@ -56,139 +56,11 @@ pub enum Pending {
     Failed(Error),
 }
 
-/// Call this first thing in `main`. It returns at once when no update is in
-/// progress (a few `stat` calls). Otherwise it finishes or undoes the update
-/// and may replace the process (exec) to do so:
-///
-/// - run as the backup copy with a `staged` or `applying` journal: apply the
-///   update and relaunch the new version in the install dir;
-/// - run from the install dir with a `staged` or `applying` journal (a hop
-///   that was cut off): hop out again;
-/// - run from the install dir with an `applied` journal: this is the new
-///   version's launch; returns [`Pending::Updated`].
-///
-/// The backup dir looked at is `$LEAPFROG_BACKUP_DIR` when set, else the
-/// install dir's sibling `<install>.backup`.
-///
-/// ```no_run
-/// // First thing in main; may exec.
-/// let pending = leapfrog::finish_pending();
-/// if let leapfrog::Pending::Failed(e) = &pending {
-///     log::error!("an update in progress could not be finished: {e}");
-/// }
-/// // ... set up the updater, run the app ...
-/// ```
-pub fn finish_pending() -> Pending {
-    match locate() {
-        Ok(None) => Pending::Nothing,
-        Ok(Some(Found::Journal(journal, place))) => resume(*journal, place),
-        Ok(Some(Found::Damaged {
-            install,
-            backup,
-            exe,
-        })) => handle_damaged(&install, &backup, &exe),
-        Err(e) => Pending::Failed(e),
-    }
-}
-
-/// Marks the running new version healthy, closing the update's journal.
-/// Returns whether there was an update to confirm.
-///
-/// ```no_run
-/// // The new version's main window is up and its data loaded:
-/// if let Err(e) = leapfrog::confirm_healthy() {
-///     log::error!("could not record that this version works: {e}");
-/// }
-/// ```
-pub fn confirm_healthy() -> Result<bool> {
-    match locate()? {
-        Some(Found::Journal(mut journal, Place::Install)) if journal.step == Step::Applied => {
-            confirm(&mut journal, "it said so")?;
-            Ok(true)
-        }
-        _ => Ok(false),
-    }
-}
-
+/// Where the running executable is: the backup copy, or the install dir.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Place {
+pub(crate) enum Place {
     Backup,
     Install,
-}
-
-fn resume(mut journal: Journal, place: Place) -> Pending {
-    match (place, journal.step) {
-        (Place::Backup, Step::Staged | Step::Applying | Step::RollingBack) => {
-            // Another instance may be applying the same update: wait for it,
-            // then look again at where the journal stands.
-            let lock = match lock::lock(&journal.backup_dir, std::time::Duration::from_secs(60)) {
-                Ok(Some(lock)) => lock,
-                Ok(None) => {
-                    return Pending::Failed(Error::Settings(format!(
-                        "another instance kept the update lock {} for a minute",
-                        layout::lock_path(&journal.backup_dir).display()
-                    )))
-                }
-                Err(e) => return Pending::Failed(e),
-            };
-            match Journal::read(&journal.backup_dir) {
-                Ok(Some(now)) if now.step != journal.step => {
-                    drop(lock);
-                    return resume(now, place);
-                }
-                Ok(_) => {}
-                Err(e) => return Pending::Failed(e),
-            }
-            if journal.step == Step::RollingBack {
-                log::info!(
-                    "running from the backup copy: finishing the rollback of {} to {}",
-                    journal.install_dir.display(),
-                    journal.from_version
-                );
-                return Pending::Failed(undo_and_run_installed(journal));
-            }
-            Pending::Failed(apply(journal, lock))
-        }
-        // The new version's trial, again: an earlier watcher was killed, or
-        // the new version was launched unwatched and hopped out to be watched.
-        (Place::Backup, Step::Applied) => match lock::try_lock(&journal.backup_dir) {
-            Ok(Some(lock)) => Pending::Failed(hop_home(journal, Some(lock))),
-            // Another process is watching a trial of it already.
-            _ => Pending::Failed(run_installed(&journal)),
-        },
-        (Place::Backup, Step::RolledBack) => Pending::Failed(run_installed(&journal)),
-        (Place::Install, Step::RolledBack) if !journal.reported => {
-            journal.reported = true;
-            if let Err(e) = journal.write() {
-                return Pending::Failed(e);
-            }
-            Pending::RolledBack {
-                version: journal.to_version,
-                reason: journal.error.unwrap_or_default(),
-            }
-        }
-        (Place::Install, Step::RolledBack) => Pending::Nothing,
-        (Place::Install, Step::Staged | Step::Applying | Step::RollingBack) => {
-            Pending::Failed(hop_out(&journal, true))
-        }
-        (Place::Install, Step::Applied) => {
-            // A launch of a version still on trial is watched by the backup
-            // copy: hop out to it, unless this is the watched launch, or
-            // another process watches a trial already.
-            if !trial::is_watched() {
-                if let Ok(Some(lock)) = lock::try_lock(&journal.backup_dir) {
-                    drop(lock);
-                    return Pending::Failed(hop_out(&journal, true));
-                }
-            }
-            Pending::Updated {
-                from: journal.from_version,
-                to: journal.to_version,
-                launches: journal.trial_launches,
-            }
-        }
-        (_, Step::Confirmed) => Pending::Nothing,
-    }
 }
 
 /// Finds the journal that concerns the running executable.
@@ -199,7 +71,7 @@ fn resume(mut journal: Journal, place: Place) -> Pending {
 /// must name the journal's install dir; run from the install dir, the
 /// journal must lie in the backup dir whose marker names this install dir,
 /// and name both. Anything else is refused, never followed.
-fn locate() -> Result<Option<Found>> {
+pub(crate) fn locate() -> Result<Option<Found>> {
     let exe = std::env::current_exe().map_err(io_err("finding", "the running executable"))?;
     let env_backup = std::env::var_os(crate::config::ENV_BACKUP_DIR).map(PathBuf::from);
     // The executable may sit in a subfolder of the install dir (bin/app).
@@ -285,7 +157,7 @@ fn untrusted(dir: &Path, reason: String) -> Error {
 }
 
 /// What [`locate`] found.
-enum Found {
+pub(crate) enum Found {
     Journal(Box<Journal>, Place),
     /// A journal that cannot be read (damaged, truncated, another format).
     Damaged {
@@ -298,7 +170,7 @@ enum Found {
 /// A journal that cannot be trusted is set aside, and the install dir is
 /// checked against its own file list: a complete release is kept; anything
 /// else is brought back to the backup's release, a complete copy.
-fn handle_damaged(install: &Path, backup: &Path, exe: &Path) -> Pending {
+pub(crate) fn handle_damaged(install: &Path, backup: &Path, exe: &Path) -> Pending {
     let path = Journal::path_in(backup);
     let aside = backup.join(layout::JOURNAL_DAMAGED);
     // Kept aside first, and the damaged journal left in place until a

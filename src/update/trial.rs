@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use super::lock::UpdateLock;
 use crate::error::Error;
 use crate::journal::{Confirm, Journal, Step};
+use crate::Result;
 
 /// The environment variable that tells a trial launch who watches it (the
 /// watcher's pid).
@@ -74,7 +75,7 @@ pub(crate) fn watch(mut journal: Journal, lock: Option<UpdateLock>) -> Error {
                 journal.program,
                 journal.to_version
             );
-            return super::run_installed(&journal);
+            return super::hop::run_installed(&journal);
         }
         let exe = journal.install_dir.join(&journal.exe);
         let started = Instant::now();
@@ -273,11 +274,23 @@ fn wait(child: &mut Child, interrupts: &crate::os::Interrupts) -> ExitStatus {
     }
 }
 
+/// Step 6: records in the journal that the new version works.
+pub(crate) fn confirm(journal: &mut Journal, how: &str) -> Result<()> {
+    journal.advance(Step::Confirmed)?;
+    log::info!(
+        "{} {} is healthy: {how}; the backup keeps {} for `leapfrog rollback`",
+        journal.program,
+        journal.to_version,
+        journal.from_version
+    );
+    Ok(())
+}
+
 /// Step 6 for the new version, unless it confirmed itself.
 fn healthy(journal: &Journal, how: &str) {
     match Journal::read(&journal.backup_dir) {
         Ok(Some(mut now)) if now.step == Step::Applied => {
-            if let Err(e) = super::confirm(&mut now, how) {
+            if let Err(e) = confirm(&mut now, how) {
                 log::error!("cannot record that the update is healthy: {}", e.chain());
             }
         }
@@ -304,5 +317,5 @@ fn give_up(mut journal: Journal, release_fault: bool) -> Error {
             journal.from_version
         ));
     }
-    super::undo_and_run_installed(journal)
+    super::hop::undo_and_run_installed(journal)
 }
