@@ -344,12 +344,8 @@ pub fn rollback(install_dir: &Path, backup_dir: Option<&Path>) -> Result<(String
         None => default_backup_dir(&install_dir)
             .ok_or_else(|| Error::Settings(format!("{} has no name", install_dir.display())))?,
     };
-    let _lock = lock::try_lock(&backup_dir)?.ok_or_else(|| {
-        Error::Settings(format!(
-            "{} is being updated right now; try again when it is done",
-            install_dir.display()
-        ))
-    })?;
+    let _lock =
+        lock::try_lock(&backup_dir)?.ok_or_else(|| Error::busy(&install_dir, &backup_dir))?;
     let mut journal = Journal::read(&backup_dir)?.ok_or_else(|| {
         Error::Settings(format!(
             "{} holds no update to roll back (no journal in {})",

@@ -210,10 +210,8 @@ fn resume(mut journal: Journal, place: Place) -> Pending {
             let lock = match lock::lock(&journal.backup_dir, std::time::Duration::from_secs(60)) {
                 Ok(Some(lock)) => lock,
                 Ok(None) => {
-                    return Pending::Failed(Error::Settings(format!(
-                        "another instance kept the update lock {} for a minute",
-                        layout::lock_path(&journal.backup_dir).display()
-                    )))
+                    // Another copy kept the lock for a minute.
+                    return Pending::Failed(Error::busy(&journal.install_dir, &journal.backup_dir));
                 }
                 Err(e) => return Pending::Failed(e),
             };
