@@ -53,7 +53,6 @@ use crate::config::Resolved;
 use crate::error::{Error, Result};
 use crate::fetch;
 use crate::journal::{Journal, Step};
-use crate::layout;
 use lock::UpdateLock;
 use recover::{Found, Place};
 
