@@ -200,11 +200,14 @@ pub(crate) fn keep_downloads(downloads: &Path, archive: impl Fn(&str) -> bool) -
     kept
 }
 
-/// After a stage failed: a broken-off download and the complete archive
-/// are kept, to be continued or reused next time; everything else staged
-/// goes. (The backup dir is leapfrog's: the preflight checked its marker.)
-pub(crate) fn clear_after_failed_stage(backup: &Path, archive: &str) {
-    if keep_downloads(&backup.join(layout::DOWNLOAD), |name| name == archive) {
+/// After a stage failed with an error: a broken-off download is kept, to
+/// be continued next time; everything else staged goes, a complete
+/// archive too (it failed to unpack, or the disk is full). Only a stage
+/// cut short by the process ending (it runs no cleanup) leaves a complete
+/// archive, which the next stage reuses once it verifies. (The backup dir
+/// is leapfrog's: the preflight checked its marker.)
+pub(crate) fn clear_after_failed_stage(backup: &Path) {
+    if keep_downloads(&backup.join(layout::DOWNLOAD), |_| false) {
         let _ = clear_except(backup, &[layout::DOWNLOAD, layout::MARKER]);
     } else {
         let _ = fs::remove_dir_all(backup);

@@ -3,7 +3,7 @@
 //! | step | function | runs in | a crash here leaves | the next launch |
 //! |------|----------|---------|---------------------|-----------------|
 //! | 1 | [`check`] | the old app (a background thread) | nothing changed | checks again |
-//! | 2 | [`stage`] | the old app | the install dir untouched; a backup dir without a journal (a broken-off download or a complete archive kept in it) | runs the old version; the next stage continues the download or reuses the archive |
+//! | 2 | [`stage`] | the old app | the install dir untouched; a backup dir without a journal (a broken-off download, or a complete archive, in it) | runs the old version; the next stage continues the download, or reuses the archive once it verifies |
 //! | 2 | [`stage`], done | the old app | a `staged` journal: every staged file verified and on disk | hops out and applies |
 //! | 3 | [`hop_out`] | the old app, replaced by its copy in the backup dir | a `staged` journal | hops out again |
 //! | 4 | [`apply`] | the copy | an `applying` journal, some files renamed | hops out and applies again: every part runs twice safely |
@@ -68,8 +68,9 @@ pub(crate) fn check(updater: &Resolved) -> Result<Check> {
 /// and writes the `staged` journal.
 ///
 /// The install dir is never written. On error everything staged so far is
-/// removed again (a broken-off download and a complete archive are kept
-/// for the next try) and the app goes on running the old version.
+/// removed again (a broken-off download is kept, to be continued) and the
+/// app goes on running the old version; a stage cut short by the app
+/// exiting leaves its download, or its complete archive, for the next one.
 pub(crate) fn stage(
     updater: &Resolved,
     available: &Available,
@@ -90,11 +91,7 @@ pub(crate) fn stage(
     }
     let staged = stage::stage_release(&plan);
     if staged.is_err() {
-        let archive = crate::release::manifest::archive_name(
-            &available.release.program,
-            &available.release.version,
-        );
-        backup::clear_after_failed_stage(&plan.backup_dir, &archive);
+        backup::clear_after_failed_stage(&plan.backup_dir);
     }
     staged
 }
