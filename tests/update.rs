@@ -584,7 +584,8 @@ fn update_two_instances_never_interleave() {
         world
             .launch(&url)
             .expect_code(0)
-            .expect_output("another instance is already updating")
+            .expect_output("another copy of the program is updating")
+            .expect_output("this one carries on unchanged")
             .expect_output("demo 1.0.0 running")
             .expect_no_output("hopping out");
         first
