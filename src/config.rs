@@ -4,12 +4,13 @@
 //! with [`read_env(false)`](crate::UpdaterBuilder::read_env)), then the
 //! defaults derived from the running executable.
 //!
-//! Every environment variable leapfrog reads:
+//! Every environment variable leapfrog reads (a value that is not valid
+//! Unicode is refused, never ignored):
 //!
 //! | variable | what it sets | read when |
 //! |----------|--------------|-----------|
 //! | `LEAPFROG_MANIFEST_URL` | the manifest URL | only when the app allows it ([`allow_env_manifest_url`](crate::UpdaterBuilder::allow_env_manifest_url)) |
-//! | `LEAPFROG_MIRRORS` | mirror manifest URLs, whitespace-separated | `read_env` |
+//! | `LEAPFROG_MIRRORS` | mirror manifest URLs, whitespace-separated | the same |
 //! | `LEAPFROG_BACKUP_DIR` | the backup dir (also read by [`finish_pending`](crate::finish_pending)) | `read_env`; always by `finish_pending` |
 //! | `LEAPFROG_ASSUME_YES=1` | answer yes without asking | `read_env` |
 //! | `LEAPFROG_CONFIRM_AFTER`, `LEAPFROG_CONFIRM_WITHIN` | how the trial launch is judged (`30s`, `2m`) | `read_env` |
@@ -19,6 +20,7 @@
 //! | `LEAPFROG_MIN_RATE`, `LEAPFROG_RETRIES` | slowest transfer accepted (bytes/s), retries | `read_env` |
 //! | `LEAPFROG_AUTH_USER`, `LEAPFROG_AUTH_PASSWORD`, `LEAPFROG_AUTH_TOKEN`, `LEAPFROG_HEADERS` | credentials for a private host (never logged) | `read_env` |
 //! | `LEAPFROG_CA_FILE` | root certificates (PEM) for a host with its own CA | `read_env` |
+//! | `SSL_CERT_FILE`, `SSL_CERT_DIR` | where the system's certificate store is (Unix; as OpenSSL reads them) | always, by the store's loader |
 //! | `LEAPFROG_HOPS`, `LEAPFROG_TRIAL` | leapfrog's own, between its processes | never set them |
 //!
 //! A `data/config.json` carries an `Update_app` block:
@@ -143,7 +145,19 @@ impl Resolved {
 }
 
 /// Looks up an environment variable.
-type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+type Env<'a> = &'a dyn Fn(&str) -> Option<std::ffi::OsString>;
+
+/// The text of the variable `name`, refused when it is not Unicode (a
+/// value that cannot be read is never silently ignored).
+fn text(env: Env<'_>, name: &str) -> Result<Option<String>> {
+    match env(name) {
+        None => Ok(None),
+        Some(value) => value
+            .into_string()
+            .map(Some)
+            .map_err(|value| Error::Settings(format!("{name}={value:?}: not valid Unicode"))),
+    }
+}
 
 /// Everything an app can set, as given (the builder's state).
 pub(crate) struct Settings {
@@ -164,6 +178,8 @@ pub(crate) struct Settings {
     pub allow_unsigned: bool,
     pub prereleases: bool,
     pub read_env: bool,
+    /// `LEAPFROG_ASSUME_YES`: yes without asking, whatever `ask` says.
+    pub assume_yes: bool,
     pub public_keys: Vec<String>,
     pub mirrors: Vec<String>,
     pub trial: Trial,
@@ -191,6 +207,7 @@ impl Settings {
             allow_unsigned: false,
             prereleases: false,
             read_env: true,
+            assume_yes: false,
             public_keys: Vec::new(),
             mirrors: Vec::new(),
             trial: Trial::default(),
@@ -243,7 +260,7 @@ impl Settings {
 
     /// Checks the settings, applies the environment and the defaults.
     pub(crate) fn resolve(self) -> Result<Resolved> {
-        self.resolve_with(&|name| std::env::var(name).ok())
+        self.resolve_with(&|name| std::env::var_os(name))
     }
 
     /// [`resolve`](Self::resolve) with `env` as the environment.
@@ -342,20 +359,19 @@ impl Settings {
     /// The `LEAPFROG_*` variables of the table above, over the settings;
     /// `env` looks a variable up.
     fn apply_env(&mut self, env: Env<'_>) -> Result<()> {
+        // Where updates come from is the app's to choose.
         if self.env_manifest_url {
-            if let Some(url) = env(ENV_MANIFEST_URL) {
+            if let Some(url) = text(env, ENV_MANIFEST_URL)? {
                 self.manifest_url = Some(url);
+            }
+            if let Some(mirrors) = text(env, ENV_MIRRORS)? {
+                self.mirrors = mirrors.split_whitespace().map(str::to_owned).collect();
             }
         }
         if let Some(dir) = env(ENV_BACKUP_DIR) {
             self.backup_dir = Some(dir.into());
         }
-        if let Some(mirrors) = env(ENV_MIRRORS) {
-            self.mirrors = mirrors.split_whitespace().map(str::to_owned).collect();
-        }
-        if assume_yes_from_env(env) {
-            self.ask = Ask::AssumeYes;
-        }
+        self.assume_yes = assume_yes_from_env(env)?;
         self.trial = trial_from_env(self.trial, env)?;
         if let Some(wait) = duration_from_env(ENV_RETRY_AFTER, env)? {
             self.retry_after = wait;
@@ -387,7 +403,7 @@ fn limits_from_env(limits: &mut Limits, env: Env<'_>) -> Result<()> {
     duration("LEAPFROG_READ_TIMEOUT", &mut limits.read_timeout)?;
     duration("LEAPFROG_RATE_WINDOW", &mut limits.rate_window)?;
     let number = |name: &str| -> Result<Option<u64>> {
-        match env(name) {
+        match text(env, name)? {
             Some(v) => v
                 .trim()
                 .parse()
@@ -402,11 +418,11 @@ fn limits_from_env(limits: &mut Limits, env: Env<'_>) -> Result<()> {
     if let Some(retries) = number("LEAPFROG_RETRIES")? {
         limits.retries = retries.min(100) as u32;
     }
-    if let Some(user) = env("LEAPFROG_AUTH_USER") {
-        let password = env("LEAPFROG_AUTH_PASSWORD").unwrap_or_default();
+    if let Some(user) = text(env, "LEAPFROG_AUTH_USER")? {
+        let password = text(env, "LEAPFROG_AUTH_PASSWORD")?.unwrap_or_default();
         limits.credentials.basic = Some((user, password));
     }
-    if let Some(token) = env("LEAPFROG_AUTH_TOKEN") {
+    if let Some(token) = text(env, "LEAPFROG_AUTH_TOKEN")? {
         limits.credentials.bearer = Some(token);
     }
     if let Some(path) = env("LEAPFROG_CA_FILE") {
@@ -414,7 +430,7 @@ fn limits_from_env(limits: &mut Limits, env: Env<'_>) -> Result<()> {
         limits.tls_roots_pem =
             Some(std::fs::read(&path).map_err(io_err("reading LEAPFROG_CA_FILE", &path))?);
     }
-    if let Some(headers) = env("LEAPFROG_HEADERS") {
+    if let Some(headers) = text(env, "LEAPFROG_HEADERS")? {
         for line in headers.lines().filter(|l| !l.trim().is_empty()) {
             let (name, value) = line.split_once(':').ok_or_else(|| {
                 Error::Settings("LEAPFROG_HEADERS: expected `Name: value` lines".into())
@@ -430,7 +446,7 @@ fn limits_from_env(limits: &mut Limits, env: Env<'_>) -> Result<()> {
 
 /// A duration from the environment variable `name` (humantime: `30s`, `1h`).
 fn duration_from_env(name: &str, env: Env<'_>) -> Result<Option<Duration>> {
-    let Some(v) = env(name) else {
+    let Some(v) = text(env, name)? else {
         return Ok(None);
     };
     humantime::parse_duration(v.trim())
@@ -447,7 +463,7 @@ pub(crate) fn millis(time: Duration) -> u64 {
 /// environment variables applied.
 fn trial_from_env(mut trial: Trial, env: Env<'_>) -> Result<Trial> {
     let millis = |name: &str| -> Result<Option<u64>> {
-        let Some(v) = env(name) else {
+        let Some(v) = text(env, name)? else {
             return Ok(None);
         };
         let time = humantime::parse_duration(v.trim())
@@ -460,7 +476,7 @@ fn trial_from_env(mut trial: Trial, env: Env<'_>) -> Result<Trial> {
     if let Some(ms) = millis(ENV_CONFIRM_WITHIN)? {
         trial.confirm = Confirm::WithinMs(ms);
     }
-    if let Some(v) = env(ENV_TRIAL_ATTEMPTS) {
+    if let Some(v) = text(env, ENV_TRIAL_ATTEMPTS)? {
         trial.attempts = v
             .trim()
             .parse::<u32>()
@@ -621,8 +637,8 @@ pub(crate) fn write_current_version(path: &Path, version: &str) -> Result<()> {
 }
 
 /// Whether `LEAPFROG_ASSUME_YES` is set to a true value.
-fn assume_yes_from_env(env: Env<'_>) -> bool {
-    env(ENV_ASSUME_YES).is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes"))
+fn assume_yes_from_env(env: Env<'_>) -> Result<bool> {
+    Ok(text(env, ENV_ASSUME_YES)?.is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes")))
 }
 
 #[cfg(test)]
@@ -641,21 +657,45 @@ mod tests {
     #[test]
     fn the_environment_redirects_the_manifest_only_when_the_app_allows_it() {
         let dir = tempfile::tempdir().unwrap();
-        let env =
-            |name: &str| (name == ENV_MANIFEST_URL).then(|| "http://evil/versions.txt".into());
+        let env = |name: &str| {
+            let value = match name {
+                ENV_MANIFEST_URL => "http://evil/versions.txt",
+                ENV_MIRRORS => "http://evil-mirror/versions.txt",
+                "LEAPFROG_RETRIES" => "7",
+                _ => return None,
+            };
+            Some(value.into())
+        };
         let resolved = settings(dir.path()).resolve_with(&env).unwrap();
         assert_eq!(resolved.manifest_url, "https://h/demo/versions.txt");
+        assert!(resolved.settings.mirrors.is_empty());
+        // Other variables still apply without the opt-in.
+        assert_eq!(resolved.settings.limits.retries, 7);
         let mut allowed = settings(dir.path());
         allowed.env_manifest_url = true;
         let resolved = allowed.resolve_with(&env).unwrap();
         assert_eq!(resolved.manifest_url, "http://evil/versions.txt");
-        // Other variables still apply without the opt-in.
-        let env =
-            |name: &str| (name == ENV_MIRRORS).then(|| "http://m1/v.txt http://m2/v.txt".into());
-        let resolved = settings(dir.path()).resolve_with(&env).unwrap();
         assert_eq!(
             resolved.settings.mirrors,
-            ["http://m1/v.txt", "http://m2/v.txt"]
+            ["http://evil-mirror/versions.txt"]
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_value_that_is_not_unicode_is_refused_not_ignored() {
+        use std::os::unix::ffi::OsStringExt;
+        let dir = tempfile::tempdir().unwrap();
+        let env = |name: &str| {
+            (name == "LEAPFROG_AUTH_TOKEN").then(|| std::ffi::OsString::from_vec(vec![0xff, b'x']))
+        };
+        let err = match settings(dir.path()).resolve_with(&env) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("a token that is not Unicode was ignored"),
+        };
+        assert!(
+            err.contains("LEAPFROG_AUTH_TOKEN") && err.contains("not valid Unicode"),
+            "{err}"
         );
     }
 

@@ -56,11 +56,11 @@ pub enum Error {
     },
 
     /// Every manifest URL (the first and each mirror) failed.
-    #[error("every mirror failed ({} tried)", failures.len())]
+    #[error("every mirror failed ({} tried): {}", failures.len() + 1, each_but_last(failures))]
     Mirrors {
-        /// Each URL's error, in the order tried.
+        /// The errors of the URLs tried before the last, in order.
         failures: Vec<Error>,
-        /// The last URL's error.
+        /// The last URL's error (its message follows, as the cause).
         #[source]
         last: Box<Error>,
     },
@@ -232,6 +232,14 @@ pub enum Error {
         /// The version.
         version: String,
     },
+}
+
+fn each_but_last(failures: &[Error]) -> String {
+    failures
+        .iter()
+        .map(|e| format!("{}; ", e.chain()))
+        .collect::<String>()
+        + "and last"
 }
 
 fn in_progress_message(backup_dir: &std::path::Path, version: &str, on_trial: bool) -> String {

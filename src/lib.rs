@@ -119,7 +119,7 @@
 //! | variable | what it sets |
 //! |----------|--------------|
 //! | `LEAPFROG_MANIFEST_URL` | the manifest URL, only when the app allows it ([`UpdaterBuilder::allow_env_manifest_url`]) |
-//! | `LEAPFROG_MIRRORS` | mirror manifest URLs, whitespace-separated |
+//! | `LEAPFROG_MIRRORS` | mirror manifest URLs, whitespace-separated; only when the app allows the above |
 //! | `LEAPFROG_BACKUP_DIR` | the backup dir (also read by [`finish_pending`]) |
 //! | `LEAPFROG_ASSUME_YES=1` | answer yes without asking |
 //! | `LEAPFROG_CONFIRM_AFTER`, `LEAPFROG_CONFIRM_WITHIN` | how the trial launch is judged (`30s`, `2m`) |
@@ -129,6 +129,9 @@
 //! | `LEAPFROG_MIN_RATE`, `LEAPFROG_RETRIES` | the slowest transfer accepted (bytes/s), retries |
 //! | `LEAPFROG_AUTH_USER`, `LEAPFROG_AUTH_PASSWORD`, `LEAPFROG_AUTH_TOKEN`, `LEAPFROG_HEADERS` | credentials for a private host (never logged) |
 //! | `LEAPFROG_CA_FILE` | root certificates (PEM) for a host with its own CA, instead of the public and system ones |
+//! | `SSL_CERT_FILE`, `SSL_CERT_DIR` | where the system's certificate store is (Unix), read by the store's loader |
+//!
+//! A value that is not valid Unicode is refused, never ignored.
 //!
 //! # Features
 //!

@@ -157,7 +157,7 @@ impl Updater {
         match crate::fetch::fetch_text(url, &self.settings().limits) {
             Ok(text) => Some(text),
             Err(e) => {
-                log::warn!("release notes unavailable: {e}");
+                log::warn!("release notes unavailable: {}", e.chain());
                 None
             }
         }
@@ -202,8 +202,10 @@ impl Updater {
                 return Err(e);
             }
         };
-        // Ask only when this copy could go on to stage: another copy
+        // Ask only when this copy could go on to stage: not while an
+        // update is under way (or on trial), nor while another copy
         // updating the same install holds the lock.
+        update::nothing_in_progress(self.backup_dir())?;
         if crate::update::lock::is_held(self.backup_dir())? {
             let e = Error::busy(self.install_dir(), self.backup_dir());
             log::info!("{e}");
@@ -498,7 +500,6 @@ impl UpdaterBuilder {
         self
     }
 
-    /// Checks the settings and builds the updater.
     /// Checks the settings and builds the updater: a program name, a
     /// valid version, a manifest URL, a public key (or
     /// [`allow_unsigned`](Self::allow_unsigned)), an install dir that is

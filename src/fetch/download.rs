@@ -288,9 +288,9 @@ fn transfer(
             }
         }
     }
-    // No fsync here: the archive is only read back by the unpack that
-    // follows at once, and nothing trusts it across a crash (the journal is
-    // written after the unpacked tree, and without it staging starts over).
+    // No fsync here: the archive is read back by the unpack that follows at
+    // once, and across a crash it is trusted only after it is hashed again
+    // (the journal is written after the unpacked tree is flushed).
     writer.finish().map_err(io_fail("writing", partial))?;
     let (computed, got) = hasher.finish();
     if let Some(expected) = expect.size {

@@ -200,6 +200,19 @@ pub(crate) fn keep_downloads(downloads: &Path, archive: impl Fn(&str) -> bool) -
     kept
 }
 
+/// The bytes of `archive` already in the backup's download folder (whole,
+/// or a broken-off download), counted only for plain files.
+pub(crate) fn downloaded(backup: &Path, archive: &str) -> u64 {
+    let downloads = backup.join(layout::DOWNLOAD);
+    [archive.to_owned(), format!("{archive}{}", layout::PARTIAL)]
+        .iter()
+        .filter_map(|name| fs::symlink_metadata(downloads.join(name)).ok())
+        .filter(|meta| meta.is_file())
+        .map(|meta| meta.len())
+        .max()
+        .unwrap_or(0)
+}
+
 /// After a stage failed with an error: a broken-off download is kept, to
 /// be continued next time; everything else staged goes, a complete
 /// archive too (it failed to unpack, or the disk is full). Only a stage

@@ -65,6 +65,7 @@ impl Check {
 /// # Ok::<(), leapfrog::Error>(())
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Available {
     /// The release line.
     pub release: Release,

@@ -40,7 +40,7 @@ mod stage;
 mod tidy;
 mod trial;
 
-pub(crate) use check::check_at;
+pub(crate) use check::{check_at, nothing_in_progress};
 pub use check::{find_update, Available, Check, Checked, Query};
 pub use install::rollback;
 pub use recover::Pending;
@@ -79,10 +79,25 @@ pub(crate) fn stage(
     let _lock = lock::try_lock(updater.backup_dir())?
         .ok_or_else(|| Error::busy(updater.install_dir(), updater.backup_dir()))?;
     check::nothing_in_progress(updater.backup_dir())?;
+    if available.release.program != updater.program() {
+        return Err(Error::Settings(format!(
+            "{} {} is not a release of {}; stage what this updater's check found",
+            available.release.program,
+            available.release.version,
+            updater.program()
+        )));
+    }
     let plan = stage::StagePlan::new(updater, available, progress);
     // Refused here, nothing changes: the previous backup stays as it is.
     let existed = fs::symlink_metadata(&plan.backup_dir).is_ok();
-    let download = available.release.size.unwrap_or(0);
+    // What is downloaded already (a broken-off or complete archive kept for
+    // this release) needs no room again.
+    let archive = crate::release::manifest::archive_name(
+        &available.release.program,
+        &available.release.version,
+    );
+    let have = backup::downloaded(&plan.backup_dir, &archive);
+    let download = available.release.size.unwrap_or(0).saturating_sub(have);
     if let Err(e) = backup::preflight(&plan.install_dir, &plan.backup_dir, &plan.exe, download) {
         if !existed && backup::is_backup_of(&plan.backup_dir, &plan.install_dir) {
             let _ = fs::remove_dir_all(&plan.backup_dir);

@@ -88,23 +88,26 @@ pub(crate) fn stage_release(plan: &StagePlan<'_>) -> Result<Journal> {
 /// its sha256.
 fn fetch_archive(plan: &StagePlan<'_>, archive: &Path) -> Result<String> {
     let release = plan.release;
-    if let (Some(sha256), Some(size)) = (&release.sha256, release.size) {
+    // Only a plain file of the right size is hashed: nothing planted in
+    // its place (a FIFO, a link, a huge file) is read or followed.
+    let kept = fs::symlink_metadata(archive)
+        .is_ok_and(|meta| meta.is_file() && Some(meta.len()) == release.size);
+    if let (Some(sha256), Some(size), true) = (&release.sha256, release.size, kept) {
         match crate::release::hash::sha256_file(archive) {
             Ok((found, length)) if &found == sha256 && length == size => {
                 log::info!(
                     "reusing {}, downloaded and verified before (sha256 {found})",
                     archive.display()
                 );
+                if let Some(progress) = &plan.progress {
+                    progress(size, Some(size));
+                }
                 return Ok(found);
             }
-            Ok(_) => {
-                log::info!(
-                    "{} does not verify; downloading it again",
-                    archive.display()
-                );
-                let _ = fs::remove_file(archive);
-            }
-            Err(_) => {}
+            _ => log::info!(
+                "{} does not verify; downloading it again",
+                archive.display()
+            ),
         }
     }
     let _ = fs::remove_file(archive);
