@@ -165,9 +165,13 @@ impl Updater {
 
     /// Asks the user, as the builder's [`Ask`] says, whether to install `available`.
     pub fn ask(&self, available: &Available) -> bool {
-        ui::ask(self.settings().ask, available, || {
-            self.release_notes(available)
-        })
+        let settings = self.settings();
+        let ask = if settings.assume_yes {
+            Ask::AssumeYes
+        } else {
+            settings.ask
+        };
+        ui::ask(ask, available, || self.release_notes(available))
     }
 
     /// Step 2: stages `available` in the backup dir (copy, download, verify,
