@@ -143,6 +143,8 @@ fn main() {
             repo: releases.clone(),
             notes: None,
             signing: Default::default(),
+            channel: None,
+            rollout: None,
         })
         .unwrap();
         sizes.push(published.release.size.unwrap());
@@ -295,6 +297,8 @@ fn nginx_scenario(w: &Path) {
             repo: releases.clone(),
             notes: None,
             signing: Default::default(),
+            channel: None,
+            rollout: None,
         })
         .unwrap();
         fs::remove_dir_all(&tree).unwrap();

@@ -120,6 +120,7 @@
 //! |----------|--------------|
 //! | `LEAPFROG_MANIFEST_URL` | the manifest URL, only when the app allows it ([`UpdaterBuilder::allow_env_manifest_url`]) |
 //! | `LEAPFROG_MIRRORS` | mirror manifest URLs, whitespace-separated; only when the app allows the above |
+//! | `LEAPFROG_CHANNEL` | the release channel followed (`stable` by default) |
 //! | `LEAPFROG_BACKUP_DIR` | the backup dir (also read by [`finish_pending`]) |
 //! | `LEAPFROG_ASSUME_YES=1` | answer yes without asking |
 //! | `LEAPFROG_CONFIRM_AFTER`, `LEAPFROG_CONFIRM_WITHIN` | how the trial launch is judged (`30s`, `2m`) |
@@ -197,7 +198,7 @@ pub mod internal {
     pub mod layout {
         pub use crate::layout::*;
     }
-    pub use crate::release::manifest::{parse_version, MAX_SERIAL};
+    pub use crate::release::manifest::{parse_version, Audience, DEFAULT_CHANNEL, MAX_SERIAL};
     pub use crate::release::trust::{State, STATE_NAME};
     pub use crate::update::{find_update, Checked, Query};
 }

@@ -20,6 +20,8 @@
 //!         secret_key: Some("keys/leapfrog.key".into()),
 //!         ..Signing::default()
 //!     },
+//!     channel: None,
+//!     rollout: None,
 //! })?;
 //! println!("{} published", published.archive.display());
 //! # Ok(())
@@ -59,6 +61,11 @@ pub struct PublishOptions {
     pub notes: Option<PathBuf>,
     /// How the manifest is signed and how long it stays valid.
     pub signing: Signing,
+    /// The channel (`None`: `stable`).
+    pub channel: Option<String>,
+    /// The share of installs it is offered to at first, 0 to 100 (`None`:
+    /// everyone); changed later with [`rollout`].
+    pub rollout: Option<u8>,
 }
 
 /// How a publish (or yank) signs `versions.txt`.
@@ -181,6 +188,37 @@ pub fn yank(repo: &Path, program: &str, version: &str, signing: &Signing) -> Res
     write_manifest(repo, &mut manifest, signing)
 }
 
+/// Sets the share of installs that `program` `version` is offered to (0
+/// halts it, 100 is everyone), raises the serial and signs again. Raising
+/// the share keeps every install already in. Returns the new serial.
+pub fn rollout(
+    repo: &Path,
+    program: &str,
+    version: &str,
+    percent: u8,
+    signing: &Signing,
+) -> Result<u64> {
+    if percent > 100 {
+        return Err(Error::Publish(format!(
+            "--percent {percent}: a share from 0 to 100"
+        )));
+    }
+    let version = manifest::parse_version(version)?;
+    let mut manifest = read_manifest(repo)?;
+    let release = manifest
+        .releases
+        .iter_mut()
+        .find(|r| r.program == program && r.version == version)
+        .ok_or_else(|| {
+            Error::Publish(format!(
+                "{} lists no {program} {version}",
+                repo.join(MANIFEST_NAME).display()
+            ))
+        })?;
+    release.rollout = (percent < 100).then_some(percent);
+    write_manifest(repo, &mut manifest, signing)
+}
+
 /// Re-signs the repository's `versions.txt` with a higher serial and a new
 /// expiry (`signing.expires_in` from now), the releases untouched: a signed
 /// repository stays trusted between releases when this runs more often
@@ -274,6 +312,8 @@ pub fn publish(opts: &PublishOptions) -> Result<Published> {
     release.file = Some(name);
     release.sha256 = Some(sha256);
     release.size = Some(size);
+    release.channel = opts.channel.clone();
+    release.rollout = opts.rollout;
     if let Some(notes) = &opts.notes {
         let notes_name = format!("{}-{}.txt", opts.program, version);
         let dest = opts.repo.join(&notes_name);

@@ -374,6 +374,20 @@ impl UpdaterBuilder {
         self
     }
 
+    /// Follows the release channel `name` (default `stable`;
+    /// `LEAPFROG_CHANNEL`, `"channel"` in `data/config.json`): only releases
+    /// published on it (`leapfrog publish --channel`) are offered. Moving
+    /// to another channel never installs a lower version by itself.
+    ///
+    /// ```
+    /// let builder = leapfrog::Updater::builder("demo", "1.0.0").channel("beta");
+    /// # let _ = builder;
+    /// ```
+    pub fn channel(mut self, name: impl Into<String>) -> Self {
+        self.settings.channel = Some(name.into());
+        self
+    }
+
     /// Offers pre-releases to a program running a stable version.
     pub fn prereleases(mut self, allow: bool) -> Self {
         self.settings.prereleases = allow;

@@ -19,6 +19,7 @@ mod manifest;
 mod places;
 #[cfg(all(feature = "failpoints", target_os = "linux"))]
 mod powercut;
+mod rollout;
 mod servers;
 mod signing;
 #[cfg(target_os = "linux")]

@@ -22,6 +22,8 @@ fn publish_to(world: &World, tree: &Path, version: &str) {
         repo: world.releases.clone(),
         notes: None,
         signing: Default::default(),
+        channel: None,
+        rollout: None,
     })
     .unwrap();
 }

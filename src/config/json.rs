@@ -21,6 +21,8 @@ pub(crate) struct AppConfig {
     pub main_app_name: String,
     /// Archive name template, `{version}` replaced.
     pub update_zip_name: Option<String>,
+    /// The release channel followed (`channel`).
+    pub channel: Option<String>,
     /// The installed version.
     pub current_version: String,
     /// The publisher's minisign public key (base64), if updates are signed.
@@ -68,6 +70,7 @@ impl AppConfig {
             api_get_version: field("api_get_version")?,
             main_app_name: field("main_app_name")?,
             update_zip_name: field("update_zip_name").ok(),
+            channel: field("channel").ok(),
             current_version: field("current_version")?,
             public_key: field("public_key").ok(),
             allow_unsigned: block.get("allow_unsigned").and_then(Value::as_bool) == Some(true),

@@ -11,6 +11,7 @@
 //! |----------|--------------|-----------|
 //! | `LEAPFROG_MANIFEST_URL` | the manifest URL | only when the app allows it ([`allow_env_manifest_url`](crate::UpdaterBuilder::allow_env_manifest_url)) |
 //! | `LEAPFROG_MIRRORS` | mirror manifest URLs, whitespace-separated | the same |
+//! | `LEAPFROG_CHANNEL` | the release channel followed (`stable` by default) | `read_env` |
 //! | `LEAPFROG_BACKUP_DIR` | the backup dir (also read by [`finish_pending`](crate::finish_pending)) | `read_env`; always by `finish_pending` |
 //! | `LEAPFROG_ASSUME_YES=1` | answer yes without asking | `read_env` |
 //! | `LEAPFROG_CONFIRM_AFTER`, `LEAPFROG_CONFIRM_WITHIN` | how the trial launch is judged (`30s`, `2m`) | `read_env` |
@@ -99,6 +100,8 @@ pub enum Restart {
 
 /// Overrides the manifest URL, when the app allows it.
 pub(crate) const ENV_MANIFEST_URL: &str = "LEAPFROG_MANIFEST_URL";
+/// The channel followed.
+pub(crate) const ENV_CHANNEL: &str = "LEAPFROG_CHANNEL";
 /// Overrides the backup dir.
 pub(crate) const ENV_BACKUP_DIR: &str = "LEAPFROG_BACKUP_DIR";
 /// Mirror manifest URLs, whitespace-separated.
@@ -173,6 +176,7 @@ pub(crate) struct Settings {
     pub exe: Option<PathBuf>,
     pub config: Option<AppConfig>,
     pub archive_template: Option<String>,
+    pub channel: Option<String>,
     pub ask: Ask,
     pub restart: Restart,
     pub progress: Option<ProgressFn>,
@@ -202,6 +206,7 @@ impl Settings {
             exe: None,
             config: None,
             archive_template: None,
+            channel: None,
             ask: Ask::Auto,
             restart: Restart::Now,
             progress: None,
@@ -253,6 +258,7 @@ impl Settings {
         settings.install_dir = Some(install_dir);
         settings.exe = Some(config.main_app_name.clone().into());
         settings.archive_template = config.update_zip_name.clone();
+        settings.channel = config.channel.clone();
         settings.public_keys.extend(config.public_key.clone());
         settings.allow_unsigned = config.allow_unsigned;
         settings.mirrors = config.mirrors.clone();
@@ -270,6 +276,17 @@ impl Settings {
     fn resolve_with(mut self, env: Env<'_>) -> Result<Resolved> {
         if self.read_env {
             self.apply_env(env)?;
+        }
+        if let Some(channel) = &self.channel {
+            if channel.is_empty()
+                || !channel
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(Error::Settings(format!(
+                    "channel {channel:?}: letters, digits, '-', '_' and '.' only"
+                )));
+            }
         }
         if self.program.is_empty() {
             return Err(Error::Settings("the program name is empty".into()));
@@ -370,6 +387,9 @@ impl Settings {
             if let Some(mirrors) = text(env, ENV_MIRRORS)? {
                 self.mirrors = mirrors.split_whitespace().map(str::to_owned).collect();
             }
+        }
+        if let Some(channel) = text(env, ENV_CHANNEL)? {
+            self.channel = Some(channel);
         }
         if let Some(dir) = env(ENV_BACKUP_DIR) {
             self.backup_dir = Some(dir.into());

@@ -81,6 +81,12 @@ pub struct Release {
     /// Withdrawn by the publisher (`yanked=true`): never installed, and
     /// programs running it may go back to the newest release not withdrawn.
     pub yanked: bool,
+    /// The channel the release is published on (`channel=NAME`); `None` is
+    /// [`DEFAULT_CHANNEL`].
+    pub channel: Option<String>,
+    /// The share of installs it is offered to, 0 to 100 (`rollout=N`);
+    /// `None` is everyone. See [`Release::offered_to`].
+    pub rollout: Option<u8>,
     /// Fields this version of the library does not know, kept as they were.
     pub extra: BTreeMap<String, String>,
 }
@@ -97,7 +103,38 @@ impl Release {
             notes: None,
             notes_text: None,
             yanked: false,
+            channel: None,
+            rollout: None,
             extra: BTreeMap::new(),
+        }
+    }
+
+    /// The channel the release is on.
+    pub fn channel(&self) -> &str {
+        self.channel.as_deref().unwrap_or(DEFAULT_CHANNEL)
+    }
+
+    /// The install's bucket for this release, in [0, 1): the first 32 bits
+    /// of sha256(install id ‖ the release's salt) over 2^32. The salt is
+    /// `program/version`, so each release draws new buckets, and raising a
+    /// release's share keeps every install that was in.
+    pub fn bucket(&self, install_id: &str) -> f64 {
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
+        hash.update(install_id.as_bytes());
+        hash.update(format!("{}/{}", self.program, self.version).as_bytes());
+        let digest = hash.finalize();
+        let first = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+        f64::from(first) / 4_294_967_296.0
+    }
+
+    /// Whether the staged rollout offers this release to the install with
+    /// `install_id`: its bucket is below the release's share (0 % halts, no
+    /// `rollout` is everyone).
+    pub fn offered_to(&self, install_id: &str) -> bool {
+        match self.rollout {
+            None => true,
+            Some(percent) => self.bucket(install_id) < f64::from(percent) / 100.0,
         }
     }
 
@@ -106,6 +143,27 @@ impl Release {
         self.file
             .clone()
             .unwrap_or_else(|| archive_name(&self.program, &self.version))
+    }
+}
+
+/// The channel of a release that names none, and of an app that follows none.
+pub const DEFAULT_CHANNEL: &str = "stable";
+
+/// Who asks for an update: the channel an install follows and its install
+/// id (for staged rollouts).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Audience {
+    /// The channel followed; `None` is [`DEFAULT_CHANNEL`].
+    pub channel: Option<String>,
+    /// The install's id (hex); `None` takes every release whatever its
+    /// rollout (a publisher's own tools).
+    pub install_id: Option<String>,
+}
+
+impl Audience {
+    /// The channel followed.
+    pub fn channel(&self) -> &str {
+        self.channel.as_deref().unwrap_or(DEFAULT_CHANNEL)
     }
 }
 
@@ -329,6 +387,8 @@ impl Manifest {
             field("size", &r.size.map(|s| s.to_string()));
             field("notes", &r.notes);
             field("yanked", &r.yanked.then(|| "true".to_owned()));
+            field("channel", &r.channel);
+            field("rollout", &r.rollout.map(|p| p.to_string()));
             for (k, v) in &r.extra {
                 let _ = write!(out, " {k}={v}");
             }
@@ -356,11 +416,39 @@ impl Manifest {
         prereleases: bool,
         downgrade_if_yanked: bool,
     ) -> Option<&Release> {
+        self.update_for_install(
+            program,
+            current,
+            &Audience::default(),
+            prereleases,
+            downgrade_if_yanked,
+        )
+    }
+
+    /// [`update_for`](Self::update_for) for one install: only releases on
+    /// its channel, and, of those in a staged rollout, only ones offered to
+    /// its install id. An install left out of the newest release's rollout
+    /// is offered the newest release it is in.
+    pub fn update_for_install(
+        &self,
+        program: &str,
+        current: &Version,
+        audience: &Audience,
+        prereleases: bool,
+        downgrade_if_yanked: bool,
+    ) -> Option<&Release> {
         let wants_pre = prereleases || !current.pre.is_empty();
         let candidates = || {
             self.releases_of(program)
                 .filter(|r| !r.yanked)
                 .filter(move |r| wants_pre || r.version.pre.is_empty())
+                .filter(|r| r.channel() == audience.channel())
+                .filter(|r| {
+                    audience
+                        .install_id
+                        .as_deref()
+                        .is_none_or(|id| r.offered_to(id))
+                })
         };
         let newer = candidates()
             .filter(|r| &r.version > current)
@@ -461,6 +549,19 @@ fn parse_release<'a>(
                     _ => return Err(format!("yanked={value:?}: expected true or false")),
                 }
             }
+            "channel" => {
+                if !valid_program(value) {
+                    return Err(format!(
+                        "channel {value:?}: letters, digits, '-', '_' and '.' only"
+                    ));
+                }
+                release.channel = Some(value.to_owned());
+            }
+            "rollout" => {
+                release.rollout = Some(value.parse::<u8>().ok().filter(|p| *p <= 100).ok_or_else(
+                    || format!("rollout={value:?}: expected a whole percentage from 0 to 100"),
+                )?);
+            }
             other => {
                 release.extra.insert(other.to_owned(), value.to_owned());
             }
@@ -520,14 +621,15 @@ mod tests {
     #[test]
     fn fields_and_unknown_keys_round_trip() {
         let text = format!(
-            "# leapfrog versions v1\nserial 3\nexpires 2027-01-31T00:00:00Z\ndemo 1.1.0 file=demo-1.1.0.tar.gz sha256={} size=42 notes=n.txt channel=beta\n",
+            "# leapfrog versions v1\nserial 3\nexpires 2027-01-31T00:00:00Z\ndemo 1.1.0 file=demo-1.1.0.tar.gz sha256={} size=42 notes=n.txt channel=beta future=1\n",
             "ab".repeat(32)
         );
         let m = Manifest::parse(&text, "t").unwrap();
         assert_eq!(m.serial, Some(3));
         let r = &m.releases[0];
         assert_eq!(r.size, Some(42));
-        assert_eq!(r.extra.get("channel").map(String::as_str), Some("beta"));
+        assert_eq!(r.channel.as_deref(), Some("beta"));
+        assert_eq!(r.extra.get("future").map(String::as_str), Some("1"));
         assert_eq!(m.render(), text);
     }
 
@@ -614,6 +716,141 @@ mod tests {
         assert!(
             Manifest::parse_any(r#"{"latest_version":"x","download_url":"u"}"#, "t", "demo")
                 .is_err()
+        );
+    }
+
+    /// 1,000 install ids, spread as random ones are (sha256 of a counter),
+    /// but the same in every run.
+    fn ids() -> Vec<String> {
+        use sha2::Digest;
+        (0..1000u32)
+            .map(|i| hex::encode(&sha2::Sha256::digest(i.to_be_bytes())[..16]))
+            .collect()
+    }
+
+    fn rolled(version: &str, percent: Option<u8>) -> Release {
+        let mut r = Release::new("demo", v(version));
+        r.rollout = percent;
+        r
+    }
+
+    /// Within three standard deviations of the binomial's mean.
+    fn within_3_sigma(count: usize, n: usize, p: f64) -> bool {
+        let mean = n as f64 * p;
+        let sigma = (n as f64 * p * (1.0 - p)).sqrt();
+        (count as f64 - mean).abs() <= 3.0 * sigma
+    }
+
+    #[test]
+    fn rollout_shares_follow_the_binomial() {
+        let ids = ids();
+        for percent in [1u8, 10, 50] {
+            let r = rolled("1.1.0", Some(percent));
+            let count = ids.iter().filter(|id| r.offered_to(id)).count();
+            assert!(
+                within_3_sigma(count, ids.len(), f64::from(percent) / 100.0),
+                "{percent}%: {count} of {}",
+                ids.len()
+            );
+        }
+        assert!(ids.iter().all(|id| rolled("1.1.0", None).offered_to(id)));
+        assert!(!ids.iter().any(|id| rolled("1.1.0", Some(0)).offered_to(id)));
+    }
+
+    #[test]
+    fn raising_a_rollout_keeps_everyone_in_and_releases_draw_anew() {
+        let ids = ids();
+        let (ten, twenty) = (rolled("1.1.0", Some(10)), rolled("1.1.0", Some(20)));
+        let first: Vec<&String> = ids.iter().filter(|id| ten.offered_to(id)).collect();
+        assert!(!first.is_empty());
+        assert!(first.iter().all(|id| twenty.offered_to(id)));
+        // Another release's 10 % is another draw: the cohorts overlap about
+        // 10 % of 10 %.
+        let other = rolled("1.2.0", Some(10));
+        let both = first.iter().filter(|id| other.offered_to(id)).count();
+        assert!(within_3_sigma(both, ids.len(), 0.01), "{both} in both");
+    }
+
+    #[test]
+    fn an_install_left_out_gets_the_newest_release_it_is_in() {
+        let m = Manifest {
+            releases: vec![
+                rolled("1.0.0", None),
+                rolled("1.1.0", None),
+                rolled("1.2.0", Some(10)),
+                rolled("1.3.0", Some(0)),
+            ],
+            ..Manifest::default()
+        };
+        let ids = ids();
+        let audience = |id: &str| Audience {
+            channel: None,
+            install_id: Some(id.to_owned()),
+        };
+        let pick = |id: &str| {
+            m.update_for_install("demo", &v("1.0.0"), &audience(id), false, false)
+                .map(|r| r.version.to_string())
+        };
+        let mut got = std::collections::BTreeMap::new();
+        for id in &ids {
+            *got.entry(pick(id).unwrap()).or_insert(0) += 1;
+        }
+        // 0 % halts 1.3.0; about a tenth get 1.2.0, the rest 1.1.0.
+        assert!(!got.contains_key("1.3.0"), "{got:?}");
+        assert!(within_3_sigma(got["1.2.0"], ids.len(), 0.1), "{got:?}");
+        assert_eq!(got["1.1.0"] + got["1.2.0"], ids.len());
+    }
+
+    #[test]
+    fn channels_are_followed_and_never_downgrade() {
+        let mut beta = rolled("2.0.0-beta.1", None);
+        beta.channel = Some("beta".into());
+        let mut beta_stable = rolled("1.5.0", None);
+        beta_stable.channel = Some("beta".into());
+        let m = Manifest {
+            releases: vec![
+                rolled("1.0.0", None),
+                rolled("1.1.0", None),
+                beta,
+                beta_stable,
+            ],
+            ..Manifest::default()
+        };
+        let on = |channel: Option<&str>| Audience {
+            channel: channel.map(str::to_owned),
+            install_id: None,
+        };
+        let pick = |current: &str, channel: Option<&str>| {
+            m.update_for_install("demo", &v(current), &on(channel), true, false)
+                .map(|r| r.version.to_string())
+        };
+        assert_eq!(pick("1.0.0", None).as_deref(), Some("1.1.0"));
+        assert_eq!(pick("1.0.0", Some("stable")).as_deref(), Some("1.1.0"));
+        assert_eq!(pick("1.0.0", Some("beta")).as_deref(), Some("2.0.0-beta.1"));
+        // Back on stable from the beta: nothing lower is installed by itself.
+        assert_eq!(pick("2.0.0-beta.1", Some("stable")), None);
+        let text = m.render();
+        assert!(text.contains("demo 1.5.0 channel=beta\n"), "{text}");
+        assert_eq!(Manifest::parse(&text, "t").unwrap().releases.len(), 4);
+    }
+
+    #[test]
+    fn rollout_and_channel_fields_are_checked() {
+        let m = Manifest::parse("demo 1.1.0 rollout=25 channel=beta\n", "t").unwrap();
+        assert_eq!(m.releases[0].rollout, Some(25));
+        assert_eq!(m.releases[0].channel(), "beta");
+        assert!(m.render().contains("demo 1.1.0 channel=beta rollout=25\n"));
+        for bad in ["rollout=101", "rollout=-1", "rollout=ten", "channel=a/b"] {
+            let err = Manifest::parse(&format!("demo 1.1.0 {bad}\n"), "t")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(bad.split('=').next().unwrap()), "{bad}: {err}");
+        }
+        // A client that knows neither field keeps them as unknown keys.
+        let old = Manifest::parse("demo 1.1.0 future=1\n", "t").unwrap();
+        assert_eq!(
+            old.releases[0].extra.get("future").map(String::as_str),
+            Some("1")
         );
     }
 }

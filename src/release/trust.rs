@@ -31,6 +31,11 @@ pub struct State {
     /// Public keys (base64) announced by trusted manifests through `next_key`.
     #[serde(default)]
     pub next_keys: Vec<String>,
+    /// This install's random id (128 bits, hex), which places it in staged
+    /// rollouts; made once, when a rollout first needs it. Nothing else
+    /// about the install or its user is in it.
+    #[serde(default)]
+    pub install_id: Option<String>,
 }
 
 impl State {
@@ -120,6 +125,20 @@ pub(crate) fn check_fresh(
         }
     }
     Ok(())
+}
+
+/// A new random install id: 128 bits from the operating system, in hex.
+pub(crate) fn new_install_id() -> String {
+    let mut bytes = [0u8; 16];
+    if let Err(e) = getrandom::getrandom(&mut bytes) {
+        // Without the system's randomness, time and pid still spread
+        // installs over the buckets.
+        log::warn!("no system randomness for the install id ({e}); using the clock");
+        use sha2::Digest;
+        let seed = format!("{:?} {}", std::time::SystemTime::now(), std::process::id());
+        bytes.copy_from_slice(&sha2::Sha256::digest(seed.as_bytes())[..16]);
+    }
+    hex::encode(bytes)
 }
 
 /// Resolves `reference` (an archive's or notes file's location in the

@@ -13,7 +13,7 @@ use crate::config::Resolved;
 use crate::error::{Error, Result};
 use crate::fetch::{self, Limits};
 use crate::journal::{Journal, Step};
-use crate::release::manifest::{Manifest, Release};
+use crate::release::manifest::{Audience, Manifest, Release};
 use crate::release::signature::PublicKey;
 use crate::release::trust::{self, State};
 
@@ -84,6 +84,8 @@ pub struct Available {
 pub struct Query<'a> {
     /// The manifest's URL or path.
     pub manifest_url: &'a str,
+    /// The channel followed and the install id (staged rollouts).
+    pub audience: Audience,
     /// The program.
     pub program: &'a str,
     /// The running version.
@@ -116,6 +118,9 @@ pub struct Checked {
     pub manifest_sha256: String,
     /// A next public key the (signed) manifest announced.
     pub next_key: Option<String>,
+    /// Whether a release of the program is in a staged rollout (so the
+    /// install's id matters, and must be kept).
+    pub rollout_seen: bool,
 }
 
 /// Fetches a manifest (and, with keys, its signature), checks its
@@ -166,6 +171,9 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
         serial: manifest.serial,
         manifest_sha256: manifest_sha256.clone(),
         next_key: manifest.next_key.clone(),
+        rollout_seen: manifest
+            .releases_of(query.program)
+            .any(|r| r.rollout.is_some()),
     };
     if manifest.newest(query.program).is_none() {
         return Err(Error::UnknownProgram {
@@ -175,9 +183,13 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
     }
     // Going back to an older version is only allowed when a signed manifest
     // withdraws the running one.
-    let Some(release) =
-        manifest.update_for(query.program, query.current, query.prereleases, signed)
-    else {
+    let Some(release) = manifest.update_for_install(
+        query.program,
+        query.current,
+        &query.audience,
+        query.prereleases,
+        signed,
+    ) else {
         log::info!("{} {} is up to date", query.program, query.current);
         return Ok(checked(None));
     };
@@ -286,8 +298,16 @@ pub(crate) fn check_at(updater: &Resolved, manifest_url: &str) -> Result<Check> 
         }
     }
     let settings = updater.settings();
+    // The install's id, for staged rollouts: made once, kept in the state
+    // file as soon as a manifest has a rollout that it decides.
+    let known_id = state.install_id.clone();
+    let install_id = known_id.clone().unwrap_or_else(trust::new_install_id);
     let query = Query {
         manifest_url,
+        audience: Audience {
+            channel: settings.channel.clone(),
+            install_id: Some(install_id.clone()),
+        },
         program: updater.program(),
         current: updater.current_version(),
         prereleases: settings.prereleases,
@@ -301,8 +321,12 @@ pub(crate) fn check_at(updater: &Resolved, manifest_url: &str) -> Result<Check> 
         seen: Some(&state),
     };
     let checked = find_update(&query, &settings.limits)?;
+    let mut changed = false;
+    if checked.rollout_seen && known_id.is_none() {
+        state.install_id = Some(install_id);
+        changed = true;
+    }
     if checked.signed {
-        let mut changed = false;
         if checked.serial > state.serial || state.manifest_sha256.is_none() {
             state.serial = checked.serial;
             state.manifest_sha256 = Some(checked.manifest_sha256.clone());
@@ -317,9 +341,9 @@ pub(crate) fn check_at(updater: &Resolved, manifest_url: &str) -> Result<Check> 
                 changed = true;
             }
         }
-        if changed {
-            state.write(install_dir)?;
-        }
+    }
+    if changed {
+        state.write(install_dir)?;
     }
     let Some(available) = checked.update else {
         return Ok(Check::UpToDate);

@@ -279,6 +279,8 @@ fn make_fixture(signed: bool) -> Fixture {
                 secret_key: secret_key.clone(),
                 ..Default::default()
             },
+            channel: None,
+            rollout: None,
         })
         .unwrap();
     }

@@ -9,6 +9,7 @@ pub fn run(
     program: &str,
     current: &str,
     public_key: Option<&Path>,
+    audience: leapfrog::internal::Audience,
 ) -> anyhow::Result<Exit> {
     let current = leapfrog::internal::parse_version(current)?;
     let keys: Vec<_> = public_key
@@ -16,8 +17,10 @@ pub fn run(
         .transpose()?
         .into_iter()
         .collect();
+    let channel = audience.channel().to_owned();
     let query = leapfrog::internal::Query {
         manifest_url,
+        audience,
         program,
         current: &current,
         prereleases: false,
@@ -33,7 +36,7 @@ pub fn run(
     }
     match checked.update {
         None => {
-            println!("{program} {current} is up to date");
+            println!("{program} {current} is up to date on the {channel} channel");
             Ok(Exit::Ok)
         }
         Some(available) => {
@@ -41,7 +44,13 @@ pub fn run(
             let size = r
                 .size
                 .map_or("unknown size".to_owned(), |s| format!("{s} bytes"));
-            println!("update available: {program} {current} -> {}", r.version);
+            println!(
+                "update available on the {channel} channel: {program} {current} -> {}",
+                r.version
+            );
+            if let Some(percent) = r.rollout {
+                println!("  rollout: offered to {percent}% of installs");
+            }
             println!("  archive: {} ({size})", available.archive_url);
             match &r.sha256 {
                 Some(sum) => println!("  sha256:  {sum}"),

@@ -84,6 +84,8 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
             repo: releases.clone(),
             notes: Some(notes),
             signing: signing.clone(),
+            channel: None,
+            rollout: None,
         })?;
         println!(
             "  {} ({} bytes, sha256 {}...)",

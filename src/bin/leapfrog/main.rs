@@ -66,6 +66,31 @@ enum Command {
         /// A release notes file.
         #[arg(long)]
         notes: Option<PathBuf>,
+        /// The channel to publish on (default: stable).
+        #[arg(long)]
+        channel: Option<String>,
+        /// Offer the release to this share of installs at first (0 to 100);
+        /// raise it later with `leapfrog rollout`.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+        rollout: Option<u8>,
+        #[command(flatten)]
+        sign: publish::SignArgs,
+    },
+    /// Offer a published version to another share of installs (0 halts it,
+    /// 100 is everyone); installs already in stay in when it is raised.
+    Rollout {
+        /// The repository folder.
+        #[arg(long)]
+        repo: PathBuf,
+        /// The program's name.
+        #[arg(long)]
+        program: String,
+        /// The version.
+        #[arg(long)]
+        version: String,
+        /// The share of installs, 0 to 100.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+        percent: u8,
         #[command(flatten)]
         sign: publish::SignArgs,
     },
@@ -140,6 +165,13 @@ enum Command {
         /// Require versions.txt.minisig, signed by this minisign public key.
         #[arg(long)]
         public_key: Option<PathBuf>,
+        /// The release channel followed (default: stable).
+        #[arg(long)]
+        channel: Option<String>,
+        /// Decide staged rollouts as for the install with this id (hex, its
+        /// `install_id`); without one, a release in a rollout is offered.
+        #[arg(long)]
+        install_id: Option<String>,
     },
     /// Run the whole update story on loopback: publish, install, update, relaunch.
     Demo {
@@ -172,8 +204,28 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             version,
             repo,
             notes,
+            channel,
+            rollout,
             sign,
-        } => publish::run(app_dir, program, version, repo, notes, &sign),
+        } => publish::run(
+            publish::Release {
+                app_dir,
+                program,
+                version,
+                repo,
+                notes,
+                channel,
+                rollout,
+            },
+            &sign,
+        ),
+        Command::Rollout {
+            repo,
+            program,
+            version,
+            percent,
+            sign,
+        } => publish::rollout(&repo, &program, &version, percent, &sign),
         Command::Yank {
             repo,
             program,
@@ -197,7 +249,18 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             program,
             current,
             public_key,
-        } => check::run(&manifest_url, &program, &current, public_key.as_deref()),
+            channel,
+            install_id,
+        } => check::run(
+            &manifest_url,
+            &program,
+            &current,
+            public_key.as_deref(),
+            leapfrog::internal::Audience {
+                channel,
+                install_id,
+            },
+        ),
         Command::Demo { keep } => demo::run(keep),
     }
 }

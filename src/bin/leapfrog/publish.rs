@@ -42,21 +42,27 @@ impl SignArgs {
     }
 }
 
-pub fn run(
-    app_dir: PathBuf,
-    program: String,
-    version: String,
-    repo: PathBuf,
-    notes: Option<PathBuf>,
-    sign: &SignArgs,
-) -> anyhow::Result<Exit> {
+/// What `leapfrog publish` was asked to publish.
+pub struct Release {
+    pub app_dir: PathBuf,
+    pub program: String,
+    pub version: String,
+    pub repo: PathBuf,
+    pub notes: Option<PathBuf>,
+    pub channel: Option<String>,
+    pub rollout: Option<u8>,
+}
+
+pub fn run(release: Release, sign: &SignArgs) -> anyhow::Result<Exit> {
     let opts = leapfrog::publish::PublishOptions {
-        app_dir,
-        program,
-        version,
-        repo,
-        notes,
+        app_dir: release.app_dir,
+        program: release.program,
+        version: release.version,
+        repo: release.repo,
+        notes: release.notes,
         signing: sign.signing()?,
+        channel: release.channel,
+        rollout: release.rollout,
     };
     let published = leapfrog::publish::publish(&opts)
         .with_context(|| format!("publishing {} {}", opts.program, opts.version))?;
@@ -80,6 +86,19 @@ pub fn run(
         published.serial,
         humantime::format_duration(opts.signing.expires_in)
     );
+    Ok(Exit::Ok)
+}
+
+pub fn rollout(
+    repo: &Path,
+    program: &str,
+    version: &str,
+    percent: u8,
+    sign: &SignArgs,
+) -> anyhow::Result<Exit> {
+    let serial = leapfrog::publish::rollout(repo, program, version, percent, &sign.signing()?)
+        .with_context(|| format!("rolling out {program} {version}"))?;
+    println!("{program} {version} is offered to {percent}% of installs; versions.txt is now at serial {serial}");
     Ok(Exit::Ok)
 }
 
