@@ -145,6 +145,8 @@ fn main() {
             signing: Default::default(),
             channel: None,
             rollout: None,
+            min_version: None,
+            critical: false,
         })
         .unwrap();
         sizes.push(published.release.size.unwrap());
@@ -299,6 +301,8 @@ fn nginx_scenario(w: &Path) {
             signing: Default::default(),
             channel: None,
             rollout: None,
+            min_version: None,
+            critical: false,
         })
         .unwrap();
         fs::remove_dir_all(&tree).unwrap();

@@ -22,6 +22,8 @@
 //!     },
 //!     channel: None,
 //!     rollout: None,
+//!     min_version: None,
+//!     critical: false,
 //! })?;
 //! println!("{} published", published.archive.display());
 //! # Ok(())
@@ -66,6 +68,12 @@ pub struct PublishOptions {
     /// The share of installs it is offered to at first, 0 to 100 (`None`:
     /// everyone); changed later with [`rollout`].
     pub rollout: Option<u8>,
+    /// Installs below this version must update (`--min-version`); it may
+    /// not be lower than a floor an earlier release set.
+    pub min_version: Option<String>,
+    /// A critical release: offered to every install whatever the rollout,
+    /// and required (`--critical`).
+    pub critical: bool,
 }
 
 /// How a publish (or yank) signs `versions.txt`.
@@ -314,6 +322,24 @@ pub fn publish(opts: &PublishOptions) -> Result<Published> {
     release.size = Some(size);
     release.channel = opts.channel.clone();
     release.rollout = opts.rollout;
+    release.critical = opts.critical;
+    if let Some(min) = &opts.min_version {
+        let min = manifest::parse_version(min)?;
+        if min > version {
+            return Err(Error::Publish(format!(
+                "--min-version {min} is above the version published, {version}"
+            )));
+        }
+        if let Some(floor) = manifest.floor(&opts.program, release.channel()) {
+            if &min < floor {
+                return Err(Error::Publish(format!(
+                    "--min-version {min} would lower the floor {floor} an earlier release set; \
+                     a floor is never lowered"
+                )));
+            }
+        }
+        release.min_version = Some(min);
+    }
     if let Some(notes) = &opts.notes {
         let notes_name = format!("{}-{}.txt", opts.program, version);
         let dest = opts.repo.join(&notes_name);

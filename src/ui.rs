@@ -22,6 +22,9 @@ pub(crate) fn ask(ask: Ask, available: &Available, notes: impl FnOnce() -> Optio
                 ask_dialog(available, notes)
             } else if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
                 ask_terminal(available, notes)
+            } else if available.is_required() {
+                log::info!("nobody to ask, and the update is required: updating");
+                true
             } else {
                 log::info!("no display and no terminal to ask on: not updating now");
                 false
@@ -46,9 +49,14 @@ fn question(
 ) -> (String, Option<String>) {
     let r = &available.release;
     let title = format!(
-        "{} {} is available (you have {}, download {})",
+        "{} {} is {} (you have {}, download {})",
         r.program,
         r.version,
+        if available.is_required() {
+            "required"
+        } else {
+            "available"
+        },
         available.current,
         r.size.map_or_else(|| "unknown size".to_owned(), human_size)
     );
@@ -63,6 +71,14 @@ fn ask_terminal(available: &Available, notes: impl FnOnce() -> Option<String>) -
         for line in notes.lines().take(20) {
             let _ = writeln!(err, "  {line}");
         }
+    }
+    if available.is_required() {
+        let _ = writeln!(
+            err,
+            "This update is required: {} {} may not be kept. Updating now.",
+            available.release.program, available.current
+        );
+        return true;
     }
     let _ = write!(err, "Update now? [y/N] ");
     let _ = err.flush();
@@ -97,9 +113,17 @@ fn ask_dialog(available: &Available, notes: impl FnOnce() -> Option<String>) -> 
         text.push_str("\n\n");
         text.push_str(&notes.lines().take(30).collect::<Vec<_>>().join("\n"));
     }
-    let answer = rfd::MessageDialog::new()
+    let dialog = rfd::MessageDialog::new()
         .set_title(format!("Update {}", available.release.program))
-        .set_description(text)
+        .set_description(text);
+    if available.is_required() {
+        // No "Later": the running version may not be kept.
+        dialog
+            .set_buttons(rfd::MessageButtons::OkCustom("Update".into()))
+            .show();
+        return true;
+    }
+    let answer = dialog
         .set_buttons(rfd::MessageButtons::OkCancelCustom(
             "Update".into(),
             "Later".into(),

@@ -107,3 +107,82 @@ fn rollout_on_another_channel_is_not_offered() {
         .expect_code(0)
         .expect_output("demo 1.1.0 running");
 }
+
+#[test]
+fn required_update_overrides_the_rollout_and_is_not_declined() {
+    let world = World::signed();
+    // 1.1.0 sets a floor above the running 1.0.0, and is halted (0 %).
+    world.resign(|m| {
+        for r in m
+            .releases
+            .iter_mut()
+            .filter(|r| r.version.to_string() == "1.1.0")
+        {
+            r.min_version = Some("1.1.0".parse().unwrap());
+            r.rollout = Some(0);
+        }
+    });
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    let url = format!("{}versions.txt", server.url());
+    // `leapfrog check --json` says required, with exit status 11.
+    let run_json = run(
+        leapfrog()
+            .args(["check", &url, "--program", "demo", "--current", "1.0.0"])
+            .args(["--install-id", "00112233445566778899aabbccddeeff", "--json"]),
+        LIMIT,
+    )
+    .expect_code(11);
+    let decision: serde_json::Value = serde_json::from_str(run_json.stdout().trim()).unwrap();
+    assert_eq!(decision["status"], "required", "{decision}");
+    assert_eq!(decision["version"], "1.1.0", "{decision}");
+    assert_eq!(decision["channel"], "stable", "{decision}");
+    assert!(decision["bucket"].is_f64(), "{decision}");
+    assert!(
+        decision["reason"]
+            .as_str()
+            .unwrap()
+            .contains("minimum version"),
+        "{decision}"
+    );
+    // Nobody to ask (no display, no terminal, no assume-yes): a required
+    // update is installed all the same, the halted rollout notwithstanding.
+    let mut cmd = command(&world.install.join("demo"));
+    cmd.env("LEAPFROG_MANIFEST_URL", &url)
+        .env_remove("LEAPFROG_ASSUME_YES")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY");
+    run(&mut cmd, LIMIT)
+        .expect_code(0)
+        .expect_output("updating to 1.1.0 is required")
+        .expect_output("demo 1.1.0 running");
+}
+
+#[test]
+fn a_floor_is_never_lowered_by_a_later_release() {
+    let world = World::signed();
+    let key = world.fixture.secret_key.as_ref().unwrap();
+    let publish = |version: &str, min: &str| {
+        let tree = world.dir.path().join(format!("tree-{version}"));
+        if !tree.exists() {
+            app_tree(&tree, version, world.fixture.public_key.as_deref(), &[]);
+        }
+        run(
+            leapfrog()
+                .arg("publish")
+                .arg(&tree)
+                .args(["--program", "demo", "--version", version])
+                .args(["--min-version", min, "--repo"])
+                .arg(&world.releases)
+                .arg("--secret-key")
+                .arg(key),
+            LIMIT,
+        )
+    };
+    publish("1.2.0", "1.1.0").expect_code(0);
+    publish("1.3.0", "1.0.0")
+        .expect_code(1)
+        .expect_output("would lower the floor 1.1.0");
+    let manifest = fs::read_to_string(world.releases.join("versions.txt")).unwrap();
+    assert!(manifest.contains("min_version=1.1.0"), "{manifest}");
+    assert!(!manifest.contains("demo 1.3.0"), "{manifest}");
+}

@@ -24,6 +24,8 @@ fn publish_to(world: &World, tree: &Path, version: &str) {
         signing: Default::default(),
         channel: None,
         rollout: None,
+        min_version: None,
+        critical: false,
     })
     .unwrap();
 }

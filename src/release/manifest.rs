@@ -87,6 +87,13 @@ pub struct Release {
     /// The share of installs it is offered to, 0 to 100 (`rollout=N`);
     /// `None` is everyone. See [`Release::offered_to`].
     pub rollout: Option<u8>,
+    /// Installs below this version must update (`min_version=X`): the
+    /// update is required. A later release never lowers the floor an
+    /// earlier one set (see [`Manifest::floor`]).
+    pub min_version: Option<Version>,
+    /// A critical release (`critical=true`) is offered to every install of
+    /// its channel, whatever its rollout, and is required.
+    pub critical: bool,
     /// Fields this version of the library does not know, kept as they were.
     pub extra: BTreeMap<String, String>,
 }
@@ -105,6 +112,8 @@ impl Release {
             yanked: false,
             channel: None,
             rollout: None,
+            min_version: None,
+            critical: false,
             extra: BTreeMap::new(),
         }
     }
@@ -132,6 +141,9 @@ impl Release {
     /// `install_id`: its bucket is below the release's share (0 % halts, no
     /// `rollout` is everyone).
     pub fn offered_to(&self, install_id: &str) -> bool {
+        if self.critical {
+            return true;
+        }
         match self.rollout {
             None => true,
             Some(percent) => self.bucket(install_id) < f64::from(percent) / 100.0,
@@ -389,6 +401,11 @@ impl Manifest {
             field("yanked", &r.yanked.then(|| "true".to_owned()));
             field("channel", &r.channel);
             field("rollout", &r.rollout.map(|p| p.to_string()));
+            field(
+                "min_version",
+                &r.min_version.as_ref().map(Version::to_string),
+            );
+            field("critical", &r.critical.then(|| "true".to_owned()));
             for (k, v) in &r.extra {
                 let _ = write!(out, " {k}={v}");
             }
@@ -438,16 +455,21 @@ impl Manifest {
         downgrade_if_yanked: bool,
     ) -> Option<&Release> {
         let wants_pre = prereleases || !current.pre.is_empty();
+        // Below the publisher's floor the rollout holds nobody back.
+        let required = self
+            .floor(program, audience.channel())
+            .is_some_and(|floor| current < floor);
         let candidates = || {
             self.releases_of(program)
                 .filter(|r| !r.yanked)
                 .filter(move |r| wants_pre || r.version.pre.is_empty())
                 .filter(|r| r.channel() == audience.channel())
-                .filter(|r| {
-                    audience
-                        .install_id
-                        .as_deref()
-                        .is_none_or(|id| r.offered_to(id))
+                .filter(move |r| {
+                    required
+                        || audience
+                            .install_id
+                            .as_deref()
+                            .is_none_or(|id| r.offered_to(id))
                 })
         };
         let newer = candidates()
@@ -463,6 +485,17 @@ impl Manifest {
             return candidates().max_by(|a, b| a.version.cmp(&b.version));
         }
         None
+    }
+
+    /// The lowest version of `program` that installs on `channel` may keep
+    /// running: the highest `min_version` any of its releases there sets
+    /// (so a later release can never lower it), and the version of the
+    /// newest critical release.
+    pub fn floor(&self, program: &str, channel: &str) -> Option<&Version> {
+        self.releases_of(program)
+            .filter(|r| !r.yanked && r.channel() == channel)
+            .flat_map(|r| r.min_version.iter().chain(r.critical.then_some(&r.version)))
+            .max()
     }
 
     /// Every release of `program`.
@@ -556,6 +589,18 @@ fn parse_release<'a>(
                     ));
                 }
                 release.channel = Some(value.to_owned());
+            }
+            "min_version" => {
+                release.min_version = Some(Version::parse(value).map_err(|e| {
+                    format!("min_version {value:?} is not a semver version like 1.2.0: {e}")
+                })?);
+            }
+            "critical" => {
+                release.critical = match value {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(format!("critical={value:?}: expected true or false")),
+                }
             }
             "rollout" => {
                 release.rollout = Some(value.parse::<u8>().ok().filter(|p| *p <= 100).ok_or_else(
@@ -852,5 +897,53 @@ mod tests {
             old.releases[0].extra.get("future").map(String::as_str),
             Some("1")
         );
+    }
+
+    #[test]
+    fn the_floor_overrides_the_rollout_and_is_never_lowered() {
+        let mut floor = rolled("1.1.0", Some(0));
+        floor.min_version = Some(v("1.1.0"));
+        let mut lower = rolled("1.2.0", Some(0));
+        lower.min_version = Some(v("1.0.0"));
+        let m = Manifest {
+            releases: vec![rolled("1.0.0", None), floor, lower],
+            ..Manifest::default()
+        };
+        assert_eq!(m.floor("demo", DEFAULT_CHANNEL), Some(&v("1.1.0")));
+        assert_eq!(m.floor("demo", "beta"), None);
+        let audience = Audience {
+            channel: None,
+            install_id: Some(ids()[0].clone()),
+        };
+        // Below the floor: the newest release, whatever its rollout.
+        let pick = |current: &str| {
+            m.update_for_install("demo", &v(current), &audience, false, false)
+                .map(|r| r.version.to_string())
+        };
+        assert_eq!(pick("1.0.0").as_deref(), Some("1.2.0"));
+        // At the floor: the rollouts hold again (both at 0 %).
+        assert_eq!(pick("1.1.0"), None);
+        // A critical release reaches every install whatever its rollout,
+        // and raises the floor to itself.
+        let mut critical = rolled("1.3.0", Some(0));
+        critical.critical = true;
+        let mut m = m.clone();
+        m.releases.push(critical);
+        assert_eq!(m.floor("demo", DEFAULT_CHANNEL), Some(&v("1.3.0")));
+        assert!(ids().iter().all(|id| m.releases[3].offered_to(id)));
+        let text = m.render();
+        assert!(
+            text.contains("demo 1.3.0 rollout=0 critical=true\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("demo 1.1.0 rollout=0 min_version=1.1.0\n"),
+            "{text}"
+        );
+        assert_eq!(Manifest::parse(&text, "t").unwrap(), {
+            let mut sorted = m.clone();
+            sorted.releases.sort_by(|a, b| b.version.cmp(&a.version));
+            sorted
+        });
     }
 }

@@ -77,6 +77,29 @@ pub struct Available {
     pub notes_url: Option<String>,
     /// The manifest it came from.
     pub manifest_url: String,
+    /// Whether the update is required: the running version is below the
+    /// publisher's floor (`--min-version`, or a critical release).
+    pub required: bool,
+}
+
+impl Available {
+    /// Whether the running version may not be kept: the publisher set a
+    /// minimum version above it, or this release is critical. The dialog
+    /// and the terminal then offer no "Later"; an app may check this before
+    /// it starts work that the update would interrupt.
+    ///
+    /// ```no_run
+    /// # let updater: leapfrog::Updater = todo!();
+    /// if let Some(update) = updater.check()?.available() {
+    ///     if update.is_required() {
+    ///         log::warn!("{} is required; updating before anything else", update.release.version);
+    ///     }
+    /// }
+    /// # Ok::<(), leapfrog::Error>(())
+    /// ```
+    pub fn is_required(&self) -> bool {
+        self.required
+    }
 }
 
 /// What [`find_update`] looks for.
@@ -121,6 +144,9 @@ pub struct Checked {
     /// Whether a release of the program is in a staged rollout (so the
     /// install's id matters, and must be kept).
     pub rollout_seen: bool,
+    /// The newest release of the program on the channel (withdrawn ones
+    /// left out), offered or not: what `leapfrog check` explains.
+    pub newest: Option<Release>,
 }
 
 /// Fetches a manifest (and, with keys, its signature), checks its
@@ -174,6 +200,11 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
         rollout_seen: manifest
             .releases_of(query.program)
             .any(|r| r.rollout.is_some()),
+        newest: manifest
+            .releases_of(query.program)
+            .filter(|r| !r.yanked && r.channel() == query.audience.channel())
+            .max_by(|a, b| a.version.cmp(&b.version))
+            .cloned(),
     };
     if manifest.newest(query.program).is_none() {
         return Err(Error::UnknownProgram {
@@ -239,7 +270,20 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
         Some(notes) => Some(trust::resolve(url, notes).map_err(&refuse)?),
         None => None,
     };
+    let required = release.critical
+        || manifest
+            .floor(query.program, query.audience.channel())
+            .is_some_and(|floor| query.current < floor);
+    if required {
+        log::warn!(
+            "{} {} is below the publisher's minimum: updating to {} is required",
+            query.program,
+            query.current,
+            release.version
+        );
+    }
     Ok(checked(Some(Available {
+        required,
         archive_url,
         notes_url,
         release: release.clone(),

@@ -281,6 +281,8 @@ fn make_fixture(signed: bool) -> Fixture {
             },
             channel: None,
             rollout: None,
+            min_version: None,
+            critical: false,
         })
         .unwrap();
     }

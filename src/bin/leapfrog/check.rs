@@ -1,6 +1,8 @@
-//! `leapfrog check`.
+//! `leapfrog check`: what an install would be offered, and why.
 
 use std::path::Path;
+
+use leapfrog::internal::Audience;
 
 use crate::Exit;
 
@@ -9,7 +11,8 @@ pub fn run(
     program: &str,
     current: &str,
     public_key: Option<&Path>,
-    audience: leapfrog::internal::Audience,
+    audience: Audience,
+    json: bool,
 ) -> anyhow::Result<Exit> {
     let current = leapfrog::internal::parse_version(current)?;
     let keys: Vec<_> = public_key
@@ -18,6 +21,7 @@ pub fn run(
         .into_iter()
         .collect();
     let channel = audience.channel().to_owned();
+    let install_id = audience.install_id.clone();
     let query = leapfrog::internal::Query {
         manifest_url,
         audience,
@@ -31,26 +35,76 @@ pub fn run(
     };
     let limits = leapfrog::internal::Limits::default();
     let checked = leapfrog::internal::find_update(&query, &limits)?;
+    let (status, exit) = match &checked.update {
+        None => ("up_to_date", Exit::Ok),
+        Some(a) if a.is_required() => ("required", Exit::UpdateRequired),
+        Some(_) => ("available", Exit::UpdateAvailable),
+    };
+    // The release the decision is about: the one offered, else the newest
+    // on the channel (left out of its rollout, or not newer).
+    let about = checked
+        .update
+        .as_ref()
+        .map(|a| &a.release)
+        .or(checked.newest.as_ref());
+    let bucket = about
+        .zip(install_id.as_deref())
+        .filter(|(r, _)| r.rollout.is_some())
+        .map(|(r, id)| r.bucket(id));
+    let reason = match (&checked.update, &checked.newest) {
+        (Some(a), _) if a.is_required() => format!(
+            "{program} {current} is below the publisher's minimum version; {} is required",
+            a.release.version
+        ),
+        (Some(a), _) => match a.release.rollout {
+            Some(percent) => format!(
+                "{} is newer, and this install is in its rollout to {percent}% of installs",
+                a.release.version
+            ),
+            None => format!("{} is newer", a.release.version),
+        },
+        (None, Some(newest)) if newest.version > current => format!(
+            "{} is newer, but is offered to {}% of installs and this install is not among them",
+            newest.version,
+            newest.rollout.unwrap_or(100)
+        ),
+        (None, _) => format!("no release on the {channel} channel is newer than {current}"),
+    };
+    if json {
+        let decision = serde_json::json!({
+            "status": status,
+            "version": about.map(|r| r.version.to_string()),
+            "channel": channel,
+            "bucket": bucket,
+            "reason": reason,
+            "signed": checked.signed,
+        });
+        println!("{decision}");
+        return Ok(exit);
+    }
     if checked.signed {
         println!("signature verified; serial {}", checked.serial.unwrap_or(0));
     }
     match checked.update {
         None => {
             println!("{program} {current} is up to date on the {channel} channel");
-            Ok(Exit::Ok)
+            println!("  {reason}");
         }
         Some(available) => {
             let r = &available.release;
             let size = r
                 .size
                 .map_or("unknown size".to_owned(), |s| format!("{s} bytes"));
+            let what = if available.is_required() {
+                "update required"
+            } else {
+                "update available"
+            };
             println!(
-                "update available on the {channel} channel: {program} {current} -> {}",
+                "{what}: {program} {current} -> {} ({channel} channel)",
                 r.version
             );
-            if let Some(percent) = r.rollout {
-                println!("  rollout: offered to {percent}% of installs");
-            }
+            println!("  {reason}");
             println!("  archive: {} ({size})", available.archive_url);
             match &r.sha256 {
                 Some(sum) => println!("  sha256:  {sum}"),
@@ -59,7 +113,7 @@ pub fn run(
             if let Some(notes) = &available.notes_url {
                 println!("  notes:   {notes}");
             }
-            Ok(Exit::UpdateAvailable)
         }
     }
+    Ok(exit)
 }

@@ -86,6 +86,8 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
             signing: signing.clone(),
             channel: None,
             rollout: None,
+            min_version: None,
+            critical: false,
         })?;
         println!(
             "  {} ({} bytes, sha256 {}...)",

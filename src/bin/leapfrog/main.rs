@@ -26,6 +26,8 @@ pub enum Exit {
     Error = 1,
     /// `check` found a newer version.
     UpdateAvailable = 10,
+    /// `check` found a newer version that the running one must update to.
+    UpdateRequired = 11,
 }
 
 impl From<Exit> for ExitCode {
@@ -73,6 +75,13 @@ enum Command {
         /// raise it later with `leapfrog rollout`.
         #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
         rollout: Option<u8>,
+        /// Installs below this version must update (no "Later"); never
+        /// lower than a floor an earlier release set.
+        #[arg(long)]
+        min_version: Option<String>,
+        /// Offer it to every install whatever the rollout, as a required update.
+        #[arg(long)]
+        critical: bool,
         #[command(flatten)]
         sign: publish::SignArgs,
     },
@@ -172,6 +181,10 @@ enum Command {
         /// `install_id`); without one, a release in a rollout is offered.
         #[arg(long)]
         install_id: Option<String>,
+        /// Print the decision as JSON: status (up_to_date, available,
+        /// required), version, channel, bucket, reason.
+        #[arg(long)]
+        json: bool,
     },
     /// Run the whole update story on loopback: publish, install, update, relaunch.
     Demo {
@@ -206,6 +219,8 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             notes,
             channel,
             rollout,
+            min_version,
+            critical,
             sign,
         } => publish::run(
             publish::Release {
@@ -216,6 +231,8 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
                 notes,
                 channel,
                 rollout,
+                min_version,
+                critical,
             },
             &sign,
         ),
@@ -251,6 +268,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             public_key,
             channel,
             install_id,
+            json,
         } => check::run(
             &manifest_url,
             &program,
@@ -260,6 +278,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
                 channel,
                 install_id,
             },
+            json,
         ),
         Command::Demo { keep } => demo::run(keep),
     }

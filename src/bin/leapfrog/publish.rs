@@ -51,6 +51,8 @@ pub struct Release {
     pub notes: Option<PathBuf>,
     pub channel: Option<String>,
     pub rollout: Option<u8>,
+    pub min_version: Option<String>,
+    pub critical: bool,
 }
 
 pub fn run(release: Release, sign: &SignArgs) -> anyhow::Result<Exit> {
@@ -63,6 +65,8 @@ pub fn run(release: Release, sign: &SignArgs) -> anyhow::Result<Exit> {
         signing: sign.signing()?,
         channel: release.channel,
         rollout: release.rollout,
+        min_version: release.min_version,
+        critical: release.critical,
     };
     let published = leapfrog::publish::publish(&opts)
         .with_context(|| format!("publishing {} {}", opts.program, opts.version))?;
