@@ -147,6 +147,7 @@ fn main() {
             rollout: None,
             min_version: None,
             critical: false,
+            target: None,
         })
         .unwrap();
         sizes.push(published.release.size.unwrap());
@@ -303,6 +304,7 @@ fn nginx_scenario(w: &Path) {
             rollout: None,
             min_version: None,
             critical: false,
+            target: None,
         })
         .unwrap();
         fs::remove_dir_all(&tree).unwrap();

@@ -198,7 +198,8 @@ pub mod internal {
     pub mod layout {
         pub use crate::layout::*;
     }
-    pub use crate::release::manifest::{parse_version, Audience, DEFAULT_CHANNEL, MAX_SERIAL};
+    pub use crate::release::manifest::{parse_version, MAX_SERIAL};
+    pub use crate::release::policy::{this_target, Audience, DEFAULT_CHANNEL};
     pub use crate::release::trust::{State, STATE_NAME};
     pub use crate::update::{find_update, Checked, Query};
 }

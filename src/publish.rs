@@ -24,6 +24,7 @@
 //!     rollout: None,
 //!     min_version: None,
 //!     critical: false,
+//!     target: None,
 //! })?;
 //! println!("{} published", published.archive.display());
 //! # Ok(())
@@ -74,6 +75,10 @@ pub struct PublishOptions {
     /// A critical release: offered to every install whatever the rollout,
     /// and required (`--critical`).
     pub critical: bool,
+    /// The platform the tree is built for (`linux-x86_64`, a generic
+    /// `linux`, …); `None` is every platform. A version may be published
+    /// once per target.
+    pub target: Option<String>,
 }
 
 /// How a publish (or yank) signs `versions.txt`.
@@ -112,7 +117,22 @@ pub fn signature_path(repo: &Path) -> PathBuf {
 /// Raises the serial, sets `expires`, announces a next key, and writes
 /// `versions.txt` (and, with a key, `versions.txt.minisig`) atomically.
 /// A signed repository is never rewritten without its key.
+/// Rewriting a manifest would drop the release lines that cannot be read
+/// (for another target): they must be fixed first.
+fn refuse_broken(repo: &Path, manifest: &Manifest) -> Result<()> {
+    if manifest.broken.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = manifest.broken.iter().map(|b| b.line.to_string()).collect();
+    Err(Error::Publish(format!(
+        "{}: line(s) {} cannot be read; fix them first",
+        repo.join(MANIFEST_NAME).display(),
+        lines.join(", ")
+    )))
+}
+
 fn write_manifest(repo: &Path, manifest: &mut Manifest, signing: &Signing) -> Result<u64> {
+    refuse_broken(repo, manifest)?;
     let sig_path = signature_path(repo);
     if signing.secret_key.is_none() && sig_path.exists() {
         return Err(Error::Publish(format!(
@@ -283,7 +303,17 @@ pub fn publish(opts: &PublishOptions) -> Result<Published> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest::default(),
         Err(e) => return Err(io_err("reading", &manifest_path)(e)),
     };
-    if let Some(newest) = manifest.newest(&opts.program) {
+    let same_version_other_target = opts.target.is_some()
+        && manifest
+            .releases_of(&opts.program)
+            .any(|r| r.version == version)
+        && !manifest
+            .releases_of(&opts.program)
+            .any(|r| r.version == version && (r.target == opts.target || r.target.is_none()));
+    if let Some(newest) = manifest
+        .newest(&opts.program)
+        .filter(|_| !same_version_other_target)
+    {
         if newest.version >= version {
             return Err(Error::Publish(format!(
                 "{} {} is not newer than {} {} in {}; choose a higher version",
@@ -295,7 +325,11 @@ pub fn publish(opts: &PublishOptions) -> Result<Published> {
             )));
         }
     }
-    let name = manifest::archive_name(&opts.program, &version);
+    refuse_broken(&opts.repo, &manifest)?;
+    let name = match &opts.target {
+        Some(target) => format!("{}-{version}-{target}.tar.gz", opts.program),
+        None => manifest::archive_name(&opts.program, &version),
+    };
     let archive_path = opts.repo.join(&name);
     let tmp = opts
         .repo
@@ -323,6 +357,7 @@ pub fn publish(opts: &PublishOptions) -> Result<Published> {
     release.channel = opts.channel.clone();
     release.rollout = opts.rollout;
     release.critical = opts.critical;
+    release.target = opts.target.clone();
     if let Some(min) = &opts.min_version {
         let min = manifest::parse_version(min)?;
         if min > version {

@@ -186,3 +186,62 @@ fn a_floor_is_never_lowered_by_a_later_release() {
     assert!(manifest.contains("min_version=1.1.0"), "{manifest}");
     assert!(!manifest.contains("demo 1.3.0"), "{manifest}");
 }
+
+/// The world's signed manifest with `lines` added, signed again.
+fn with_lines(world: &World, lines: &str) {
+    let text = fs::read_to_string(world.releases.join("versions.txt")).unwrap();
+    world.sign_text(&format!("{text}{lines}"), None);
+}
+
+#[test]
+fn each_target_gets_its_release_and_a_broken_line_breaks_only_its_own() {
+    let this = leapfrog::internal::this_target();
+    let os = this.split('-').next().unwrap().to_owned();
+    // A broken line and a newer release for another platform: this one
+    // updates as usual.
+    let world = World::signed();
+    with_lines(
+        &world,
+        "demo 1.2.0 target=plan9-mips sha256=broken\ndemo 1.3.0 target=plan9-mips\n",
+    );
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    let url = format!("{}versions.txt", server.url());
+    world
+        .launch(&url)
+        .expect_code(0)
+        .expect_output("the release line for plan9-mips cannot be read")
+        .expect_output("demo 1.1.0 running")
+        .expect_no_output("1.3.0");
+
+    // A broken line for this platform's system is an error for it, naming
+    // the line; nothing changes.
+    let world = World::signed();
+    with_lines(&world, &format!("demo 1.2.0 target={os} sha256=broken\n"));
+    let before = tree_hashes(&world.install);
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    let url = format!("{}versions.txt", server.url());
+    world
+        .launch(&url)
+        .expect_code(0)
+        .expect_output(&format!("the release line for {os}"))
+        .expect_output("demo 1.0.0 running")
+        .expect_no_output("demo 1.1.0 running");
+    let mut after = tree_hashes(&world.install);
+    after.remove(leapfrog::internal::STATE_NAME);
+    let mut want = before;
+    want.remove(leapfrog::internal::STATE_NAME);
+    assert_eq!(after, want);
+    // The publisher cannot rewrite it either, until the line is fixed.
+    let key = world.fixture.secret_key.as_ref().unwrap();
+    run(
+        leapfrog()
+            .args(["rollout", "--program", "demo", "--version", "1.1.0"])
+            .args(["--percent", "50", "--repo"])
+            .arg(&world.releases)
+            .arg("--secret-key")
+            .arg(key),
+        LIMIT,
+    )
+    .expect_code(1)
+    .expect_output("cannot be read; fix them first");
+}

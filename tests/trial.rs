@@ -26,6 +26,7 @@ fn publish_to(world: &World, tree: &Path, version: &str) {
         rollout: None,
         min_version: None,
         critical: false,
+        target: None,
     })
     .unwrap();
 }

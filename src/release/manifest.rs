@@ -22,6 +22,7 @@ use std::fmt::Write as _;
 
 use semver::Version;
 
+use super::policy::{target_of, valid_target};
 use crate::error::{Error, Result};
 
 /// The largest serial a manifest may carry (2^53 - 1: exact in every JSON
@@ -51,6 +52,21 @@ pub struct Manifest {
     pub next_key: Option<String>,
     /// Every release line, in file order.
     pub releases: Vec<Release>,
+    /// Release lines for a named target that could not be read. They break
+    /// only the installs of that target (see [`Manifest::broken_for`]);
+    /// any other broken line fails the whole parse.
+    pub broken: Vec<BrokenLine>,
+}
+
+/// A release line for one target that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenLine {
+    /// The 1-based line number.
+    pub line: usize,
+    /// The target the line names.
+    pub target: String,
+    /// What is wrong with it.
+    pub message: String,
 }
 
 /// One release line.
@@ -82,7 +98,7 @@ pub struct Release {
     /// programs running it may go back to the newest release not withdrawn.
     pub yanked: bool,
     /// The channel the release is published on (`channel=NAME`); `None` is
-    /// [`DEFAULT_CHANNEL`].
+    /// `stable`.
     pub channel: Option<String>,
     /// The share of installs it is offered to, 0 to 100 (`rollout=N`);
     /// `None` is everyone. See [`Release::offered_to`].
@@ -94,6 +110,9 @@ pub struct Release {
     /// A critical release (`critical=true`) is offered to every install of
     /// its channel, whatever its rollout, and is required.
     pub critical: bool,
+    /// The platform the archive is for (`target=linux-x86_64`, or a
+    /// generic `linux`); `None` is every platform. An app picks its own platform (`os-arch`, as Rust names them).
+    pub target: Option<String>,
     /// Fields this version of the library does not know, kept as they were.
     pub extra: BTreeMap<String, String>,
 }
@@ -114,68 +133,18 @@ impl Release {
             rollout: None,
             min_version: None,
             critical: false,
+            target: None,
             extra: BTreeMap::new(),
         }
     }
 
-    /// The channel the release is on.
-    pub fn channel(&self) -> &str {
-        self.channel.as_deref().unwrap_or(DEFAULT_CHANNEL)
-    }
-
-    /// The install's bucket for this release, in [0, 1): the first 32 bits
-    /// of sha256(install id ‖ the release's salt) over 2^32. The salt is
-    /// `program/version`, so each release draws new buckets, and raising a
-    /// release's share keeps every install that was in.
-    pub fn bucket(&self, install_id: &str) -> f64 {
-        use sha2::Digest;
-        let mut hash = sha2::Sha256::new();
-        hash.update(install_id.as_bytes());
-        hash.update(format!("{}/{}", self.program, self.version).as_bytes());
-        let digest = hash.finalize();
-        let first = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
-        f64::from(first) / 4_294_967_296.0
-    }
-
-    /// Whether the staged rollout offers this release to the install with
-    /// `install_id`: its bucket is below the release's share (0 % halts, no
-    /// `rollout` is everyone).
-    pub fn offered_to(&self, install_id: &str) -> bool {
-        if self.critical {
-            return true;
-        }
-        match self.rollout {
-            None => true,
-            Some(percent) => self.bucket(install_id) < f64::from(percent) / 100.0,
-        }
-    }
-
-    /// The archive's file name or URL as written, or the default name.
+    /// The archive's file name or URL as written, or the default name
+    /// (`<program>-<version>[-<target>].tar.gz`).
     pub fn file_name(&self) -> String {
-        self.file
-            .clone()
-            .unwrap_or_else(|| archive_name(&self.program, &self.version))
-    }
-}
-
-/// The channel of a release that names none, and of an app that follows none.
-pub const DEFAULT_CHANNEL: &str = "stable";
-
-/// Who asks for an update: the channel an install follows and its install
-/// id (for staged rollouts).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Audience {
-    /// The channel followed; `None` is [`DEFAULT_CHANNEL`].
-    pub channel: Option<String>,
-    /// The install's id (hex); `None` takes every release whatever its
-    /// rollout (a publisher's own tools).
-    pub install_id: Option<String>,
-}
-
-impl Audience {
-    /// The channel followed.
-    pub fn channel(&self) -> &str {
-        self.channel.as_deref().unwrap_or(DEFAULT_CHANNEL)
+        self.file.clone().unwrap_or_else(|| match &self.target {
+            Some(target) => format!("{}-{}-{target}.tar.gz", self.program, self.version),
+            None => archive_name(&self.program, &self.version),
+        })
     }
 }
 
@@ -307,10 +276,35 @@ impl Manifest {
                     manifest.next_key = Some(value.to_owned());
                 }
                 program => {
-                    let release = parse_release(program, words).map_err(&fail)?;
-                    if !seen.insert((release.program.clone(), release.version.clone())) {
+                    let release = match parse_release(program, words) {
+                        Ok(release) => release,
+                        // A broken line for one target breaks only that
+                        // target's installs.
+                        Err(message) if known => match target_of(line) {
+                            Some(target) => {
+                                manifest.broken.push(BrokenLine {
+                                    line: line_no,
+                                    target,
+                                    message,
+                                });
+                                continue;
+                            }
+                            None => return Err(fail(message)),
+                        },
+                        Err(message) => return Err(fail(message)),
+                    };
+                    let key = (
+                        release.program.clone(),
+                        release.version.clone(),
+                        release.target.clone(),
+                    );
+                    if !seen.insert(key) {
+                        let target = release
+                            .target
+                            .as_deref()
+                            .map_or(String::new(), |t| format!(" for {t}"));
                         return Err(fail(format!(
-                            "{} {} is listed twice",
+                            "{} {}{target} is listed twice",
                             release.program, release.version
                         )));
                     }
@@ -406,6 +400,7 @@ impl Manifest {
                 &r.min_version.as_ref().map(Version::to_string),
             );
             field("critical", &r.critical.then(|| "true".to_owned()));
+            field("target", &r.target);
             for (k, v) in &r.extra {
                 let _ = write!(out, " {k}={v}");
             }
@@ -418,84 +413,6 @@ impl Manifest {
     pub fn newest(&self, program: &str) -> Option<&Release> {
         self.releases_of(program)
             .max_by(|a, b| a.version.cmp(&b.version))
-    }
-
-    /// The release of `program` to move to from `current`: the newest one
-    /// newer than `current` that is not withdrawn. A pre-release is only
-    /// offered to a program that runs a pre-release itself or when
-    /// `prereleases` is set. When `downgrade_if_yanked` is set and `current`
-    /// itself is withdrawn, the newest release not withdrawn is offered even
-    /// when it is older.
-    pub fn update_for(
-        &self,
-        program: &str,
-        current: &Version,
-        prereleases: bool,
-        downgrade_if_yanked: bool,
-    ) -> Option<&Release> {
-        self.update_for_install(
-            program,
-            current,
-            &Audience::default(),
-            prereleases,
-            downgrade_if_yanked,
-        )
-    }
-
-    /// [`update_for`](Self::update_for) for one install: only releases on
-    /// its channel, and, of those in a staged rollout, only ones offered to
-    /// its install id. An install left out of the newest release's rollout
-    /// is offered the newest release it is in.
-    pub fn update_for_install(
-        &self,
-        program: &str,
-        current: &Version,
-        audience: &Audience,
-        prereleases: bool,
-        downgrade_if_yanked: bool,
-    ) -> Option<&Release> {
-        let wants_pre = prereleases || !current.pre.is_empty();
-        // Below the publisher's floor the rollout holds nobody back.
-        let required = self
-            .floor(program, audience.channel())
-            .is_some_and(|floor| current < floor);
-        let candidates = || {
-            self.releases_of(program)
-                .filter(|r| !r.yanked)
-                .filter(move |r| wants_pre || r.version.pre.is_empty())
-                .filter(|r| r.channel() == audience.channel())
-                .filter(move |r| {
-                    required
-                        || audience
-                            .install_id
-                            .as_deref()
-                            .is_none_or(|id| r.offered_to(id))
-                })
-        };
-        let newer = candidates()
-            .filter(|r| &r.version > current)
-            .max_by(|a, b| a.version.cmp(&b.version));
-        if newer.is_some() {
-            return newer;
-        }
-        let running_yanked = self
-            .releases_of(program)
-            .any(|r| &r.version == current && r.yanked);
-        if downgrade_if_yanked && running_yanked {
-            return candidates().max_by(|a, b| a.version.cmp(&b.version));
-        }
-        None
-    }
-
-    /// The lowest version of `program` that installs on `channel` may keep
-    /// running: the highest `min_version` any of its releases there sets
-    /// (so a later release can never lower it), and the version of the
-    /// newest critical release.
-    pub fn floor(&self, program: &str, channel: &str) -> Option<&Version> {
-        self.releases_of(program)
-            .filter(|r| !r.yanked && r.channel() == channel)
-            .flat_map(|r| r.min_version.iter().chain(r.critical.then_some(&r.version)))
-            .max()
     }
 
     /// Every release of `program`.
@@ -589,6 +506,14 @@ fn parse_release<'a>(
                     ));
                 }
                 release.channel = Some(value.to_owned());
+            }
+            "target" => {
+                if !valid_target(value) {
+                    return Err(format!(
+                        "target {value:?}: lowercase letters, digits, '_' and '-' only (e.g. linux-x86_64)"
+                    ));
+                }
+                release.target = Some(value.to_owned());
             }
             "min_version" => {
                 release.min_version = Some(Version::parse(value).map_err(|e| {
@@ -762,188 +687,5 @@ mod tests {
             Manifest::parse_any(r#"{"latest_version":"x","download_url":"u"}"#, "t", "demo")
                 .is_err()
         );
-    }
-
-    /// 1,000 install ids, spread as random ones are (sha256 of a counter),
-    /// but the same in every run.
-    fn ids() -> Vec<String> {
-        use sha2::Digest;
-        (0..1000u32)
-            .map(|i| hex::encode(&sha2::Sha256::digest(i.to_be_bytes())[..16]))
-            .collect()
-    }
-
-    fn rolled(version: &str, percent: Option<u8>) -> Release {
-        let mut r = Release::new("demo", v(version));
-        r.rollout = percent;
-        r
-    }
-
-    /// Within three standard deviations of the binomial's mean.
-    fn within_3_sigma(count: usize, n: usize, p: f64) -> bool {
-        let mean = n as f64 * p;
-        let sigma = (n as f64 * p * (1.0 - p)).sqrt();
-        (count as f64 - mean).abs() <= 3.0 * sigma
-    }
-
-    #[test]
-    fn rollout_shares_follow_the_binomial() {
-        let ids = ids();
-        for percent in [1u8, 10, 50] {
-            let r = rolled("1.1.0", Some(percent));
-            let count = ids.iter().filter(|id| r.offered_to(id)).count();
-            assert!(
-                within_3_sigma(count, ids.len(), f64::from(percent) / 100.0),
-                "{percent}%: {count} of {}",
-                ids.len()
-            );
-        }
-        assert!(ids.iter().all(|id| rolled("1.1.0", None).offered_to(id)));
-        assert!(!ids.iter().any(|id| rolled("1.1.0", Some(0)).offered_to(id)));
-    }
-
-    #[test]
-    fn raising_a_rollout_keeps_everyone_in_and_releases_draw_anew() {
-        let ids = ids();
-        let (ten, twenty) = (rolled("1.1.0", Some(10)), rolled("1.1.0", Some(20)));
-        let first: Vec<&String> = ids.iter().filter(|id| ten.offered_to(id)).collect();
-        assert!(!first.is_empty());
-        assert!(first.iter().all(|id| twenty.offered_to(id)));
-        // Another release's 10 % is another draw: the cohorts overlap about
-        // 10 % of 10 %.
-        let other = rolled("1.2.0", Some(10));
-        let both = first.iter().filter(|id| other.offered_to(id)).count();
-        assert!(within_3_sigma(both, ids.len(), 0.01), "{both} in both");
-    }
-
-    #[test]
-    fn an_install_left_out_gets_the_newest_release_it_is_in() {
-        let m = Manifest {
-            releases: vec![
-                rolled("1.0.0", None),
-                rolled("1.1.0", None),
-                rolled("1.2.0", Some(10)),
-                rolled("1.3.0", Some(0)),
-            ],
-            ..Manifest::default()
-        };
-        let ids = ids();
-        let audience = |id: &str| Audience {
-            channel: None,
-            install_id: Some(id.to_owned()),
-        };
-        let pick = |id: &str| {
-            m.update_for_install("demo", &v("1.0.0"), &audience(id), false, false)
-                .map(|r| r.version.to_string())
-        };
-        let mut got = std::collections::BTreeMap::new();
-        for id in &ids {
-            *got.entry(pick(id).unwrap()).or_insert(0) += 1;
-        }
-        // 0 % halts 1.3.0; about a tenth get 1.2.0, the rest 1.1.0.
-        assert!(!got.contains_key("1.3.0"), "{got:?}");
-        assert!(within_3_sigma(got["1.2.0"], ids.len(), 0.1), "{got:?}");
-        assert_eq!(got["1.1.0"] + got["1.2.0"], ids.len());
-    }
-
-    #[test]
-    fn channels_are_followed_and_never_downgrade() {
-        let mut beta = rolled("2.0.0-beta.1", None);
-        beta.channel = Some("beta".into());
-        let mut beta_stable = rolled("1.5.0", None);
-        beta_stable.channel = Some("beta".into());
-        let m = Manifest {
-            releases: vec![
-                rolled("1.0.0", None),
-                rolled("1.1.0", None),
-                beta,
-                beta_stable,
-            ],
-            ..Manifest::default()
-        };
-        let on = |channel: Option<&str>| Audience {
-            channel: channel.map(str::to_owned),
-            install_id: None,
-        };
-        let pick = |current: &str, channel: Option<&str>| {
-            m.update_for_install("demo", &v(current), &on(channel), true, false)
-                .map(|r| r.version.to_string())
-        };
-        assert_eq!(pick("1.0.0", None).as_deref(), Some("1.1.0"));
-        assert_eq!(pick("1.0.0", Some("stable")).as_deref(), Some("1.1.0"));
-        assert_eq!(pick("1.0.0", Some("beta")).as_deref(), Some("2.0.0-beta.1"));
-        // Back on stable from the beta: nothing lower is installed by itself.
-        assert_eq!(pick("2.0.0-beta.1", Some("stable")), None);
-        let text = m.render();
-        assert!(text.contains("demo 1.5.0 channel=beta\n"), "{text}");
-        assert_eq!(Manifest::parse(&text, "t").unwrap().releases.len(), 4);
-    }
-
-    #[test]
-    fn rollout_and_channel_fields_are_checked() {
-        let m = Manifest::parse("demo 1.1.0 rollout=25 channel=beta\n", "t").unwrap();
-        assert_eq!(m.releases[0].rollout, Some(25));
-        assert_eq!(m.releases[0].channel(), "beta");
-        assert!(m.render().contains("demo 1.1.0 channel=beta rollout=25\n"));
-        for bad in ["rollout=101", "rollout=-1", "rollout=ten", "channel=a/b"] {
-            let err = Manifest::parse(&format!("demo 1.1.0 {bad}\n"), "t")
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains(bad.split('=').next().unwrap()), "{bad}: {err}");
-        }
-        // A client that knows neither field keeps them as unknown keys.
-        let old = Manifest::parse("demo 1.1.0 future=1\n", "t").unwrap();
-        assert_eq!(
-            old.releases[0].extra.get("future").map(String::as_str),
-            Some("1")
-        );
-    }
-
-    #[test]
-    fn the_floor_overrides_the_rollout_and_is_never_lowered() {
-        let mut floor = rolled("1.1.0", Some(0));
-        floor.min_version = Some(v("1.1.0"));
-        let mut lower = rolled("1.2.0", Some(0));
-        lower.min_version = Some(v("1.0.0"));
-        let m = Manifest {
-            releases: vec![rolled("1.0.0", None), floor, lower],
-            ..Manifest::default()
-        };
-        assert_eq!(m.floor("demo", DEFAULT_CHANNEL), Some(&v("1.1.0")));
-        assert_eq!(m.floor("demo", "beta"), None);
-        let audience = Audience {
-            channel: None,
-            install_id: Some(ids()[0].clone()),
-        };
-        // Below the floor: the newest release, whatever its rollout.
-        let pick = |current: &str| {
-            m.update_for_install("demo", &v(current), &audience, false, false)
-                .map(|r| r.version.to_string())
-        };
-        assert_eq!(pick("1.0.0").as_deref(), Some("1.2.0"));
-        // At the floor: the rollouts hold again (both at 0 %).
-        assert_eq!(pick("1.1.0"), None);
-        // A critical release reaches every install whatever its rollout,
-        // and raises the floor to itself.
-        let mut critical = rolled("1.3.0", Some(0));
-        critical.critical = true;
-        let mut m = m.clone();
-        m.releases.push(critical);
-        assert_eq!(m.floor("demo", DEFAULT_CHANNEL), Some(&v("1.3.0")));
-        assert!(ids().iter().all(|id| m.releases[3].offered_to(id)));
-        let text = m.render();
-        assert!(
-            text.contains("demo 1.3.0 rollout=0 critical=true\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("demo 1.1.0 rollout=0 min_version=1.1.0\n"),
-            "{text}"
-        );
-        assert_eq!(Manifest::parse(&text, "t").unwrap(), {
-            let mut sorted = m.clone();
-            sorted.releases.sort_by(|a, b| b.version.cmp(&a.version));
-            sorted
-        });
     }
 }

@@ -8,5 +8,6 @@ pub(crate) mod archive;
 pub(crate) mod file_list;
 pub(crate) mod hash;
 pub(crate) mod manifest;
+pub(crate) mod policy;
 pub(crate) mod signature;
 pub(crate) mod trust;

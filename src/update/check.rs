@@ -13,7 +13,8 @@ use crate::config::Resolved;
 use crate::error::{Error, Result};
 use crate::fetch::{self, Limits};
 use crate::journal::{Journal, Step};
-use crate::release::manifest::{Audience, Manifest, Release};
+use crate::release::manifest::{Manifest, Release};
+use crate::release::policy::Audience;
 use crate::release::signature::PublicKey;
 use crate::release::trust::{self, State};
 
@@ -184,6 +185,23 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
         );
     }
     let manifest = Manifest::parse_any(&text, &shown, query.program)?;
+    if let Some(target) = &query.audience.target {
+        if let Some(broken) = manifest.broken_for(target).next() {
+            return Err(Error::Manifest {
+                origin: shown.clone(),
+                line: broken.line,
+                message: format!("the release line for {}: {}", broken.target, broken.message),
+            });
+        }
+    }
+    for broken in &manifest.broken {
+        log::warn!(
+            "{shown}:{}: the release line for {} cannot be read ({}); it concerns other platforms",
+            broken.line,
+            broken.target,
+            broken.message
+        );
+    }
     let manifest_sha256 = {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(text.as_bytes()))
@@ -203,6 +221,13 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
         newest: manifest
             .releases_of(query.program)
             .filter(|r| !r.yanked && r.channel() == query.audience.channel())
+            .filter(|r| {
+                query
+                    .audience
+                    .target
+                    .as_deref()
+                    .is_none_or(|t| r.fit(t).is_some())
+            })
             .max_by(|a, b| a.version.cmp(&b.version))
             .cloned(),
     };
@@ -351,6 +376,7 @@ pub(crate) fn check_at(updater: &Resolved, manifest_url: &str) -> Result<Check> 
         audience: Audience {
             channel: settings.channel.clone(),
             install_id: Some(install_id.clone()),
+            target: Some(crate::release::policy::this_target()),
         },
         program: updater.program(),
         current: updater.current_version(),

@@ -283,6 +283,7 @@ fn make_fixture(signed: bool) -> Fixture {
             rollout: None,
             min_version: None,
             critical: false,
+            target: None,
         })
         .unwrap();
     }

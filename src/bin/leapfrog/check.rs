@@ -21,6 +21,7 @@ pub fn run(
         .into_iter()
         .collect();
     let channel = audience.channel().to_owned();
+    let target = audience.target.clone();
     let install_id = audience.install_id.clone();
     let query = leapfrog::internal::Query {
         manifest_url,
@@ -75,6 +76,7 @@ pub fn run(
             "status": status,
             "version": about.map(|r| r.version.to_string()),
             "channel": channel,
+            "target": target,
             "bucket": bucket,
             "reason": reason,
             "signed": checked.signed,

@@ -88,6 +88,7 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
             rollout: None,
             min_version: None,
             critical: false,
+            target: None,
         })?;
         println!(
             "  {} ({} bytes, sha256 {}...)",

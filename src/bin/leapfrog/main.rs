@@ -82,6 +82,10 @@ enum Command {
         /// Offer it to every install whatever the rollout, as a required update.
         #[arg(long)]
         critical: bool,
+        /// The platform the tree is built for: linux-x86_64, windows-x86_64,
+        /// macos-aarch64, … or a generic linux, windows, macos (default: all).
+        #[arg(long)]
+        target: Option<String>,
         #[command(flatten)]
         sign: publish::SignArgs,
     },
@@ -181,6 +185,9 @@ enum Command {
         /// `install_id`); without one, a release in a rollout is offered.
         #[arg(long)]
         install_id: Option<String>,
+        /// Decide for this platform (e.g. windows-x86_64; default: this one's).
+        #[arg(long)]
+        target: Option<String>,
         /// Print the decision as JSON: status (up_to_date, available,
         /// required), version, channel, bucket, reason.
         #[arg(long)]
@@ -221,6 +228,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             rollout,
             min_version,
             critical,
+            target,
             sign,
         } => publish::run(
             publish::Release {
@@ -233,6 +241,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
                 rollout,
                 min_version,
                 critical,
+                target,
             },
             &sign,
         ),
@@ -268,6 +277,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             public_key,
             channel,
             install_id,
+            target,
             json,
         } => check::run(
             &manifest_url,
@@ -277,6 +287,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             leapfrog::internal::Audience {
                 channel,
                 install_id,
+                target: Some(target.unwrap_or_else(leapfrog::internal::this_target)),
             },
             json,
         ),

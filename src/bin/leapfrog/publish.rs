@@ -53,6 +53,7 @@ pub struct Release {
     pub rollout: Option<u8>,
     pub min_version: Option<String>,
     pub critical: bool,
+    pub target: Option<String>,
 }
 
 pub fn run(release: Release, sign: &SignArgs) -> anyhow::Result<Exit> {
@@ -67,6 +68,7 @@ pub fn run(release: Release, sign: &SignArgs) -> anyhow::Result<Exit> {
         rollout: release.rollout,
         min_version: release.min_version,
         critical: release.critical,
+        target: release.target,
     };
     let published = leapfrog::publish::publish(&opts)
         .with_context(|| format!("publishing {} {}", opts.program, opts.version))?;
