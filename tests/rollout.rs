@@ -72,6 +72,27 @@ fn rollout_halted_then_opened_to_everyone() {
     )
     .expect_code(0)
     .expect_output("demo 1.0.0 is up to date on the stable channel");
+    // `leapfrog status` says the same for the install, with its id and why.
+    let config = world.install.join("data/config.json");
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(
+        &config,
+        text.replace("http://127.0.0.1:9", server.url().trim_end_matches('/')),
+    )
+    .unwrap();
+    run(
+        leapfrog().args(["status", "--install"]).arg(&world.install),
+        LIMIT,
+    )
+    .expect_code(0)
+    .expect_output("demo 1.0.0")
+    .expect_output("channel:    stable")
+    .expect_output(&format!("install id: {id}"))
+    .expect_output("the publisher's key in data/config.json")
+    .expect_output("signature verified")
+    .expect_output(
+        "1.1.0 is newer, but is offered to 0% of installs and this install is not among them",
+    );
 
     // 100 %: everyone, this install too.
     set_rollout(&world, "1.1.0", 100);

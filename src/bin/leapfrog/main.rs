@@ -11,6 +11,7 @@ mod demo;
 mod logger;
 mod publish;
 mod serve;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -193,6 +194,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Say what an install is (version, channel, install id, keys, last
+    /// update) and what it would be offered now, and why.
+    Status {
+        /// The install dir (default: the current folder).
+        #[arg(long, default_value = ".")]
+        install: PathBuf,
+        /// The backup dir (default: the install dir's sibling <install>.backup).
+        #[arg(long)]
+        backup: Option<PathBuf>,
+    },
     /// Run the whole update story on loopback: publish, install, update, relaunch.
     Demo {
         /// Keep everything in DIR (releases/, install/demo, install/demo.backup).
@@ -291,6 +302,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             },
             json,
         ),
+        Command::Status { install, backup } => status::run(&install, backup.as_deref()),
         Command::Demo { keep } => demo::run(keep),
     }
 }
