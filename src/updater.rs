@@ -388,6 +388,23 @@ impl UpdaterBuilder {
         self
     }
 
+    /// Moves to the newest release of the followed [`channel`](Self::channel)
+    /// even when it is lower than the running version: an explicit change
+    /// of channel (from `beta` back to `stable`, say). Without it, a lower
+    /// version is never installed by itself. Signatures and the
+    /// anti-rollback rules hold as for any update.
+    ///
+    /// ```
+    /// let builder = leapfrog::Updater::builder("demo", "2.0.0-beta.1")
+    ///     .channel("stable")
+    ///     .downgrade_to_channel();
+    /// # let _ = builder;
+    /// ```
+    pub fn downgrade_to_channel(mut self) -> Self {
+        self.settings.channel_downgrade = true;
+        self
+    }
+
     /// Offers pre-releases to a program running a stable version.
     pub fn prereleases(mut self, allow: bool) -> Self {
         self.settings.prereleases = allow;

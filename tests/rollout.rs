@@ -266,3 +266,38 @@ fn each_target_gets_its_release_and_a_broken_line_breaks_only_its_own() {
     .expect_code(1)
     .expect_output("cannot be read; fix them first");
 }
+
+#[test]
+fn going_back_to_a_lower_channel_only_when_the_app_asks() {
+    let world = World::signed();
+    world.resign(|m| {
+        for r in m
+            .releases
+            .iter_mut()
+            .filter(|r| r.version.to_string() == "1.1.0")
+        {
+            r.channel = Some("beta".into());
+        }
+    });
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    let url = format!("{}versions.txt", server.url());
+    world
+        .launch_env(&url, &[("LEAPFROG_CHANNEL", "beta")])
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
+    // Back on stable, whose newest is 1.0.0: not by itself...
+    world
+        .launch(&url)
+        .expect_code(0)
+        .expect_output("demo 1.1.0 is up to date")
+        .expect_no_output("demo 1.0.0 running");
+    // ... only when the app asks for it.
+    let mut cmd = command(&world.install.join("demo"));
+    cmd.arg("--downgrade-to-channel")
+        .env("LEAPFROG_ASSUME_YES", "1")
+        .env("LEAPFROG_MANIFEST_URL", &url);
+    run(&mut cmd, LIMIT)
+        .expect_code(0)
+        .expect_output("going down to 1.0.0, the newest release on the stable channel")
+        .expect_output("demo 1.0.0 running");
+}

@@ -47,6 +47,10 @@ pub struct Audience {
     /// The platform (`linux-x86_64`, …); `None` takes releases for every
     /// target (a publisher's own tools).
     pub target: Option<String>,
+    /// The app asked to move to its channel's newest release even when it
+    /// is lower than the running version (an explicit change of channel);
+    /// never set by itself.
+    pub downgrade: bool,
 }
 
 impl Audience {
@@ -176,6 +180,9 @@ impl Manifest {
         if downgrade_if_yanked && running_yanked {
             return candidates().max_by(order);
         }
+        if audience.downgrade {
+            return candidates().max_by(order).filter(|r| &r.version != current);
+        }
         None
     }
 
@@ -275,6 +282,7 @@ mod tests {
             channel: None,
             install_id: Some(id.to_owned()),
             target: None,
+            downgrade: false,
         };
         let pick = |id: &str| {
             m.update_for_install("demo", &v("1.0.0"), &audience(id), false, false)
@@ -309,6 +317,7 @@ mod tests {
             channel: channel.map(str::to_owned),
             install_id: None,
             target: None,
+            downgrade: false,
         };
         let pick = |current: &str, channel: Option<&str>| {
             m.update_for_install("demo", &v(current), &on(channel), true, false)
@@ -317,8 +326,22 @@ mod tests {
         assert_eq!(pick("1.0.0", None).as_deref(), Some("1.1.0"));
         assert_eq!(pick("1.0.0", Some("stable")).as_deref(), Some("1.1.0"));
         assert_eq!(pick("1.0.0", Some("beta")).as_deref(), Some("2.0.0-beta.1"));
-        // Back on stable from the beta: nothing lower is installed by itself.
+        // Back on stable from the beta: nothing lower is installed by itself,
+        // only when the app asks for it.
         assert_eq!(pick("2.0.0-beta.1", Some("stable")), None);
+        let asked = Audience {
+            downgrade: true,
+            ..on(Some("stable"))
+        };
+        let down = m.update_for_install("demo", &v("2.0.0-beta.1"), &asked, true, false);
+        assert_eq!(
+            down.map(|r| r.version.to_string()).as_deref(),
+            Some("1.1.0")
+        );
+        assert_eq!(
+            m.update_for_install("demo", &v("1.1.0"), &asked, true, false),
+            None
+        );
         let text = m.render();
         assert!(text.contains("demo 1.5.0 channel=beta\n"), "{text}");
         assert_eq!(Manifest::parse(&text, "t").unwrap().releases.len(), 4);
@@ -360,6 +383,7 @@ mod tests {
             channel: None,
             install_id: Some(ids()[0].clone()),
             target: None,
+            downgrade: false,
         };
         // Below the floor: the newest release, whatever its rollout.
         let pick = |current: &str| {
@@ -413,6 +437,7 @@ mod tests {
                 channel: None,
                 install_id: None,
                 target: Some(target.to_owned()),
+                downgrade: false,
             };
             m.update_for_install("demo", &v("1.0.0"), &audience, false, false)
                 .map(|r| (r.version.to_string(), r.target.clone()))

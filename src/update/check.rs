@@ -261,7 +261,15 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
         (None, Some(template)) => template.replace("{version}", &release.version.to_string()),
         (None, None) => release.file_name(),
     };
-    if release.version < *query.current {
+    if release.version < *query.current && query.audience.downgrade {
+        log::warn!(
+            "{} {}: going down to {}, the newest release on the {} channel, as the app asked",
+            query.program,
+            query.current,
+            release.version,
+            query.audience.channel()
+        );
+    } else if release.version < *query.current {
         log::warn!(
             "{} {} is withdrawn by the publisher: going back to {}",
             query.program,
@@ -377,6 +385,7 @@ pub(crate) fn check_at(updater: &Resolved, manifest_url: &str) -> Result<Check> 
             channel: settings.channel.clone(),
             install_id: Some(install_id.clone()),
             target: Some(crate::release::policy::this_target()),
+            downgrade: settings.channel_downgrade,
         },
         program: updater.program(),
         current: updater.current_version(),

@@ -76,9 +76,18 @@ pub fn main() -> ExitCode {
     };
     // The demo lets LEAPFROG_MANIFEST_URL point it at another host (the
     // tests' servers); a shipped app leaves that off.
-    let updater = match Updater::from_config(dir.join("data").join("config.json"))
-        .and_then(|b| b.restart(restart).allow_env_manifest_url().build())
-    {
+    // `demo --downgrade-to-channel` goes down to its channel's newest
+    // release when that is lower (an explicit change of channel).
+    let downgrade = std::env::args().any(|a| a == "--downgrade-to-channel");
+    let updater = match Updater::from_config(dir.join("data").join("config.json")).and_then(|b| {
+        let b = b.restart(restart).allow_env_manifest_url();
+        if downgrade {
+            b.downgrade_to_channel()
+        } else {
+            b
+        }
+        .build()
+    }) {
         Ok(updater) => updater,
         Err(e) => {
             say!("cannot set up updates: {}", e.chain());

@@ -299,6 +299,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
                 channel,
                 install_id,
                 target: Some(target.unwrap_or_else(leapfrog::internal::this_target)),
+                downgrade: false,
             },
             json,
         ),

@@ -29,6 +29,7 @@ pub fn run(install: &Path, backup: Option<&Path>) -> anyhow::Result<Exit> {
         channel: channel.clone(),
         install_id: None,
         target: Some(leapfrog::internal::this_target()),
+        downgrade: false,
     };
     println!("  channel:    {}", audience.channel());
     println!("  platform:   {}", leapfrog::internal::this_target());
