@@ -117,6 +117,28 @@ pub fn signature_path(repo: &Path) -> PathBuf {
 /// Raises the serial, sets `expires`, announces a next key, and writes
 /// `versions.txt` (and, with a key, `versions.txt.minisig`) atomically.
 /// A signed repository is never rewritten without its key.
+/// Every line of `program` `version` (one per target), or an error naming
+/// the manifest when there is none.
+fn lines_of<'a>(
+    repo: &Path,
+    manifest: &'a mut Manifest,
+    program: &str,
+    version: &semver::Version,
+) -> Result<Vec<&'a mut Release>> {
+    let lines: Vec<&mut Release> = manifest
+        .releases
+        .iter_mut()
+        .filter(|r| r.program == program && &r.version == version)
+        .collect();
+    if lines.is_empty() {
+        return Err(Error::Publish(format!(
+            "{} lists no {program} {version}",
+            repo.join(MANIFEST_NAME).display()
+        )));
+    }
+    Ok(lines)
+}
+
 /// Rewriting a manifest would drop the release lines that cannot be read
 /// (for another target): they must be fixed first.
 fn refuse_broken(repo: &Path, manifest: &Manifest) -> Result<()> {
@@ -202,17 +224,10 @@ fn write_manifest(repo: &Path, manifest: &mut Manifest, signing: &Signing) -> Re
 pub fn yank(repo: &Path, program: &str, version: &str, signing: &Signing) -> Result<u64> {
     let version = manifest::parse_version(version)?;
     let mut manifest = read_manifest(repo)?;
-    let release = manifest
-        .releases
-        .iter_mut()
-        .find(|r| r.program == program && r.version == version)
-        .ok_or_else(|| {
-            Error::Publish(format!(
-                "{} lists no {program} {version}",
-                repo.join(MANIFEST_NAME).display()
-            ))
-        })?;
-    release.yanked = true;
+    let lines = lines_of(repo, &mut manifest, program, &version)?;
+    for release in lines {
+        release.yanked = true;
+    }
     write_manifest(repo, &mut manifest, signing)
 }
 
@@ -233,17 +248,15 @@ pub fn rollout(
     }
     let version = manifest::parse_version(version)?;
     let mut manifest = read_manifest(repo)?;
-    let release = manifest
-        .releases
-        .iter_mut()
-        .find(|r| r.program == program && r.version == version)
-        .ok_or_else(|| {
-            Error::Publish(format!(
-                "{} lists no {program} {version}",
-                repo.join(MANIFEST_NAME).display()
-            ))
-        })?;
-    release.rollout = (percent < 100).then_some(percent);
+    let lines = lines_of(repo, &mut manifest, program, &version)?;
+    if lines.iter().any(|r| r.critical) && percent < 100 {
+        return Err(Error::Publish(format!(
+            "{program} {version} is critical: it reaches every install whatever its rollout"
+        )));
+    }
+    for release in lines {
+        release.rollout = (percent < 100).then_some(percent);
+    }
     write_manifest(repo, &mut manifest, signing)
 }
 
@@ -326,6 +339,51 @@ pub fn publish(opts: &PublishOptions) -> Result<Published> {
         }
     }
     refuse_broken(&opts.repo, &manifest)?;
+    // The policy fields are checked before anything is written: the line
+    // must read back, for every client.
+    let mut policy = Release::new(&opts.program, version.clone());
+    policy.channel = opts.channel.clone();
+    policy.rollout = opts.rollout;
+    policy.critical = opts.critical;
+    policy.target = opts.target.clone();
+    if let Some(min) = &opts.min_version {
+        let min = manifest::parse_version(min)?;
+        if min > version {
+            return Err(Error::Publish(format!(
+                "--min-version {min} is above the version published, {version}"
+            )));
+        }
+        if !min.pre.is_empty() {
+            return Err(Error::Publish(format!(
+                "--min-version {min}: a floor is a release, not a pre-release"
+            )));
+        }
+        if let Some(floor) = manifest.floor(&opts.program, policy.channel()) {
+            if &min < floor {
+                return Err(Error::Publish(format!(
+                    "--min-version {min} would lower the floor {floor} an earlier release set; \
+                     a floor is never lowered"
+                )));
+            }
+        }
+        policy.min_version = Some(min);
+    }
+    if opts.critical && !version.pre.is_empty() {
+        return Err(Error::Publish(format!(
+            "--critical: {version} is a pre-release; only a release can be required"
+        )));
+    }
+    let line = Manifest {
+        releases: vec![policy.clone()],
+        ..Manifest::default()
+    }
+    .render();
+    Manifest::parse(&line, "--channel/--target").map_err(|e| {
+        Error::Publish(format!(
+            "the release line would not read back ({e}); a channel is letters, digits, \
+             '-', '_' and '.', a target lowercase letters, digits, '_' and '-' (linux-x86_64)"
+        ))
+    })?;
     let name = match &opts.target {
         Some(target) => format!("{}-{version}-{target}.tar.gz", opts.program),
         None => manifest::archive_name(&opts.program, &version),
@@ -350,33 +408,15 @@ pub fn publish(opts: &PublishOptions) -> Result<Published> {
             return Err(e);
         }
     };
-    let mut release = Release::new(&opts.program, version.clone());
+    let mut release = policy;
     release.file = Some(name);
     release.sha256 = Some(sha256);
     release.size = Some(size);
-    release.channel = opts.channel.clone();
-    release.rollout = opts.rollout;
-    release.critical = opts.critical;
-    release.target = opts.target.clone();
-    if let Some(min) = &opts.min_version {
-        let min = manifest::parse_version(min)?;
-        if min > version {
-            return Err(Error::Publish(format!(
-                "--min-version {min} is above the version published, {version}"
-            )));
-        }
-        if let Some(floor) = manifest.floor(&opts.program, release.channel()) {
-            if &min < floor {
-                return Err(Error::Publish(format!(
-                    "--min-version {min} would lower the floor {floor} an earlier release set; \
-                     a floor is never lowered"
-                )));
-            }
-        }
-        release.min_version = Some(min);
-    }
     if let Some(notes) = &opts.notes {
-        let notes_name = format!("{}-{}.txt", opts.program, version);
+        let notes_name = match &opts.target {
+            Some(target) => format!("{}-{version}-{target}.txt", opts.program),
+            None => format!("{}-{}.txt", opts.program, version),
+        };
         let dest = opts.repo.join(&notes_name);
         fs::copy(notes, &dest)
             .map_err(io_err(&format!("copying {} to", notes.display()), &dest))?;
@@ -435,6 +475,7 @@ pub fn verify_repo(
         &origin,
     )?;
     let manifest = Manifest::parse(&text, &origin)?;
+    refuse_broken(repo, &manifest)?;
     let (Some(_), Some(expires)) = (manifest.serial, &manifest.expires) else {
         return Err(Error::Publish(format!(
             "{origin}: no serial or expires line"

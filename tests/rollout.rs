@@ -145,14 +145,30 @@ fn required_update_overrides_the_rollout_and_is_not_declined() {
     });
     let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
     let url = format!("{}versions.txt", server.url());
-    // `leapfrog check --json` says required, with exit status 11.
-    let run_json = run(
-        leapfrog()
-            .args(["check", &url, "--program", "demo", "--current", "1.0.0"])
-            .args(["--install-id", "00112233445566778899aabbccddeeff", "--json"]),
-        LIMIT,
-    )
-    .expect_code(11);
+    // `leapfrog check --json`: without the publisher's key nothing is
+    // required (the rollout holds); with it, required, exit status 11.
+    let check = |key: Option<&std::path::Path>| {
+        let mut cmd = leapfrog();
+        cmd.args(["check", &url, "--program", "demo", "--current", "1.0.0"])
+            .args(["--install-id", "00112233445566778899aabbccddeeff", "--json"]);
+        if let Some(key) = key {
+            cmd.arg("--public-key").arg(key);
+        }
+        run(&mut cmd, LIMIT)
+    };
+    let unsigned = check(None).expect_code(0);
+    assert!(
+        unsigned.stdout().contains("\"status\":\"up_to_date\""),
+        "{}",
+        unsigned.stdout()
+    );
+    let public = world
+        .fixture
+        .secret_key
+        .as_ref()
+        .unwrap()
+        .with_file_name("publisher.pub");
+    let run_json = check(Some(&public)).expect_code(11);
     let decision: serde_json::Value = serde_json::from_str(run_json.stdout().trim()).unwrap();
     assert_eq!(decision["status"], "required", "{decision}");
     assert_eq!(decision["version"], "1.1.0", "{decision}");

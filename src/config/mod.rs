@@ -70,7 +70,8 @@ use crate::release::signature::PublicKey;
 pub enum Ask {
     /// A native dialog when one can be shown (the `dialog` feature; on
     /// Linux a display and `zenity`), else a y/n question when stdin and
-    /// stderr are a terminal, else no update (nobody to ask).
+    /// stderr are a terminal, else no update (nobody to ask) unless the
+    /// update is required by a signed manifest.
     Auto,
     /// Always the native dialog.
     Dialog,

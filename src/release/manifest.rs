@@ -63,6 +63,8 @@ pub struct Manifest {
 pub struct BrokenLine {
     /// The 1-based line number.
     pub line: usize,
+    /// The program the line is for.
+    pub program: String,
     /// The target the line names.
     pub target: String,
     /// What is wrong with it.
@@ -284,6 +286,7 @@ impl Manifest {
                             Some(target) => {
                                 manifest.broken.push(BrokenLine {
                                     line: line_no,
+                                    program: program.to_owned(),
                                     target,
                                     message,
                                 });

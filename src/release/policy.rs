@@ -26,10 +26,14 @@ pub(crate) fn valid_target(name: &str) -> bool {
 /// The `target=` of a release line that could not be read, if it names a
 /// valid one.
 pub(crate) fn target_of(line: &str) -> Option<String> {
-    line.split_whitespace()
-        .filter_map(|w| w.strip_prefix("target="))
-        .find(|t| valid_target(t))
-        .map(str::to_owned)
+    let mut targets = line
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("target="));
+    match (targets.next(), targets.next()) {
+        // Two targets: the line could hide from either; it breaks all.
+        (Some(target), None) if valid_target(target) => Some(target.to_owned()),
+        _ => None,
+    }
 }
 
 /// The channel of a release that names none, and of an app that follows none.
@@ -130,34 +134,29 @@ impl Manifest {
     }
 
     /// [`update_for`](Self::update_for) for one install: only releases on
-    /// its channel, and, of those in a staged rollout, only ones offered to
-    /// its install id. An install left out of the newest release's rollout
-    /// is offered the newest release it is in.
+    /// its channel and for its platform, and, of those in a staged rollout,
+    /// only ones offered to its install id. An install left out of the
+    /// newest release's rollout is offered the newest release it is in.
+    /// Only a `signed` manifest can require an update (below its floor) or
+    /// take an install to a lower version (its running one withdrawn, or a
+    /// change of channel the app asked for).
     pub fn update_for_install(
         &self,
         program: &str,
         current: &Version,
         audience: &Audience,
         prereleases: bool,
-        downgrade_if_yanked: bool,
+        signed: bool,
     ) -> Option<&Release> {
         let wants_pre = prereleases || !current.pre.is_empty();
-        // Below the publisher's floor the rollout holds nobody back.
-        let required = self
-            .floor(program, audience.channel())
-            .is_some_and(|floor| current < floor);
-        let candidates = || {
+        // Every line this install could take: not withdrawn, its channel,
+        // its platform, pre-releases only when wanted; `offered` adds the
+        // staged rollout.
+        let takeable = || {
             self.releases_of(program)
                 .filter(|r| !r.yanked)
                 .filter(move |r| wants_pre || r.version.pre.is_empty())
                 .filter(|r| r.channel() == audience.channel())
-                .filter(move |r| {
-                    required
-                        || audience
-                            .install_id
-                            .as_deref()
-                            .is_none_or(|id| r.offered_to(id))
-                })
                 .filter(|r| {
                     audience
                         .target
@@ -165,23 +164,54 @@ impl Manifest {
                         .is_none_or(|t| r.fit(t).is_some())
                 })
         };
+        let offered = || {
+            takeable().filter(|r| {
+                audience
+                    .install_id
+                    .as_deref()
+                    .is_none_or(|id| r.offered_to(id))
+            })
+        };
         // The newest version; of its lines, the one made for this target
         // before one for the system in general, before one for all.
         let fit = |r: &Release| audience.target.as_deref().and_then(|t| r.fit(t));
         let order =
             |a: &&Release, b: &&Release| a.version.cmp(&b.version).then(fit(b).cmp(&fit(a)));
-        let newer = candidates().filter(|r| &r.version > current).max_by(order);
+        // Below the floor of a signed manifest, the update is required: the
+        // newest offered release at the floor or above, else the lowest
+        // one there whatever its rollout (a halted release stays halted
+        // when another reaches the floor).
+        if signed {
+            if let Some(floor) = self.floor_for(program, audience, wants_pre) {
+                if current < floor {
+                    let at_floor = |r: &&Release| &r.version >= floor && &r.version > current;
+                    let chosen = offered().filter(at_floor).max_by(order).or_else(|| {
+                        takeable()
+                            .filter(at_floor)
+                            .min_by(|a, b| a.version.cmp(&b.version).then(fit(a).cmp(&fit(b))))
+                    });
+                    if chosen.is_some() {
+                        return chosen;
+                    }
+                }
+            }
+        }
+        let newer = offered().filter(|r| &r.version > current).max_by(order);
         if newer.is_some() {
             return newer;
         }
-        let running_yanked = self
-            .releases_of(program)
-            .any(|r| &r.version == current && r.yanked);
-        if downgrade_if_yanked && running_yanked {
-            return candidates().max_by(order);
-        }
-        if audience.downgrade {
-            return candidates().max_by(order).filter(|r| &r.version != current);
+        // The running version withdrawn (its own line, for this platform):
+        // the newest release not withdrawn, below it.
+        let running_yanked = self.releases_of(program).any(|r| {
+            &r.version == current
+                && r.yanked
+                && audience
+                    .target
+                    .as_deref()
+                    .is_none_or(|t| r.fit(t).is_some())
+        });
+        if signed && (running_yanked || audience.downgrade) {
+            return offered().filter(|r| &r.version < current).max_by(order);
         }
         None
     }
@@ -197,11 +227,39 @@ impl Manifest {
             .max()
     }
 
+    /// [`floor`](Self::floor) for one install: only the lines it could take
+    /// count (its platform; pre-releases only when it takes them), so a
+    /// floor set for another platform never makes its update required.
+    pub fn floor_for(
+        &self,
+        program: &str,
+        audience: &Audience,
+        prereleases: bool,
+    ) -> Option<&Version> {
+        self.releases_of(program)
+            .filter(|r| !r.yanked && r.channel() == audience.channel())
+            .filter(|r| prereleases || r.version.pre.is_empty())
+            .filter(|r| {
+                audience
+                    .target
+                    .as_deref()
+                    .is_none_or(|t| r.fit(t).is_some())
+            })
+            .flat_map(|r| r.min_version.iter().chain(r.critical.then_some(&r.version)))
+            .filter(|v| prereleases || v.pre.is_empty())
+            .max()
+    }
+
     /// The broken release lines that would have concerned `target`: for it,
     /// or for its operating system in general.
-    pub fn broken_for<'a>(&'a self, target: &'a str) -> impl Iterator<Item = &'a BrokenLine> + 'a {
+    pub fn broken_for<'a>(
+        &'a self,
+        program: &'a str,
+        target: &'a str,
+    ) -> impl Iterator<Item = &'a BrokenLine> + 'a {
         self.broken.iter().filter(move |b| {
-            b.target == target || target.split('-').next() == Some(b.target.as_str())
+            b.program == program
+                && (b.target == target || target.split('-').next() == Some(b.target.as_str()))
         })
     }
 }
@@ -333,7 +391,12 @@ mod tests {
             downgrade: true,
             ..on(Some("stable"))
         };
-        let down = m.update_for_install("demo", &v("2.0.0-beta.1"), &asked, true, false);
+        // Never from an unsigned manifest.
+        assert_eq!(
+            m.update_for_install("demo", &v("2.0.0-beta.1"), &asked, true, false),
+            None
+        );
+        let down = m.update_for_install("demo", &v("2.0.0-beta.1"), &asked, true, true);
         assert_eq!(
             down.map(|r| r.version.to_string()).as_deref(),
             Some("1.1.0")
@@ -385,12 +448,19 @@ mod tests {
             target: None,
             downgrade: false,
         };
-        // Below the floor: the newest release, whatever its rollout.
+        // Below the floor of a signed manifest: the lowest release that
+        // reaches the floor, whatever its rollout, since none there is
+        // offered; the halted 1.2.0 stays halted.
         let pick = |current: &str| {
-            m.update_for_install("demo", &v(current), &audience, false, false)
+            m.update_for_install("demo", &v(current), &audience, false, true)
                 .map(|r| r.version.to_string())
         };
-        assert_eq!(pick("1.0.0").as_deref(), Some("1.2.0"));
+        assert_eq!(pick("1.0.0").as_deref(), Some("1.1.0"));
+        // An unsigned manifest requires nothing: the rollouts hold.
+        assert_eq!(
+            m.update_for_install("demo", &v("1.0.0"), &audience, false, false),
+            None
+        );
         // At the floor: the rollouts hold again (both at 0 %).
         assert_eq!(pick("1.1.0"), None);
         // A critical release reaches every install whatever its rollout,
@@ -425,7 +495,8 @@ mod tests {
             demo 1.2.0 target=linux-x86_64 file=demo-1.2.0-linux-x86_64.tar.gz\n\
             demo 1.2.0 target=windows-x86_64\n\
             demo 1.3.0 target=windows-x86_64 sha256=broken\n\
-            demo 1.4.0 target=plan9-mips\n";
+            demo 1.4.0 target=plan9-mips\n\
+            demo 1.5.0 target=windows-x86_64 critical=true\n";
         let m = Manifest::parse(text, "t").unwrap();
         assert_eq!(m.broken.len(), 1);
         assert_eq!(
@@ -456,10 +527,27 @@ mod tests {
             pick("plan9-mips"),
             Some(("1.4.0".into(), Some("plan9-mips".into())))
         );
+        // A floor set for another platform does not concern this one.
+        let on = |target: &str| Audience {
+            target: Some(target.to_owned()),
+            ..Audience::default()
+        };
+        assert_eq!(m.floor_for("demo", &on("linux-x86_64"), false), None);
+        assert_eq!(
+            m.floor_for("demo", &on("windows-x86_64"), false),
+            Some(&v("1.5.0"))
+        );
         // The broken line concerns Windows only.
-        assert_eq!(m.broken_for("windows-x86_64").count(), 1);
-        assert_eq!(m.broken_for("linux-x86_64").count(), 0);
-        assert_eq!(m.broken_for("windows-aarch64").count(), 0);
+        assert_eq!(m.broken_for("demo", "windows-x86_64").count(), 1);
+        assert_eq!(m.broken_for("other", "windows-x86_64").count(), 0);
+        assert_eq!(m.broken_for("demo", "linux-x86_64").count(), 0);
+        assert_eq!(m.broken_for("demo", "windows-aarch64").count(), 0);
+        // A broken line naming two targets breaks the whole manifest.
+        assert!(Manifest::parse(
+            "demo 1.0.0\ndemo 1.1.0 target=windows-x86_64 target=linux-x86_64\n",
+            "t"
+        )
+        .is_err());
         // A broken line without a target breaks the whole manifest.
         assert!(Manifest::parse("demo 1.0.0\ndemo 1.1.0 sha256=x\n", "t").is_err());
         // Two lines for one version and target are refused.

@@ -186,7 +186,7 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
     }
     let manifest = Manifest::parse_any(&text, &shown, query.program)?;
     if let Some(target) = &query.audience.target {
-        if let Some(broken) = manifest.broken_for(target).next() {
+        if let Some(broken) = manifest.broken_for(query.program, target).next() {
             return Err(Error::Manifest {
                 origin: shown.clone(),
                 line: broken.line,
@@ -303,10 +303,16 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
         Some(notes) => Some(trust::resolve(url, notes).map_err(&refuse)?),
         None => None,
     };
-    let required = release.critical
-        || manifest
-            .floor(query.program, query.audience.channel())
-            .is_some_and(|floor| query.current < floor);
+    // Only a signed manifest may take the user's "Later" away; a release
+    // lower than the running one (a withdrawal, a change of channel) is
+    // never forced.
+    let wants_pre = query.prereleases || !query.current.pre.is_empty();
+    let required = signed
+        && release.version > *query.current
+        && (release.critical
+            || manifest
+                .floor_for(query.program, &query.audience, wants_pre)
+                .is_some_and(|floor| query.current < floor));
     if required {
         log::warn!(
             "{} {} is below the publisher's minimum: updating to {} is required",
@@ -401,9 +407,9 @@ pub(crate) fn check_at(updater: &Resolved, manifest_url: &str) -> Result<Check> 
     };
     let checked = find_update(&query, &settings.limits)?;
     let mut changed = false;
-    if checked.rollout_seen && known_id.is_none() {
+    let new_id = checked.rollout_seen && known_id.is_none();
+    if new_id {
         state.install_id = Some(install_id);
-        changed = true;
     }
     if checked.signed {
         if checked.serial > state.serial || state.manifest_sha256.is_none() {
@@ -423,6 +429,12 @@ pub(crate) fn check_at(updater: &Resolved, manifest_url: &str) -> Result<Check> 
     }
     if changed {
         state.write(install_dir)?;
+    } else if new_id {
+        // Only the id is new: a folder that cannot keep it (read-only)
+        // still gets its update decided, with an id drawn again next time.
+        if let Err(e) = state.write(install_dir) {
+            log::warn!("the install id cannot be kept: {}", e.chain());
+        }
     }
     let Some(available) = checked.update else {
         return Ok(Check::UpToDate);

@@ -57,18 +57,31 @@ pub fn run(
             "{program} {current} is below the publisher's minimum version; {} is required",
             a.release.version
         ),
-        (Some(a), _) => match a.release.rollout {
-            Some(percent) => format!(
+        (Some(a), _) if a.release.version < current => format!(
+            "{program} {current} is withdrawn, or the app asked to change channel: going back to {}",
+            a.release.version
+        ),
+        (Some(a), _) => match (a.release.rollout, &install_id) {
+            (Some(percent), Some(_)) => format!(
                 "{} is newer, and this install is in its rollout to {percent}% of installs",
                 a.release.version
             ),
-            None => format!("{} is newer", a.release.version),
+            (Some(percent), None) => format!(
+                "{} is newer; it is offered to {percent}% of installs (give --install-id to decide for one)",
+                a.release.version
+            ),
+            (None, _) => format!("{} is newer", a.release.version),
         },
-        (None, Some(newest)) if newest.version > current => format!(
-            "{} is newer, but is offered to {}% of installs and this install is not among them",
-            newest.version,
-            newest.rollout.unwrap_or(100)
-        ),
+        (None, Some(newest)) if newest.version > current => match newest.rollout {
+            Some(percent) if install_id.is_some() => format!(
+                "{} is newer, but is offered to {percent}% of installs and this install is not among them",
+                newest.version
+            ),
+            _ => format!(
+                "{} is newer, but not for this install (a pre-release, or withdrawn)",
+                newest.version
+            ),
+        },
         (None, _) => format!("no release on the {channel} channel is newer than {current}"),
     };
     if json {

@@ -49,9 +49,9 @@ pub fn run(install: &Path, backup: Option<&Path>) -> anyhow::Result<Exit> {
     println!(
         "  trusted keys: {}",
         match (&key, state.next_keys.len()) {
-            (None, 0) => "none configured in data/config.json".to_owned(),
+            (None, _) => "none configured in data/config.json".to_owned(),
             (Some(_), 0) => "the publisher's key in data/config.json".to_owned(),
-            (_, n) => format!("the publisher's key and {n} next key(s) it announced"),
+            (Some(_), n) => format!("the publisher's key and {n} next key(s) it announced"),
         }
     );
     let backup = match backup {
