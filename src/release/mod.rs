@@ -1,8 +1,10 @@
 //! What a release is, and what makes it trusted: the manifest that lists
 //! releases ([`manifest`]), the file list every release carries
 //! ([`file_list`]), its archive ([`archive`]), the manifest's signature
-//! ([`signature`]), sha256 ([`hash`]), and the rules beyond the signature
-//! ([`trust`]: freshness, locations, what an install remembers).
+//! ([`signature`]), sha256 ([`hash`]), the rules beyond the signature
+//! ([`trust`]: freshness, locations, what an install remembers), and the
+//! release policy each install decides ([`policy`]: channels, rollouts,
+//! floors, targets).
 
 pub(crate) mod archive;
 pub(crate) mod file_list;
