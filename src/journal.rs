@@ -290,27 +290,15 @@ mod tests {
     use super::*;
 
     fn sample(dir: &Path) -> Journal {
-        Journal {
-            format: JOURNAL_FORMAT,
-            program: "demo".into(),
-            install_dir: dir.join("demo"),
-            backup_dir: dir.to_owned(),
-            exe: "demo".into(),
-            from_version: "1.0.0".into(),
-            to_version: "1.1.0".into(),
-            archive: "demo-1.1.0.tar.gz".into(),
-            sha256: "00".repeat(32),
-            config: None,
-            step: Step::Staged,
-            trial_launches: 0,
-            trial_failures: 0,
-            trial: Trial::default(),
-            error: None,
-            reported: false,
-            bad_release: false,
-            failed_at: None,
-            retries: 0,
-        }
+        let mut journal = Journal::new(
+            "demo",
+            (&dir.join("demo"), dir),
+            Path::new("demo"),
+            ("1.0.0".into(), "1.1.0".into()),
+        );
+        journal.archive = "demo-1.1.0.tar.gz".into();
+        journal.sha256 = "00".repeat(32);
+        journal
     }
 
     #[test]

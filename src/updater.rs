@@ -15,12 +15,16 @@ use crate::update::{self, Available, Check};
 /// How an update ended, when it did not replace the process.
 ///
 /// ```no_run
-/// # let updater: leapfrog::Updater = todo!();
+/// # let updater = leapfrog::Updater::builder("demo", "1.0.0")
+/// #     .manifest_url("https://downloads.example.com/demo/versions.txt")
+/// #     .allow_unsigned()
+/// #     .build()?;
 /// match updater.update() {
 ///     Ok(leapfrog::Outcome::Staged(version)) => log::info!("{version} installs at the next start"),
 ///     Ok(outcome) => log::info!("{outcome:?}"),
 ///     Err(e) => log::warn!("no update this time: {e}"),
 /// }
+/// # Ok::<(), leapfrog::Error>(())
 /// ```
 #[derive(Debug)]
 #[must_use = "an update may have been declined, staged or refused"]
@@ -134,7 +138,10 @@ impl Updater {
     /// offered.
     ///
     /// ```no_run
-    /// # let updater: leapfrog::Updater = todo!();
+    /// # let updater = leapfrog::Updater::builder("demo", "1.0.0")
+    /// #     .manifest_url("https://downloads.example.com/demo/versions.txt")
+    /// #     .allow_unsigned()
+    /// #     .build()?;
     /// match updater.check()? {
     ///     leapfrog::Check::Available(update) => log::info!("{} is available", update.release.version),
     ///     leapfrog::Check::RolledBack { version, .. } => log::info!("{version} failed here before"),
@@ -288,11 +295,16 @@ impl std::fmt::Debug for Updater {
 /// [`Updater::restart`] (or for the next launch, which applies it).
 ///
 /// ```no_run
-/// # let (updater, update): (leapfrog::Updater, leapfrog::Available) = todo!();
-/// let staged = updater.stage(&update)?;
-/// // Replaces the process; returns only if that failed:
-/// let error = updater.restart(&staged);
-/// log::error!("could not start the update of {}: {error}", staged.version());
+/// # let updater = leapfrog::Updater::builder("demo", "1.0.0")
+/// #     .manifest_url("https://downloads.example.com/demo/versions.txt")
+/// #     .allow_unsigned()
+/// #     .build()?;
+/// if let Some(update) = updater.check()?.available() {
+///     let staged = updater.stage(&update)?;
+///     // Replaces the process; returns only if that failed:
+///     let error = updater.restart(&staged);
+///     log::error!("could not start the update of {}: {error}", staged.version());
+/// }
 /// # Ok::<(), leapfrog::Error>(())
 /// ```
 #[derive(Debug)]

@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use leapfrog::internal::{Journal, Step, Trial, JOURNAL_FORMAT};
+use leapfrog::internal::{Journal, Step};
 use leapfrog::serve::Server;
 
 use crate::util::*;
@@ -108,27 +108,16 @@ fn url(server: &Server) -> String {
 const DEAD: &str = "http://127.0.0.1:9/versions.txt";
 
 fn journal(install: &Path, backup: &Path, exe: &str, step: Step) -> Journal {
-    Journal {
-        format: JOURNAL_FORMAT,
-        program: "demo".into(),
-        install_dir: install.to_owned(),
-        backup_dir: backup.to_owned(),
-        exe: exe.into(),
-        from_version: "1.0.0".into(),
-        to_version: "1.1.0".into(),
-        archive: "demo-1.1.0.tar.gz".into(),
-        sha256: "00".repeat(32),
-        config: None,
-        step,
-        trial_launches: 0,
-        trial_failures: 0,
-        trial: Trial::default(),
-        error: None,
-        reported: false,
-        bad_release: false,
-        failed_at: None,
-        retries: 0,
-    }
+    let mut journal = Journal::new(
+        "demo",
+        (install, backup),
+        Path::new(exe),
+        ("1.0.0".into(), "1.1.0".into()),
+    );
+    journal.archive = "demo-1.1.0.tar.gz".into();
+    journal.sha256 = "00".repeat(32);
+    journal.step = step;
+    journal
 }
 
 /// Writes `journal` as JSON at `path` (wherever the test plants it).

@@ -11,7 +11,7 @@ use crate::util::*;
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// `leapfrog rollout` on the world's repository, signed by the publisher.
-fn set_rollout(world: &World, version: &str, percent: u8) {
+fn rollout(world: &World, version: &str, percent: u8) -> Run {
     let key = world.fixture.secret_key.as_ref().unwrap();
     run(
         leapfrog()
@@ -22,8 +22,29 @@ fn set_rollout(world: &World, version: &str, percent: u8) {
             .arg(key),
         LIMIT,
     )
-    .expect_code(0)
-    .expect_output(&format!("offered to {percent}% of installs"));
+}
+
+fn set_rollout(world: &World, version: &str, percent: u8) {
+    rollout(world, version, percent)
+        .expect_code(0)
+        .expect_output(&format!("offered to {percent}% of installs"));
+}
+
+/// The embedded server on the world's releases, and its manifest URL.
+fn serve(world: &World) -> (Server, String) {
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    let url = format!("{}versions.txt", server.url());
+    (server, url)
+}
+
+/// Edits the signed manifest's 1.1.0 line(s) and signs it again.
+fn edit_1_1(world: &World, edit: impl Fn(&mut leapfrog::Release)) {
+    world.resign(|m| {
+        m.releases
+            .iter_mut()
+            .filter(|r| r.version.to_string() == "1.1.0")
+            .for_each(&edit)
+    });
 }
 
 fn install_id(world: &World) -> Option<String> {
@@ -34,8 +55,7 @@ fn install_id(world: &World) -> Option<String> {
 #[test]
 fn rollout_halted_then_opened_to_everyone() {
     let world = World::signed();
-    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
-    let url = format!("{}versions.txt", server.url());
+    let (server, url) = serve(&world);
     let before = tree_hashes(&world.install);
     assert_eq!(install_id(&world), None, "no id before a rollout needs one");
 
@@ -107,17 +127,10 @@ fn rollout_halted_then_opened_to_everyone() {
 fn rollout_on_another_channel_is_not_offered() {
     let world = World::signed();
     // Republish 1.1.0's line on the beta channel.
-    world.resign(|m| {
-        for r in m
-            .releases
-            .iter_mut()
-            .filter(|r| r.version.to_string() == "1.1.0")
-        {
-            r.channel = Some("beta".into());
-        }
+    edit_1_1(&world, |r| {
+        r.channel = Some("beta".into());
     });
-    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
-    let url = format!("{}versions.txt", server.url());
+    let (_server, url) = serve(&world);
     world
         .launch(&url)
         .expect_code(0)
@@ -133,18 +146,11 @@ fn rollout_on_another_channel_is_not_offered() {
 fn required_update_overrides_the_rollout_and_is_not_declined() {
     let world = World::signed();
     // 1.1.0 sets a floor above the running 1.0.0, and is halted (0 %).
-    world.resign(|m| {
-        for r in m
-            .releases
-            .iter_mut()
-            .filter(|r| r.version.to_string() == "1.1.0")
-        {
-            r.min_version = Some("1.1.0".parse().unwrap());
-            r.rollout = Some(0);
-        }
+    edit_1_1(&world, |r| {
+        r.min_version = Some("1.1.0".parse().unwrap());
+        r.rollout = Some(0);
     });
-    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
-    let url = format!("{}versions.txt", server.url());
+    let (_server, url) = serve(&world);
     // `leapfrog check --json`: without the publisher's key nothing is
     // required (the rollout holds); with it, required, exit status 11.
     let check = |key: Option<&std::path::Path>| {
@@ -241,8 +247,7 @@ fn each_target_gets_its_release_and_a_broken_line_breaks_only_its_own() {
         &world,
         "demo 1.2.0 target=plan9-mips sha256=broken\ndemo 1.3.0 target=plan9-mips\n",
     );
-    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
-    let url = format!("{}versions.txt", server.url());
+    let (_server, url) = serve(&world);
     world
         .launch(&url)
         .expect_code(0)
@@ -255,8 +260,7 @@ fn each_target_gets_its_release_and_a_broken_line_breaks_only_its_own() {
     let world = World::signed();
     with_lines(&world, &format!("demo 1.2.0 target={os} sha256=broken\n"));
     let before = tree_hashes(&world.install);
-    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
-    let url = format!("{}versions.txt", server.url());
+    let (_server, url) = serve(&world);
     world
         .launch(&url)
         .expect_code(0)
@@ -269,34 +273,18 @@ fn each_target_gets_its_release_and_a_broken_line_breaks_only_its_own() {
     want.remove(leapfrog::internal::STATE_NAME);
     assert_eq!(after, want);
     // The publisher cannot rewrite it either, until the line is fixed.
-    let key = world.fixture.secret_key.as_ref().unwrap();
-    run(
-        leapfrog()
-            .args(["rollout", "--program", "demo", "--version", "1.1.0"])
-            .args(["--percent", "50", "--repo"])
-            .arg(&world.releases)
-            .arg("--secret-key")
-            .arg(key),
-        LIMIT,
-    )
-    .expect_code(1)
-    .expect_output("cannot be read; fix them first");
+    rollout(&world, "1.1.0", 50)
+        .expect_code(1)
+        .expect_output("cannot be read; fix them first");
 }
 
 #[test]
 fn going_back_to_a_lower_channel_only_when_the_app_asks() {
     let world = World::signed();
-    world.resign(|m| {
-        for r in m
-            .releases
-            .iter_mut()
-            .filter(|r| r.version.to_string() == "1.1.0")
-        {
-            r.channel = Some("beta".into());
-        }
+    edit_1_1(&world, |r| {
+        r.channel = Some("beta".into());
     });
-    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
-    let url = format!("{}versions.txt", server.url());
+    let (_server, url) = serve(&world);
     world
         .launch_env(&url, &[("LEAPFROG_CHANNEL", "beta")])
         .expect_code(0)

@@ -56,7 +56,10 @@ impl Check {
 /// An update found by [`Updater::check`](crate::Updater::check).
 ///
 /// ```no_run
-/// # let updater: leapfrog::Updater = todo!();
+/// # let updater = leapfrog::Updater::builder("demo", "1.0.0")
+/// #     .manifest_url("https://downloads.example.com/demo/versions.txt")
+/// #     .allow_unsigned()
+/// #     .build()?;
 /// if let Some(update) = updater.check()?.available() {
 ///     if updater.ask(&update) {
 ///         let staged = updater.stage(&update)?;
@@ -90,7 +93,10 @@ impl Available {
     /// it starts work that the update would interrupt.
     ///
     /// ```no_run
-    /// # let updater: leapfrog::Updater = todo!();
+    /// # let updater = leapfrog::Updater::builder("demo", "1.0.0")
+    /// #     .manifest_url("https://downloads.example.com/demo/versions.txt")
+    /// #     .allow_unsigned()
+    /// #     .build()?;
     /// if let Some(update) = updater.check()?.available() {
     ///     if update.is_required() {
     ///         log::warn!("{} is required; updating before anything else", update.release.version);
