@@ -22,6 +22,7 @@
 //!     },
 //!     channel: None,
 //!     rollout: None,
+//!     rollout_schedule: None,
 //!     min_version: None,
 //!     critical: false,
 //!     target: None,
@@ -69,6 +70,11 @@ pub struct PublishOptions {
     /// The share of installs it is offered to at first, 0 to 100 (`None`:
     /// everyone); changed later with [`rollout`].
     pub rollout: Option<u8>,
+    /// A rollout schedule instead, `10%@T1,50%@T2,100%@T3`: RFC 3339
+    /// times, or durations from now (`10%@+0s,50%@+2d,100%@+7d`). A step
+    /// reaches the apps when the manifest is signed after its time: run
+    /// [`refresh`] (a scheduled job) at least as often as the steps come.
+    pub rollout_schedule: Option<String>,
     /// Installs below this version must update (`--min-version`); it may
     /// not be lower than a floor an earlier release set.
     pub min_version: Option<String>,
@@ -178,7 +184,13 @@ fn write_manifest(repo: &Path, manifest: &mut Manifest, signing: &Signing) -> Re
             ))
         })?;
     manifest.serial = Some(serial);
-    let expires = std::time::SystemTime::now() + signing.expires_in;
+    let now = std::time::SystemTime::now();
+    // The signing time bounds the clients' clocks for rollout schedules.
+    manifest.signed = signing
+        .secret_key
+        .is_some()
+        .then(|| humantime::format_rfc3339_seconds(now).to_string());
+    let expires = now + signing.expires_in;
     manifest.expires = Some(humantime::format_rfc3339_seconds(expires).to_string());
     if let Some(next) = &signing.next_public_key {
         crate::release::signature::parse_public_key(next)
@@ -256,8 +268,40 @@ pub fn rollout(
     }
     for release in lines {
         release.rollout = (percent < 100).then_some(percent);
+        release.schedule.clear();
     }
     write_manifest(repo, &mut manifest, signing)
+}
+
+/// Gives `program` `version` a rollout schedule (`10%@T1,50%@T2,100%@T3`,
+/// as for [`PublishOptions::rollout_schedule`]) in place of its share,
+/// raises the serial and signs again. Returns the new serial.
+pub fn schedule(
+    repo: &Path,
+    program: &str,
+    version: &str,
+    schedule: &str,
+    signing: &Signing,
+) -> Result<u64> {
+    let steps = parse_schedule(schedule)?;
+    let version = manifest::parse_version(version)?;
+    let mut manifest = read_manifest(repo)?;
+    let lines = lines_of(repo, &mut manifest, program, &version)?;
+    if lines.iter().any(|r| r.critical) {
+        return Err(Error::Publish(format!(
+            "{program} {version} is critical: it reaches every install whatever its rollout"
+        )));
+    }
+    for release in lines {
+        release.rollout = None;
+        release.schedule = steps.clone();
+    }
+    write_manifest(repo, &mut manifest, signing)
+}
+
+fn parse_schedule(text: &str) -> Result<Vec<manifest::RolloutStep>> {
+    manifest::RolloutStep::parse_schedule(text, Some(std::time::SystemTime::now()))
+        .map_err(|e| Error::Publish(format!("--rollout-schedule: {e}")))
 }
 
 /// Re-signs the repository's `versions.txt` with a higher serial and a new
@@ -344,6 +388,19 @@ pub fn publish(opts: &PublishOptions) -> Result<Published> {
     let mut policy = Release::new(&opts.program, version.clone());
     policy.channel = opts.channel.clone();
     policy.rollout = opts.rollout;
+    if let Some(schedule) = &opts.rollout_schedule {
+        if opts.rollout.is_some() {
+            return Err(Error::Publish(
+                "give --rollout or --rollout-schedule, not both".into(),
+            ));
+        }
+        policy.schedule = parse_schedule(schedule)?;
+    }
+    if opts.critical && policy.staged() {
+        return Err(Error::Publish(
+            "--critical reaches every install whatever the rollout: drop --rollout".into(),
+        ));
+    }
     policy.critical = opts.critical;
     policy.target = opts.target.clone();
     if let Some(min) = &opts.min_version {

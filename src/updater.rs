@@ -207,6 +207,7 @@ impl Updater {
         let available = match self.check() {
             Ok(Check::Available(available)) => *available,
             Ok(Check::RolledBack { version, .. }) => return Ok(Outcome::RolledBack(version)),
+            Ok(Check::PutOff { version, .. }) => return Ok(Outcome::Declined(version)),
             Ok(_) => return Ok(Outcome::UpToDate),
             Err(e) => {
                 log::warn!("checking for updates failed: {}", e.chain());
@@ -414,6 +415,34 @@ impl UpdaterBuilder {
     /// ```
     pub fn downgrade_to_channel(mut self) -> Self {
         self.settings.channel_downgrade = true;
+        self
+    }
+
+    /// This check was asked for by the user (a "Check for updates" menu
+    /// item): a release in a staged rollout is offered whatever this
+    /// install's place in it (unless the rollout is halted), and a version
+    /// the user skipped or put off is offered again. Build such an updater
+    /// for the menu item; the startup check stays as it is.
+    ///
+    /// ```
+    /// let builder = leapfrog::Updater::builder("demo", "1.0.0").asked_by_user();
+    /// # let _ = builder;
+    /// ```
+    pub fn asked_by_user(mut self) -> Self {
+        self.settings.by_user = true;
+        self
+    }
+
+    /// How long "Remind me later" puts an offered version off (default a
+    /// day). A required update is never put off.
+    ///
+    /// ```
+    /// let builder = leapfrog::Updater::builder("demo", "1.0.0")
+    ///     .remind_after(std::time::Duration::from_secs(3 * 24 * 3600));
+    /// # let _ = builder;
+    /// ```
+    pub fn remind_after(mut self, wait: Duration) -> Self {
+        self.settings.remind_after = wait;
         self
     }
 

@@ -24,6 +24,7 @@ fn publish_to(world: &World, tree: &Path, version: &str) {
         signing: Default::default(),
         channel: None,
         rollout: None,
+        rollout_schedule: None,
         min_version: None,
         critical: false,
         target: None,

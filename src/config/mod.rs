@@ -193,6 +193,11 @@ pub(crate) struct Settings {
     pub mirrors: Vec<String>,
     pub trial: Trial,
     pub retry_after: Duration,
+    /// The user asked for this check: staged rollouts (not halted ones),
+    /// a skipped version and "Remind me later" are passed over.
+    pub by_user: bool,
+    /// How long "Remind me later" puts a version off.
+    pub remind_after: Duration,
 }
 
 impl Settings {
@@ -223,6 +228,8 @@ impl Settings {
             mirrors: Vec::new(),
             trial: Trial::default(),
             retry_after: Duration::from_secs(3600),
+            by_user: false,
+            remind_after: Duration::from_secs(24 * 3600),
         }
     }
 

@@ -4,7 +4,9 @@
 //! # leapfrog versions v1
 //! serial 12
 //! expires 2027-01-31T00:00:00Z
-//! demo 1.1.0 file=demo-1.1.0.tar.gz sha256=<64 hex> size=<bytes> notes=demo-1.1.0.txt
+//! #+ signed 2026-12-06T00:00:00Z
+//! #+ demo 1.2.0 file=demo-1.2.0.tar.gz sha256=<64 hex> size=<bytes> schedule=10@2026-12-07T00:00:00Z,100@2026-12-14T00:00:00Z
+//! demo 1.1.0 file=demo-1.1.0.tar.gz sha256=<64 hex> size=<bytes> notes=demo-1.1.0.txt notes_sha256=<64 hex>
 //! demo 1.0.0
 //! ```
 //!
@@ -13,6 +15,13 @@
 //! (and rendered back) so that later fields do not break older clients. The
 //! first line may carry the format marker; a marker of another format version is
 //! a hard error, never a guess.
+//!
+//! A line that begins with `#+` is read as if the `#+` were not there. The
+//! leapfrog versions before release policy skip it as a comment, so a
+//! release an older client would misread (one for a single target, on
+//! another channel than `stable`, or in a staged rollout) and the signing
+//! time are written that way ([`Manifest::render`]): an older client sees
+//! only the releases meant for everyone.
 //!
 //! A JSON document `{latest_version, download_url, release_notes, checksum}` is
 //! accepted too (see [`Manifest::parse_json`]).
@@ -32,6 +41,8 @@ pub const MAX_SERIAL: u64 = (1 << 53) - 1;
 /// The format version this library reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 const MARKER: &str = "# leapfrog versions v";
+/// The start of a line that older clients skip as a comment.
+const EXTENDED: &str = "#+";
 
 /// A parsed manifest.
 ///
@@ -50,12 +61,84 @@ pub struct Manifest {
     /// The publisher's next public key (base64), announced under the current
     /// key's signature, for key rotation.
     pub next_key: Option<String>,
+    /// When the publisher signed it (RFC 3339): rollout schedules are read
+    /// at this time at the latest, whatever the client's clock says.
+    pub signed: Option<String>,
     /// Every release line, in file order.
     pub releases: Vec<Release>,
     /// Release lines for a named target that could not be read. They break
     /// only the installs of that target (see [`Manifest::broken_for`]);
     /// any other broken line fails the whole parse.
     pub broken: Vec<BrokenLine>,
+}
+
+/// One step of a rollout schedule: from `at` on, `percent` of installs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RolloutStep {
+    /// The share, 0 to 100.
+    pub percent: u8,
+    /// From when, in seconds since the Unix epoch.
+    pub at: u64,
+}
+
+impl RolloutStep {
+    /// Parses `10%@2026-12-07T00:00:00Z` (the `%` optional). Given `now`
+    /// (a publisher's command line), a time may also be `+3d` (any
+    /// duration `humantime` reads) from then.
+    pub fn parse(
+        text: &str,
+        now: Option<std::time::SystemTime>,
+    ) -> std::result::Result<Self, String> {
+        let (percent, at) = text
+            .split_once('@')
+            .ok_or_else(|| format!("{text:?} is not PERCENT@TIME (10%@2026-12-07T00:00:00Z)"))?;
+        let percent = percent
+            .trim_end_matches('%')
+            .parse::<u8>()
+            .ok()
+            .filter(|p| *p <= 100)
+            .ok_or_else(|| format!("{text:?}: the share is a whole percentage from 0 to 100"))?;
+        let time = match at.strip_prefix('+').zip(now) {
+            Some((after, now)) => humantime::parse_duration(after)
+                .map(|d| now + d)
+                .map_err(|e| format!("{text:?}: {after:?} is not a duration like 3d ({e})"))?,
+            None => humantime::parse_rfc3339(at).map_err(|e| {
+                format!(
+                    "{text:?}: {at:?} is not an RFC 3339 UTC time like 2026-12-07T00:00:00Z ({e})"
+                )
+            })?,
+        };
+        let at = time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| format!("{text:?}: a time before 1970"))?
+            .as_secs();
+        Ok(RolloutStep { percent, at })
+    }
+
+    /// Parses a whole schedule, `10%@T1,50%@T2,100%@T3`: times rising,
+    /// shares never falling (raising a share keeps everyone in).
+    pub fn parse_schedule(
+        text: &str,
+        now: Option<std::time::SystemTime>,
+    ) -> std::result::Result<Vec<Self>, String> {
+        let steps = text
+            .split(',')
+            .map(|step| RolloutStep::parse(step.trim(), now))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        for pair in steps.windows(2) {
+            if pair[1].at <= pair[0].at || pair[1].percent < pair[0].percent {
+                return Err(format!(
+                    "schedule {text:?}: each step comes later than the one before and never lowers the share"
+                ));
+            }
+        }
+        Ok(steps)
+    }
+
+    fn render(&self) -> String {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.at);
+        format!("{}@{}", self.percent, humantime::format_rfc3339_seconds(at))
+    }
 }
 
 /// A release line for one target that could not be read.
@@ -94,6 +177,9 @@ pub struct Release {
     pub size: Option<u64>,
     /// A release notes file next to the archive.
     pub notes: Option<String>,
+    /// The notes file's sha256 (`notes_sha256=`): a signed manifest vouches
+    /// for the notes shown as for the archive.
+    pub notes_sha256: Option<String>,
     /// Release notes given inline (JSON manifests).
     pub notes_text: Option<String>,
     /// Withdrawn by the publisher (`yanked=true`): never installed, and
@@ -105,6 +191,10 @@ pub struct Release {
     /// The share of installs it is offered to, 0 to 100 (`rollout=N`);
     /// `None` is everyone. See [`Release::offered_to`].
     pub rollout: Option<u8>,
+    /// A rollout schedule (`schedule=10@T1,50@T2,100@T3`): from each time
+    /// (seconds since the Unix epoch) on, the share it names; before the
+    /// first, none. It takes the place of `rollout`.
+    pub schedule: Vec<RolloutStep>,
     /// Installs below this version must update (`min_version=X`): the
     /// update is required. A later release never lowers the floor an
     /// earlier one set (see [`Manifest::floor`]).
@@ -129,10 +219,12 @@ impl Release {
             sha256: None,
             size: None,
             notes: None,
+            notes_sha256: None,
             notes_text: None,
             yanked: false,
             channel: None,
             rollout: None,
+            schedule: Vec::new(),
             min_version: None,
             critical: false,
             target: None,
@@ -235,6 +327,8 @@ impl Manifest {
                     }
                 }
             }
+            // `#+`: a line for this leapfrog, a comment to older ones.
+            let line = line.strip_prefix(EXTENDED).map_or(line, str::trim_start);
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
@@ -267,6 +361,18 @@ impl Manifest {
                         ))
                     })?;
                     manifest.expires = Some(value.to_owned());
+                }
+                "signed" => {
+                    let value = single_value(&mut words).map_err(&fail)?;
+                    if manifest.signed.is_some() {
+                        return Err(fail("signed given twice".into()));
+                    }
+                    humantime::parse_rfc3339(value).map_err(|e| {
+                        fail(format!(
+                            "signed {value:?} is not an RFC 3339 UTC time like 2026-12-06T00:00:00Z ({e})"
+                        ))
+                    })?;
+                    manifest.signed = Some(value.to_owned());
                 }
                 "next_key" => {
                     let value = single_value(&mut words).map_err(&fail)?;
@@ -366,7 +472,9 @@ impl Manifest {
     }
 
     /// Renders the text format, marker first, releases grouped by program and
-    /// newest first. `parse(render(m)) == m` up to that ordering.
+    /// newest first. `parse(render(m)) == m` up to that ordering. The
+    /// signing time and the release lines older clients would misread
+    /// (see [`Release::misread_by_older_clients`]) begin with `#+`.
     pub fn render(&self) -> String {
         let mut out = format!("{MARKER}{FORMAT_VERSION}\n");
         if let Some(serial) = self.serial {
@@ -378,6 +486,9 @@ impl Manifest {
         if let Some(key) = &self.next_key {
             let _ = writeln!(out, "next_key {key}");
         }
+        if let Some(signed) = &self.signed {
+            let _ = writeln!(out, "{EXTENDED} signed {signed}");
+        }
         let mut releases: Vec<&Release> = self.releases.iter().collect();
         releases.sort_by(|a, b| {
             a.program
@@ -385,6 +496,9 @@ impl Manifest {
                 .then_with(|| b.version.cmp(&a.version))
         });
         for r in releases {
+            if r.misread_by_older_clients() {
+                let _ = write!(out, "{EXTENDED} ");
+            }
             let _ = write!(out, "{} {}", r.program, r.version);
             let mut field = |key: &str, value: &Option<String>| {
                 if let Some(v) = value {
@@ -395,9 +509,20 @@ impl Manifest {
             field("sha256", &r.sha256);
             field("size", &r.size.map(|s| s.to_string()));
             field("notes", &r.notes);
+            field("notes_sha256", &r.notes_sha256);
             field("yanked", &r.yanked.then(|| "true".to_owned()));
             field("channel", &r.channel);
             field("rollout", &r.rollout.map(|p| p.to_string()));
+            field(
+                "schedule",
+                &(!r.schedule.is_empty()).then(|| {
+                    r.schedule
+                        .iter()
+                        .map(RolloutStep::render)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }),
+            );
             field(
                 "min_version",
                 &r.min_version.as_ref().map(Version::to_string),
@@ -495,6 +620,13 @@ fn parse_release<'a>(
                 );
             }
             "notes" => release.notes = Some(value.to_owned()),
+            "notes_sha256" => {
+                check_sha256(value).map_err(|e| format!("notes_{e}"))?;
+                release.notes_sha256 = Some(value.to_owned());
+            }
+            "schedule" => {
+                release.schedule = RolloutStep::parse_schedule(value, None)?;
+            }
             "yanked" => {
                 release.yanked = match value {
                     "true" => true,

@@ -3,6 +3,8 @@
 //! the publisher's floor (a minimum version, critical releases) and the
 //! platform it runs on.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use semver::Version;
 
 use super::manifest::{BrokenLine, Manifest, Release};
@@ -55,6 +57,13 @@ pub struct Audience {
     /// is lower than the running version (an explicit change of channel);
     /// never set by itself.
     pub downgrade: bool,
+    /// The user asked for this check ("Check for updates"): a release in a
+    /// staged rollout is offered whatever the install's bucket, unless it
+    /// is halted (0 % now).
+    pub by_user: bool,
+    /// The time rollout schedules are read at (`None`: this machine's
+    /// clock); never later than the manifest's signing time.
+    pub now: Option<SystemTime>,
 }
 
 impl Audience {
@@ -84,17 +93,47 @@ impl Release {
         f64::from(first) / 4_294_967_296.0
     }
 
+    /// The share of installs the release is offered to at `at` (seconds
+    /// since the Unix epoch): the schedule's step then (none before its
+    /// first), else `rollout`; `None` is everyone.
+    pub fn percent_at(&self, at: u64) -> Option<u8> {
+        if self.schedule.is_empty() {
+            return self.rollout;
+        }
+        Some(
+            self.schedule
+                .iter()
+                .take_while(|step| step.at <= at)
+                .last()
+                .map_or(0, |step| step.percent),
+        )
+        .filter(|p| *p < 100)
+    }
+
     /// Whether the staged rollout offers this release to the install with
     /// `install_id`: its bucket is below the release's share (0 % halts, no
-    /// `rollout` is everyone).
-    pub fn offered_to(&self, install_id: &str) -> bool {
+    /// `rollout` is everyone). `at` as for [`percent_at`](Self::percent_at).
+    pub fn offered_to(&self, install_id: &str, at: u64) -> bool {
         if self.critical {
             return true;
         }
-        match self.rollout {
+        match self.percent_at(at) {
             None => true,
             Some(percent) => self.bucket(install_id) < f64::from(percent) / 100.0,
         }
+    }
+
+    /// Whether the release is in a staged rollout at all (a share or a
+    /// schedule), so that an install's id decides it.
+    pub fn staged(&self) -> bool {
+        self.rollout.is_some() || !self.schedule.is_empty()
+    }
+
+    /// Whether a leapfrog from before release policy would misread the
+    /// line: it is for one target, on another channel than `stable`, or in
+    /// a staged rollout. [`Manifest::render`] hides such lines from them.
+    pub fn misread_by_older_clients(&self) -> bool {
+        self.target.is_some() || self.channel() != DEFAULT_CHANNEL || self.staged()
     }
 
     /// How well the release fits `target` (an `os-arch` name): 0 made for
@@ -111,6 +150,22 @@ impl Release {
 }
 
 impl Manifest {
+    /// The time (seconds since the Unix epoch) rollout schedules are read
+    /// at: `now`, but never later than the signing time. A client whose
+    /// clock runs ahead is not let in early; a schedule's step reaches the
+    /// clients when the manifest is next signed after it (`leapfrog
+    /// refresh`, from a scheduled job).
+    pub fn schedule_time(&self, now: SystemTime) -> u64 {
+        let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let signed = self
+            .signed
+            .as_deref()
+            .and_then(|t| humantime::parse_rfc3339(t).ok())
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs());
+        signed.map_or(now, |signed| now.min(signed))
+    }
+
     /// The release of `program` to move to from `current`: the newest one
     /// newer than `current` that is not withdrawn. A pre-release is only
     /// offered to a program that runs a pre-release itself or when
@@ -164,12 +219,17 @@ impl Manifest {
                         .is_none_or(|t| r.fit(t).is_some())
                 })
         };
+        let at = self.schedule_time(audience.now.unwrap_or_else(SystemTime::now));
         let offered = || {
-            takeable().filter(|r| {
+            takeable().filter(move |r| {
+                if audience.by_user {
+                    // Asked for by the user: in unless halted.
+                    return r.critical || r.percent_at(at) != Some(0);
+                }
                 audience
                     .install_id
                     .as_deref()
-                    .is_none_or(|id| r.offered_to(id))
+                    .is_none_or(|id| r.offered_to(id, at))
             })
         };
         // The newest version; of its lines, the one made for this target
@@ -299,28 +359,30 @@ mod tests {
         let ids = ids();
         for percent in [1u8, 10, 50] {
             let r = rolled("1.1.0", Some(percent));
-            let count = ids.iter().filter(|id| r.offered_to(id)).count();
+            let count = ids.iter().filter(|id| r.offered_to(id, 0)).count();
             assert!(
                 within_3_sigma(count, ids.len(), f64::from(percent) / 100.0),
                 "{percent}%: {count} of {}",
                 ids.len()
             );
         }
-        assert!(ids.iter().all(|id| rolled("1.1.0", None).offered_to(id)));
-        assert!(!ids.iter().any(|id| rolled("1.1.0", Some(0)).offered_to(id)));
+        assert!(ids.iter().all(|id| rolled("1.1.0", None).offered_to(id, 0)));
+        assert!(!ids
+            .iter()
+            .any(|id| rolled("1.1.0", Some(0)).offered_to(id, 0)));
     }
 
     #[test]
     fn raising_a_rollout_keeps_everyone_in_and_releases_draw_anew() {
         let ids = ids();
         let (ten, twenty) = (rolled("1.1.0", Some(10)), rolled("1.1.0", Some(20)));
-        let first: Vec<&String> = ids.iter().filter(|id| ten.offered_to(id)).collect();
+        let first: Vec<&String> = ids.iter().filter(|id| ten.offered_to(id, 0)).collect();
         assert!(!first.is_empty());
-        assert!(first.iter().all(|id| twenty.offered_to(id)));
+        assert!(first.iter().all(|id| twenty.offered_to(id, 0)));
         // Another release's 10 % is another draw: the cohorts overlap about
         // 10 % of 10 %.
         let other = rolled("1.2.0", Some(10));
-        let both = first.iter().filter(|id| other.offered_to(id)).count();
+        let both = first.iter().filter(|id| other.offered_to(id, 0)).count();
         assert!(within_3_sigma(both, ids.len(), 0.01), "{both} in both");
     }
 
@@ -340,7 +402,7 @@ mod tests {
             channel: None,
             install_id: Some(id.to_owned()),
             target: None,
-            downgrade: false,
+            ..Audience::default()
         };
         let pick = |id: &str| {
             m.update_for_install("demo", &v("1.0.0"), &audience(id), false, false)
@@ -375,7 +437,7 @@ mod tests {
             channel: channel.map(str::to_owned),
             install_id: None,
             target: None,
-            downgrade: false,
+            ..Audience::default()
         };
         let pick = |current: &str, channel: Option<&str>| {
             m.update_for_install("demo", &v(current), &on(channel), true, false)
@@ -446,7 +508,7 @@ mod tests {
             channel: None,
             install_id: Some(ids()[0].clone()),
             target: None,
-            downgrade: false,
+            ..Audience::default()
         };
         // Below the floor of a signed manifest: the lowest release that
         // reaches the floor, whatever its rollout, since none there is
@@ -470,7 +532,7 @@ mod tests {
         let mut m = m.clone();
         m.releases.push(critical);
         assert_eq!(m.floor("demo", DEFAULT_CHANNEL), Some(&v("1.3.0")));
-        assert!(ids().iter().all(|id| m.releases[3].offered_to(id)));
+        assert!(ids().iter().all(|id| m.releases[3].offered_to(id, 0)));
         let text = m.render();
         assert!(
             text.contains("demo 1.3.0 rollout=0 critical=true\n"),
@@ -508,7 +570,7 @@ mod tests {
                 channel: None,
                 install_id: None,
                 target: Some(target.to_owned()),
-                downgrade: false,
+                ..Audience::default()
             };
             m.update_for_install("demo", &v("1.0.0"), &audience, false, false)
                 .map(|r| (r.version.to_string(), r.target.clone()))
@@ -556,5 +618,141 @@ mod tests {
             .to_string();
         assert!(err.contains("for linux is listed twice"), "{err}");
         assert!(this_target().contains('-'), "{}", this_target());
+    }
+
+    #[test]
+    fn a_schedule_rises_with_the_signing_time_never_the_clients_clock() {
+        use crate::release::manifest::RolloutStep;
+        let day = 24 * 3600;
+        let t0 = 1_800_000_000u64;
+        let at = |secs: u64| UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        let mut r = rolled("1.1.0", None);
+        r.schedule = RolloutStep::parse_schedule("10%@+1d,50@+3d,100%@+7d", Some(at(t0))).unwrap();
+        assert_eq!(r.percent_at(t0), Some(0), "before the first step: halted");
+        assert_eq!(r.percent_at(t0 + day), Some(10));
+        assert_eq!(r.percent_at(t0 + 5 * day), Some(50));
+        assert_eq!(r.percent_at(t0 + 7 * day), None, "100 % is everyone");
+        // Everyone in at 10 % is in at 50 %.
+        let ids = ids();
+        let ten: Vec<_> = ids.iter().filter(|id| r.offered_to(id, t0 + day)).collect();
+        assert!(within_3_sigma(ten.len(), ids.len(), 0.1), "{}", ten.len());
+        assert!(ten.iter().all(|id| r.offered_to(id, t0 + 3 * day)));
+        let mut m = Manifest {
+            releases: vec![rolled("1.0.0", None), r],
+            ..Manifest::default()
+        };
+        // Signed a day and an hour in: a client whose clock says a week
+        // later still reads the schedule at the signing time.
+        m.signed = Some(humantime::format_rfc3339_seconds(at(t0 + day + 3600)).to_string());
+        assert_eq!(m.schedule_time(at(t0 + 30 * day)), t0 + day + 3600);
+        // A clock behind the signing time is believed (it only holds back).
+        assert_eq!(m.schedule_time(at(t0)), t0);
+        let text = m.render();
+        let back = Manifest::parse(&text, "t").unwrap();
+        assert_eq!(
+            back.releases
+                .iter()
+                .find(|r| r.version == v("1.1.0"))
+                .unwrap()
+                .schedule,
+            m.releases[1].schedule
+        );
+        assert_eq!(back.signed, m.signed);
+        let picked = |clock: u64| {
+            let audience = Audience {
+                install_id: Some(ids[0].clone()),
+                now: Some(at(clock)),
+                ..Audience::default()
+            };
+            let offered: usize = ids
+                .iter()
+                .filter(|id| {
+                    let a = Audience {
+                        install_id: Some((*id).clone()),
+                        ..audience.clone()
+                    };
+                    m.update_for_install("demo", &v("1.0.0"), &a, false, true)
+                        .is_some_and(|r| r.version == v("1.1.0"))
+                })
+                .count();
+            offered
+        };
+        let far_ahead = picked(t0 + 30 * day);
+        assert!(within_3_sigma(far_ahead, ids.len(), 0.1), "{far_ahead}");
+        assert_eq!(picked(t0), 0);
+        // Bad schedules are refused with the reason.
+        for bad in [
+            "10%@+2d,5%@+3d",
+            "10%@+2d,50%@+1d",
+            "101%@+1d",
+            "10%",
+            "10%@tomorrow",
+        ] {
+            assert!(
+                RolloutStep::parse_schedule(bad, Some(at(t0))).is_err(),
+                "{bad}"
+            );
+        }
+        // In a manifest, times are written out.
+        assert!(Manifest::parse("demo 1.1.0 schedule=10@+1d\n", "t").is_err());
+    }
+
+    #[test]
+    fn a_user_who_asks_gets_a_staged_release_unless_it_is_halted() {
+        let m = Manifest {
+            releases: vec![
+                rolled("1.0.0", None),
+                rolled("1.1.0", Some(1)),
+                rolled("1.2.0", Some(0)),
+            ],
+            ..Manifest::default()
+        };
+        let ids = ids();
+        let out = ids
+            .iter()
+            .find(|id| !m.releases[1].offered_to(id, 0))
+            .unwrap();
+        let audience = Audience {
+            install_id: Some(out.clone()),
+            ..Audience::default()
+        };
+        let pick = |a: &Audience| {
+            m.update_for_install("demo", &v("1.0.0"), a, false, true)
+                .map(|r| r.version.to_string())
+        };
+        assert_eq!(pick(&audience), None);
+        let asked = Audience {
+            by_user: true,
+            ..audience
+        };
+        assert_eq!(pick(&asked).as_deref(), Some("1.1.0"), "1.2.0 is halted");
+    }
+
+    #[test]
+    fn older_clients_see_only_the_lines_meant_for_everyone() {
+        let mut beta = rolled("1.4.0", None);
+        beta.channel = Some("beta".into());
+        let mut windows = rolled("1.3.0", None);
+        windows.target = Some("windows-x86_64".into());
+        let mut linux = rolled("1.3.0", None);
+        linux.target = Some("linux".into());
+        let mut m = Manifest {
+            releases: vec![
+                rolled("1.1.0", None),
+                rolled("1.2.0", Some(10)),
+                windows,
+                linux,
+                beta,
+            ],
+            signed: Some("2026-12-06T00:00:00Z".into()),
+            ..Manifest::default()
+        };
+        m.releases[0].min_version = Some(v("1.0.0"));
+        let text = m.render();
+        // What a reader that skips every line beginning with '#' is left with.
+        let visible: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(visible, ["demo 1.1.0 min_version=1.0.0"], "{text}");
+        assert!(text.contains("#+ signed 2026-12-06T00:00:00Z\n"), "{text}");
+        assert_eq!(Manifest::parse(&text, "t").unwrap().releases.len(), 5);
     }
 }

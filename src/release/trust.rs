@@ -36,6 +36,39 @@ pub struct State {
     /// about the install or its user is in it.
     #[serde(default)]
     pub install_id: Option<String>,
+    /// A version the user chose to skip ("Skip this version"): not offered
+    /// again unless required, or until a newer one appears.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// A version the user put off ("Remind me later"), and until when
+    /// (seconds since the Unix epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remind: Option<Reminder>,
+    /// When this install last checked for updates (seconds since the Unix
+    /// epoch), and how it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<LastCheck>,
+    /// Fields a later leapfrog wrote, kept as they were.
+    #[serde(flatten)]
+    pub extra: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// "Remind me later": `version` is not offered again before `until`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reminder {
+    /// The version put off.
+    pub version: String,
+    /// Until when, in seconds since the Unix epoch.
+    pub until: u64,
+}
+
+/// The last update check of an install.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastCheck {
+    /// When, in seconds since the Unix epoch.
+    pub at: u64,
+    /// What it found, in a few words.
+    pub result: String,
 }
 
 impl State {

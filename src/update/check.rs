@@ -16,7 +16,7 @@ use crate::journal::{Journal, Step};
 use crate::release::manifest::{Manifest, Release};
 use crate::release::policy::Audience;
 use crate::release::signature::PublicKey;
-use crate::release::trust::{self, State};
+use crate::release::trust::{self, LastCheck, State};
 
 /// What [`Updater::check`](crate::Updater::check) found; see
 /// [`Available`] for driving the steps by hand.
@@ -40,6 +40,17 @@ pub enum Check {
         reason: String,
         /// When it will be tried again, if ever.
         retry_at: Option<SystemTime>,
+    },
+    /// The user skipped this version ("Skip this version": `until` is
+    /// `None`, until a newer release appears) or put it off ("Remind me
+    /// later": until `until`). A required update is never put off, and
+    /// an updater built [`asked_by_user`](crate::UpdaterBuilder::asked_by_user)
+    /// offers it again.
+    PutOff {
+        /// The version put off.
+        version: Version,
+        /// Until when, for "Remind me later".
+        until: Option<SystemTime>,
     },
 }
 
@@ -154,6 +165,9 @@ pub struct Checked {
     /// The newest release of the program on the channel (withdrawn ones
     /// left out), offered or not: what `leapfrog check` explains.
     pub newest: Option<Release>,
+    /// The time rollout schedules were read at (seconds since the Unix
+    /// epoch; see [`Manifest::schedule_time`]).
+    pub schedule_at: u64,
 }
 
 /// Fetches a manifest (and, with keys, its signature), checks its
@@ -221,9 +235,8 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
         serial: manifest.serial,
         manifest_sha256: manifest_sha256.clone(),
         next_key: manifest.next_key.clone(),
-        rollout_seen: manifest
-            .releases_of(query.program)
-            .any(|r| r.rollout.is_some()),
+        rollout_seen: manifest.releases_of(query.program).any(Release::staged),
+        schedule_at: manifest.schedule_time(query.audience.now.unwrap_or_else(SystemTime::now)),
         newest: manifest
             .releases_of(query.program)
             .filter(|r| !r.yanked && r.channel() == query.audience.channel())
@@ -398,6 +411,8 @@ pub(crate) fn check_at(updater: &Resolved, manifest_url: &str) -> Result<Check> 
             install_id: Some(install_id.clone()),
             target: Some(crate::release::policy::this_target()),
             downgrade: settings.channel_downgrade,
+            by_user: settings.by_user,
+            now: None,
         },
         program: updater.program(),
         current: updater.current_version(),
@@ -433,33 +448,88 @@ pub(crate) fn check_at(updater: &Resolved, manifest_url: &str) -> Result<Check> 
             }
         }
     }
+    let now = SystemTime::now();
+    let found = match checked.update {
+        None => Check::UpToDate,
+        Some(available) => decide(updater, &state, available, now),
+    };
+    state.last_check = Some(LastCheck {
+        at: unix_seconds(now),
+        result: match &found {
+            Check::Available(a) if a.required => format!("{} required", a.release.version),
+            Check::Available(a) => format!("{} available", a.release.version),
+            Check::RolledBack { version, .. } => format!("{version} rolled back here before"),
+            Check::PutOff {
+                version,
+                until: None,
+            } => format!("{version} skipped by the user"),
+            Check::PutOff { version, .. } => format!("{version} put off by the user"),
+            Check::UpToDate => "up to date".into(),
+        },
+    });
     if changed {
         state.write(install_dir)?;
-    } else if new_id {
-        // Only the id is new: a folder that cannot keep it (read-only)
-        // still gets its update decided, with an id drawn again next time.
-        if let Err(e) = state.write(install_dir) {
+    } else if let Err(e) = state.write(install_dir) {
+        // Only the id or the time of the check is new: a folder that
+        // cannot keep them (read-only) still gets its update decided,
+        // with an id drawn again next time.
+        if new_id {
             log::warn!("the install id cannot be kept: {}", e.chain());
+        } else {
+            log::debug!("the time of this check cannot be kept: {}", e.chain());
         }
     }
-    let Some(available) = checked.update else {
-        return Ok(Check::UpToDate);
-    };
+    Ok(found)
+}
+
+/// Whether an update found is offered now: not when it was rolled back
+/// here (until its retry is due), nor when the user skipped or put it off
+/// (unless it is required, or the user asked for this check).
+fn decide(updater: &Resolved, state: &State, available: Available, now: SystemTime) -> Check {
+    let version = available.release.version.clone();
     if let Ok(Some(journal)) = Journal::read(updater.backup_dir()) {
-        if journal.step == Step::RolledBack
-            && journal.to_version == available.release.version.to_string()
-        {
+        if journal.step == Step::RolledBack && journal.to_version == version.to_string() {
             let retry_at = retry_time(updater, &journal);
-            if retry_at.is_none_or(|due| SystemTime::now() < due) {
-                return Ok(Check::RolledBack {
-                    version: available.release.version.clone(),
+            if retry_at.is_none_or(|due| now < due) {
+                return Check::RolledBack {
+                    version,
                     reason: journal.error.unwrap_or_else(|| "no reason recorded".into()),
                     retry_at,
-                });
+                };
             }
         }
     }
-    Ok(Check::Available(Box::new(available)))
+    let program = updater.program();
+    if available.required || updater.settings().by_user {
+        return Check::Available(Box::new(available));
+    }
+    if state.skipped.as_deref() == Some(&version.to_string()) {
+        log::info!("{program} {version} was skipped by the user; waiting for a newer release");
+        return Check::PutOff {
+            version,
+            until: None,
+        };
+    }
+    if let Some(remind) = &state.remind {
+        let until = SystemTime::UNIX_EPOCH + Duration::from_secs(remind.until);
+        if remind.version == version.to_string() && now < until {
+            log::info!(
+                "{program} {version} was put off by the user until {}",
+                humantime::format_rfc3339_seconds(until)
+            );
+            return Check::PutOff {
+                version,
+                until: Some(until),
+            };
+        }
+    }
+    Check::Available(Box::new(available))
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// When a version rolled back here may be tried again: `None` never (the

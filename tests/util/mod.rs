@@ -281,6 +281,7 @@ fn make_fixture(signed: bool) -> Fixture {
             },
             channel: None,
             rollout: None,
+            rollout_schedule: None,
             min_version: None,
             critical: false,
             target: None,

@@ -21,6 +21,7 @@ pub fn run(
         .into_iter()
         .collect();
     let channel = audience.channel().to_owned();
+    let query_by_user = audience.by_user;
     let target = audience.target.clone();
     let install_id = audience.install_id.clone();
     let query = leapfrog::internal::Query {
@@ -48,10 +49,12 @@ pub fn run(
         .as_ref()
         .map(|a| &a.release)
         .or(checked.newest.as_ref());
+    let at = checked.schedule_at;
     let bucket = about
         .zip(install_id.as_deref())
-        .filter(|(r, _)| r.rollout.is_some())
+        .filter(|(r, _)| r.staged())
         .map(|(r, id)| r.bucket(id));
+    let by_user = query_by_user;
     let reason = match (&checked.update, &checked.newest) {
         (Some(a), _) if a.is_required() => format!(
             "{program} {current} is below the publisher's minimum version; {} is required",
@@ -61,7 +64,11 @@ pub fn run(
             "{program} {current} is withdrawn, or the app asked to change channel: going back to {}",
             a.release.version
         ),
-        (Some(a), _) => match (a.release.rollout, &install_id) {
+        (Some(a), _) => match (a.release.percent_at(at), &install_id) {
+            (Some(percent), _) if by_user => format!(
+                "{} is newer; it is offered to {percent}% of installs, and to any whose user asks",
+                a.release.version
+            ),
             (Some(percent), Some(_)) => format!(
                 "{} is newer, and this install is in its rollout to {percent}% of installs",
                 a.release.version
@@ -72,7 +79,11 @@ pub fn run(
             ),
             (None, _) => format!("{} is newer", a.release.version),
         },
-        (None, Some(newest)) if newest.version > current => match newest.rollout {
+        (None, Some(newest)) if newest.version > current => match newest.percent_at(at) {
+            Some(0) => format!(
+                "{} is newer, but its rollout is halted (0% of installs)",
+                newest.version
+            ),
             Some(percent) if install_id.is_some() => format!(
                 "{} is newer, but is offered to {percent}% of installs and this install is not among them",
                 newest.version

@@ -86,6 +86,7 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
             signing: signing.clone(),
             channel: None,
             rollout: None,
+            rollout_schedule: None,
             min_version: None,
             critical: false,
             target: None,

@@ -76,6 +76,12 @@ enum Command {
         /// raise it later with `leapfrog rollout`.
         #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
         rollout: Option<u8>,
+        /// Or a signed schedule, e.g. 10%@2026-12-07T00:00:00Z,50%@+3d,100%@+7d
+        /// (RFC 3339 times or durations from now). A step reaches the apps
+        /// when versions.txt is signed after its time: run `leapfrog
+        /// refresh` at least as often.
+        #[arg(long, conflicts_with = "rollout")]
+        rollout_schedule: Option<String>,
         /// Installs below this version must update (no "Later"); never
         /// lower than a floor an earlier release set.
         #[arg(long)]
@@ -103,8 +109,11 @@ enum Command {
         #[arg(long)]
         version: String,
         /// The share of installs, 0 to 100.
-        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
-        percent: u8,
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100), required_unless_present = "schedule")]
+        percent: Option<u8>,
+        /// Or a schedule, as for `publish --rollout-schedule`.
+        #[arg(long, conflicts_with = "percent")]
+        schedule: Option<String>,
         #[command(flatten)]
         sign: publish::SignArgs,
     },
@@ -189,6 +198,10 @@ enum Command {
         /// Decide for this platform (e.g. windows-x86_64; default: this one's).
         #[arg(long)]
         target: Option<String>,
+        /// Decide as for a check the user asked for: a staged rollout
+        /// offers the release to every install unless it is halted.
+        #[arg(long)]
+        by_user: bool,
         /// Print the decision as JSON: status (up_to_date, available,
         /// required), version, channel, bucket, reason.
         #[arg(long)]
@@ -237,6 +250,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             notes,
             channel,
             rollout,
+            rollout_schedule,
             min_version,
             critical,
             target,
@@ -250,6 +264,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
                 notes,
                 channel,
                 rollout,
+                rollout_schedule,
                 min_version,
                 critical,
                 target,
@@ -261,8 +276,9 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             program,
             version,
             percent,
+            schedule,
             sign,
-        } => publish::rollout(&repo, &program, &version, percent, &sign),
+        } => publish::rollout(&repo, &program, &version, (percent, schedule), &sign),
         Command::Yank {
             repo,
             program,
@@ -289,6 +305,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             channel,
             install_id,
             target,
+            by_user,
             json,
         } => check::run(
             &manifest_url,
@@ -300,6 +317,8 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
                 install_id,
                 target: Some(target.unwrap_or_else(leapfrog::internal::this_target)),
                 downgrade: false,
+                by_user,
+                now: None,
             },
             json,
         ),

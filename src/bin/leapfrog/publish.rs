@@ -51,6 +51,7 @@ pub struct Release {
     pub notes: Option<PathBuf>,
     pub channel: Option<String>,
     pub rollout: Option<u8>,
+    pub rollout_schedule: Option<String>,
     pub min_version: Option<String>,
     pub critical: bool,
     pub target: Option<String>,
@@ -66,6 +67,7 @@ pub fn run(release: Release, sign: &SignArgs) -> anyhow::Result<Exit> {
         signing: sign.signing()?,
         channel: release.channel,
         rollout: release.rollout,
+        rollout_schedule: release.rollout_schedule,
         min_version: release.min_version,
         critical: release.critical,
         target: release.target,
@@ -99,12 +101,23 @@ pub fn rollout(
     repo: &Path,
     program: &str,
     version: &str,
-    percent: u8,
+    share: (Option<u8>, Option<String>),
     sign: &SignArgs,
 ) -> anyhow::Result<Exit> {
-    let serial = leapfrog::publish::rollout(repo, program, version, percent, &sign.signing()?)
-        .with_context(|| format!("rolling out {program} {version}"))?;
-    println!("{program} {version} is offered to {percent}% of installs; versions.txt is now at serial {serial}");
+    let signing = sign.signing()?;
+    let (serial, offered) = match share {
+        (Some(percent), None) => (
+            leapfrog::publish::rollout(repo, program, version, percent, &signing),
+            format!("{percent}% of installs"),
+        ),
+        (None, Some(schedule)) => (
+            leapfrog::publish::schedule(repo, program, version, &schedule, &signing),
+            format!("installs on the schedule {schedule}"),
+        ),
+        _ => anyhow::bail!("give --percent or --schedule"),
+    };
+    let serial = serial.with_context(|| format!("rolling out {program} {version}"))?;
+    println!("{program} {version} is offered to {offered}; versions.txt is now at serial {serial}");
     Ok(Exit::Ok)
 }
 

@@ -29,7 +29,7 @@ pub fn run(install: &Path, backup: Option<&Path>) -> anyhow::Result<Exit> {
         channel: channel.clone(),
         install_id: None,
         target: Some(leapfrog::internal::this_target()),
-        downgrade: false,
+        ..Audience::default()
     };
     println!("  channel:    {}", audience.channel());
     println!("  platform:   {}", leapfrog::internal::this_target());
@@ -41,6 +41,28 @@ pub fn run(install: &Path, backup: Option<&Path>) -> anyhow::Result<Exit> {
             .as_deref()
             .unwrap_or("none yet (made when a staged rollout first needs one)")
     );
+    match &state.last_check {
+        Some(last) => println!(
+            "  last check: {} ({})",
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(last.at)
+            ),
+            last.result
+        ),
+        None => println!("  last check: none recorded"),
+    }
+    if let Some(skipped) = &state.skipped {
+        println!("  skipped by the user: {skipped} (offered again when newer, or asked for)");
+    }
+    if let Some(remind) = &state.remind {
+        println!(
+            "  put off by the user: {} until {}",
+            remind.version,
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(remind.until)
+            )
+        );
+    }
     match state.serial {
         Some(serial) => println!("  last signed manifest accepted: serial {serial}"),
         None => println!("  no signed manifest accepted yet"),
