@@ -184,7 +184,7 @@ mod updater;
 pub use config::{Ask, Restart};
 pub use error::{Error, Result};
 pub use release::manifest::{Manifest, Release};
-pub use update::{confirm_healthy, finish_pending, rollback, Available, Check, Pending};
+pub use update::{confirm_healthy, finish_pending, rollback, Available, Check, Notes, Pending};
 pub use updater::{Outcome, StagedUpdate, Updater, UpdaterBuilder};
 
 /// Not part of the API: the pieces leapfrog's own command, tests and

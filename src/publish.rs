@@ -477,6 +477,8 @@ pub fn publish(opts: &PublishOptions) -> Result<Published> {
         let dest = opts.repo.join(&notes_name);
         fs::copy(notes, &dest)
             .map_err(io_err(&format!("copying {} to", notes.display()), &dest))?;
+        // The signed manifest vouches for the notes shown, as for the archive.
+        release.notes_sha256 = Some(hash::sha256_file(&dest)?.0);
         release.notes = Some(notes_name);
     }
     manifest.releases.push(release.clone());

@@ -1,5 +1,5 @@
-//! The only code that draws: the native Update / Later dialog, the
-//! terminal question, the terminal progress bar, and how sizes are shown.
+//! The only code that draws: the native Update / Later / Skip dialog (a
+//! scrolling window when there are release notes), the terminal question, the terminal progress bar, and how sizes are shown.
 //! The library never prints otherwise; it logs through `log`.
 
 use std::io::{IsTerminal, Write};
@@ -9,12 +9,30 @@ use crate::error::human_size;
 use crate::fetch::ProgressFn;
 use crate::update::Available;
 
+/// What the user answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// Install it now.
+    Update,
+    /// "Remind me later": ask again after a while.
+    Later,
+    /// "Skip this version": not until a newer one.
+    Skip,
+    /// Nobody was asked (the settings said no, or there is nobody to ask).
+    NotAsked,
+}
+
 /// Asks the user, as `ask` says, whether to install `available`.
-/// The release notes are fetched (`notes`) only when someone is asked.
-pub(crate) fn ask(ask: Ask, available: &Available, notes: impl FnOnce() -> Option<String>) -> bool {
+/// The release notes (Markdown or plain text) are fetched (`notes`) only
+/// when someone is asked.
+pub(crate) fn ask(
+    ask: Ask,
+    available: &Available,
+    notes: impl FnOnce() -> Option<String>,
+) -> Answer {
     match ask {
-        Ask::AssumeYes => true,
-        Ask::Never => false,
+        Ask::AssumeYes => Answer::Update,
+        Ask::Never => Answer::NotAsked,
         Ask::Dialog => ask_dialog(available, notes),
         Ask::Terminal => ask_terminal(available, notes),
         Ask::Auto => {
@@ -24,10 +42,10 @@ pub(crate) fn ask(ask: Ask, available: &Available, notes: impl FnOnce() -> Optio
                 ask_terminal(available, notes)
             } else if available.is_required() {
                 log::info!("nobody to ask, and the update is required: updating");
-                true
+                Answer::Update
             } else {
                 log::info!("no display and no terminal to ask on: not updating now");
-                false
+                Answer::NotAsked
             }
         }
     }
@@ -60,17 +78,107 @@ fn question(
         available.current,
         r.size.map_or_else(|| "unknown size".to_owned(), human_size)
     );
-    (title, notes())
+    let notes = notes()
+        .map(|markdown| plain_text(&markdown))
+        .filter(|text| !text.trim().is_empty());
+    (title, notes)
 }
 
-fn ask_terminal(available: &Available, notes: impl FnOnce() -> Option<String>) -> bool {
+/// Markdown (or plain text, which reads the same) as plain text for a
+/// terminal or a dialog: headings underlined, list items bulleted, links
+/// followed by their address, emphasis and markup dropped.
+pub(crate) fn plain_text(markdown: &str) -> String {
+    use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+    let mut out = String::new();
+    let mut lists: Vec<Option<u64>> = Vec::new();
+    let mut heading: Option<(usize, char)> = None;
+    let mut link: Vec<String> = Vec::new();
+    let newline = |out: &mut String| {
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+    };
+    let blank = |out: &mut String| {
+        newline(out);
+        if !out.is_empty() && !out.ends_with("\n\n") {
+            out.push('\n');
+        }
+    };
+    for event in Parser::new(markdown) {
+        match event {
+            Event::Start(Tag::Heading { level, .. }) => {
+                blank(&mut out);
+                let underline = if level == pulldown_cmark::HeadingLevel::H1 {
+                    '='
+                } else {
+                    '-'
+                };
+                heading = Some((out.len(), underline));
+            }
+            Event::End(TagEnd::Heading(_)) => {
+                if let Some((start, underline)) = heading.take() {
+                    let width = out[start..].chars().count();
+                    out.push('\n');
+                    out.extend(std::iter::repeat_n(underline, width));
+                }
+                out.push('\n');
+            }
+            Event::Start(Tag::Paragraph) if lists.is_empty() => blank(&mut out),
+            Event::End(TagEnd::Paragraph) => newline(&mut out),
+            Event::Start(Tag::List(first)) => {
+                if lists.is_empty() {
+                    blank(&mut out);
+                }
+                lists.push(first);
+            }
+            Event::End(TagEnd::List(_)) => {
+                lists.pop();
+            }
+            Event::Start(Tag::Item) => {
+                newline(&mut out);
+                let depth = lists.len().saturating_sub(1);
+                out.push_str(&"  ".repeat(depth));
+                match lists.last_mut() {
+                    Some(Some(n)) => {
+                        out.push_str(&format!("{n}. "));
+                        *n += 1;
+                    }
+                    _ => out.push_str("- "),
+                }
+            }
+            Event::Start(Tag::CodeBlock(_)) => blank(&mut out),
+            Event::Start(Tag::Link { dest_url, .. }) => link.push(dest_url.to_string()),
+            Event::End(TagEnd::Link) => {
+                if let Some(url) = link.pop() {
+                    if !url.is_empty() && !out.ends_with(url.as_str()) {
+                        out.push_str(&format!(" ({url})"));
+                    }
+                }
+            }
+            Event::Text(text) | Event::Code(text) => out.push_str(&text),
+            Event::SoftBreak | Event::HardBreak => out.push('\n'),
+            Event::Rule => {
+                blank(&mut out);
+                out.push_str("----\n");
+            }
+            Event::Html(html) | Event::InlineHtml(html) => out.push_str(&html),
+            _ => {}
+        }
+    }
+    out.trim().to_owned()
+}
+
+fn ask_terminal(available: &Available, notes: impl FnOnce() -> Option<String>) -> Answer {
     let (title, notes) = question(available, notes);
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "{title}");
     if let Some(notes) = notes {
-        for line in notes.lines().take(20) {
+        // All of it: the question comes after, so it stays on screen.
+        let _ = writeln!(err);
+        for line in notes.lines() {
             let _ = writeln!(err, "  {line}");
         }
+        let _ = writeln!(err);
     }
     if available.is_required() {
         let _ = writeln!(
@@ -78,15 +186,23 @@ fn ask_terminal(available: &Available, notes: impl FnOnce() -> Option<String>) -
             "This update is required: {} {} may not be kept. Updating now.",
             available.release.program, available.current
         );
-        return true;
+        return Answer::Update;
     }
-    let _ = write!(err, "Update now? [y/N] ");
+    let _ = write!(
+        err,
+        "Update now? [y]es, [l]ater (remind me), [s]kip this version: "
+    );
     let _ = err.flush();
     let mut answer = String::new();
     if std::io::stdin().read_line(&mut answer).is_err() {
-        return false;
+        return Answer::NotAsked;
     }
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Answer::Update,
+        "s" | "skip" => Answer::Skip,
+        // Enter, "later", "no": ask again later.
+        _ => Answer::Later,
+    }
 }
 
 /// Whether a native dialog can be shown: always on Windows and macOS; on
@@ -105,36 +221,70 @@ fn dialog_available() -> bool {
         })
 }
 
+/// How many lines of notes a message dialog (which cannot scroll) shows.
 #[cfg(feature = "dialog")]
-fn ask_dialog(available: &Available, notes: impl FnOnce() -> Option<String>) -> bool {
+const DIALOG_LINES: usize = 20;
+
+#[cfg(feature = "dialog")]
+fn ask_dialog(available: &Available, notes: impl FnOnce() -> Option<String>) -> Answer {
     let (title, notes) = question(available, notes);
+    let window = format!("Update {}", available.release.program);
+    const UPDATE: &str = "Update";
+    const LATER: &str = "Remind me later";
+    const SKIP: &str = "Skip this version";
+    // Notes scroll in a text window, the buttons below them.
+    if let (Some(notes), false) = (&notes, available.is_required()) {
+        let text = format!("{title}\n\n{notes}\n");
+        match crate::os::text_dialog(&window, &text, &[UPDATE, LATER, SKIP]) {
+            Some(0) => return Answer::Update,
+            Some(1) => return Answer::Later,
+            Some(_) => return Answer::Skip,
+            None => {}
+        }
+    }
+    // A message dialog: the notes cut to what fits, so the buttons stay
+    // on screen.
     let mut text = title;
     if let Some(notes) = notes {
+        let lines: Vec<&str> = notes.lines().collect();
         text.push_str("\n\n");
-        text.push_str(&notes.lines().take(30).collect::<Vec<_>>().join("\n"));
+        text.push_str(&lines[..lines.len().min(DIALOG_LINES)].join("\n"));
+        if lines.len() > DIALOG_LINES {
+            text.push_str(&format!("\n… ({} more lines)", lines.len() - DIALOG_LINES));
+        }
+    }
+    if cfg!(windows) && !available.is_required() {
+        // Windows' plain message box labels its buttons Yes, No, Cancel.
+        text.push_str(&format!("\n\nYes: {UPDATE}. No: {SKIP}. Cancel: {LATER}."));
     }
     let dialog = rfd::MessageDialog::new()
-        .set_title(format!("Update {}", available.release.program))
+        .set_title(window)
         .set_description(text);
     if available.is_required() {
         // No "Later": the running version may not be kept.
         dialog
-            .set_buttons(rfd::MessageButtons::OkCustom("Update".into()))
+            .set_buttons(rfd::MessageButtons::OkCustom(UPDATE.into()))
             .show();
-        return true;
+        return Answer::Update;
     }
     let answer = dialog
-        .set_buttons(rfd::MessageButtons::OkCancelCustom(
-            "Update".into(),
-            "Later".into(),
+        .set_buttons(rfd::MessageButtons::YesNoCancelCustom(
+            UPDATE.into(),
+            SKIP.into(),
+            LATER.into(),
         ))
         .show();
-    matches!(answer, rfd::MessageDialogResult::Custom(ref s) if s == "Update")
-        || matches!(answer, rfd::MessageDialogResult::Ok)
+    match answer {
+        rfd::MessageDialogResult::Custom(ref s) if s == UPDATE => Answer::Update,
+        rfd::MessageDialogResult::Ok | rfd::MessageDialogResult::Yes => Answer::Update,
+        rfd::MessageDialogResult::Custom(ref s) if s == SKIP => Answer::Skip,
+        rfd::MessageDialogResult::No => Answer::Skip,
+        _ => Answer::Later,
+    }
 }
 
 #[cfg(not(feature = "dialog"))]
-fn ask_dialog(available: &Available, notes: impl FnOnce() -> Option<String>) -> bool {
+fn ask_dialog(available: &Available, notes: impl FnOnce() -> Option<String>) -> Answer {
     log::warn!("built without the `dialog` feature: asking on the terminal instead");
     ask_terminal(available, notes)
 }

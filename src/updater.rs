@@ -39,6 +39,31 @@ pub enum Outcome {
     /// The newest release was rolled back here before and is not offered
     /// again yet (see [`Check::RolledBack`]).
     RolledBack(Version),
+    /// The user skipped this version (`until` is `None`) or asked to be
+    /// reminded later (see [`Check::PutOff`]).
+    PutOff {
+        /// The version put off.
+        version: Version,
+        /// Until when, for "Remind me later".
+        until: Option<std::time::SystemTime>,
+    },
+}
+
+/// Fetches a notes file and checks it against the manifest's sha256.
+fn fetch_notes(url: &str, sha256: Option<&str>, updater: &Updater) -> Result<String> {
+    let text = crate::fetch::fetch_text(url, &updater.settings().limits)?;
+    if let Some(expected) = sha256 {
+        use sha2::Digest;
+        let got = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+        if got != expected {
+            return Err(Error::ChecksumMismatch {
+                url: crate::fetch::redact(url),
+                expected: expected.to_owned(),
+                computed: got,
+            });
+        }
+    }
+    Ok(text)
 }
 
 /// Builds an [`Updater`]; `build()` checks the settings.
@@ -153,24 +178,53 @@ impl Updater {
         update::check(&self.resolved)
     }
 
-    /// The release notes of `available`: inline ones, or the notes file
-    /// fetched (capped like a manifest). `None` when there are none or they
-    /// cannot be fetched.
+    /// The release notes of every version from the running one up to
+    /// `available`, newest first, each under a `## version` heading when
+    /// there are several (Markdown or plain text, as published): inline
+    /// ones, or the notes files fetched (capped like a manifest) and
+    /// checked against the manifest's `notes_sha256`. A version whose notes
+    /// cannot be fetched or do not match is left out (and logged); `None`
+    /// when none are left.
     pub fn release_notes(&self, available: &Available) -> Option<String> {
-        if let Some(text) = &available.release.notes_text {
-            return Some(text.clone());
+        let mut parts = Vec::new();
+        for notes in &available.notes {
+            let text = match (&notes.text, &notes.url) {
+                (Some(text), _) => text.clone(),
+                (None, Some(url)) => match fetch_notes(url, notes.sha256.as_deref(), self) {
+                    Ok(text) => text,
+                    Err(e) => {
+                        log::warn!(
+                            "the release notes of {} are not shown: {}",
+                            notes.version,
+                            e.chain()
+                        );
+                        continue;
+                    }
+                },
+                (None, None) => continue,
+            };
+            parts.push((notes.version.clone(), text));
         }
-        let url = available.notes_url.as_ref()?;
-        match crate::fetch::fetch_text(url, &self.settings().limits) {
-            Ok(text) => Some(text),
-            Err(e) => {
-                log::warn!("release notes unavailable: {}", e.chain());
-                None
-            }
+        match parts.len() {
+            0 => None,
+            1 if parts[0].0 == available.release.version => parts.pop().map(|(_, text)| text),
+            _ => Some(
+                parts
+                    .iter()
+                    .map(|(version, text)| format!("## {version}\n\n{}\n", text.trim()))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
         }
     }
 
-    /// Asks the user, as the builder's [`Ask`] says, whether to install `available`.
+    /// Asks the user, as the builder's [`Ask`] says, whether to install
+    /// `available`, showing the release notes of every version since the
+    /// running one. Besides "Update", the user may answer "Remind me
+    /// later" (not asked again about this version for
+    /// [`remind_after`](UpdaterBuilder::remind_after)) or "Skip this
+    /// version" (not until a newer one); both are remembered in the state
+    /// file, and neither is offered for a required update.
     pub fn ask(&self, available: &Available) -> bool {
         let settings = self.settings();
         let ask = if settings.assume_yes {
@@ -178,7 +232,47 @@ impl Updater {
         } else {
             settings.ask
         };
-        ui::ask(ask, available, || self.release_notes(available))
+        let answer = ui::ask(ask, available, || self.release_notes(available));
+        let version = available.release.version.to_string();
+        let remember = |change: &dyn Fn(&mut crate::release::trust::State)| {
+            let dir = self.install_dir();
+            let kept = crate::release::trust::State::read(dir).and_then(|mut state| {
+                change(&mut state);
+                state.write(dir)
+            });
+            if let Err(e) = kept {
+                log::warn!("the answer about {version} cannot be kept: {}", e.chain());
+            }
+        };
+        match answer {
+            ui::Answer::Update => true,
+            ui::Answer::NotAsked => false,
+            ui::Answer::Later => {
+                let until = std::time::SystemTime::now() + settings.remind_after;
+                log::info!(
+                    "{} {version}: reminding the user after {}",
+                    self.program(),
+                    humantime::format_rfc3339_seconds(until)
+                );
+                // The latest answer stands: "later" undoes a skip.
+                remember(&|state| {
+                    state.remind = Some(crate::release::trust::Reminder {
+                        version: version.clone(),
+                        until: crate::update::unix_seconds(until),
+                    });
+                    state.skipped = None;
+                });
+                false
+            }
+            ui::Answer::Skip => {
+                log::info!("{} {version}: skipped by the user", self.program());
+                remember(&|state| {
+                    state.skipped = Some(version.clone());
+                    state.remind = None;
+                });
+                false
+            }
+        }
     }
 
     /// Step 2: stages `available` in the backup dir (copy, download, verify,
@@ -207,7 +301,7 @@ impl Updater {
         let available = match self.check() {
             Ok(Check::Available(available)) => *available,
             Ok(Check::RolledBack { version, .. }) => return Ok(Outcome::RolledBack(version)),
-            Ok(Check::PutOff { version, .. }) => return Ok(Outcome::Declined(version)),
+            Ok(Check::PutOff { version, until }) => return Ok(Outcome::PutOff { version, until }),
             Ok(_) => return Ok(Outcome::UpToDate),
             Err(e) => {
                 log::warn!("checking for updates failed: {}", e.chain());

@@ -3,6 +3,7 @@
 //! Where they are not installed the tests say what to install and stop,
 //! except in CI, where `.ci/run` installs them.
 
+use std::fs;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,14 +12,19 @@ use leapfrog::serve::Server;
 use crate::util::*;
 
 fn installed() -> bool {
-    let missing: Vec<_> = ["/usr/bin/Xvfb", "/usr/bin/zenity", "/usr/bin/xdotool"]
-        .into_iter()
-        .filter(|p| !std::path::Path::new(p).is_file())
-        .collect();
+    let missing: Vec<_> = [
+        "/usr/bin/Xvfb",
+        "/usr/bin/zenity",
+        "/usr/bin/xdotool",
+        "/usr/bin/xwd",
+    ]
+    .into_iter()
+    .filter(|p| !std::path::Path::new(p).is_file())
+    .collect();
     if missing.is_empty() {
         return true;
     }
-    let advice = format!("{missing:?} not installed: apt-get install xvfb zenity xdotool");
+    let advice = format!("{missing:?} not installed: apt-get install xvfb zenity xdotool x11-apps");
     assert!(std::env::var_os("CI").is_none(), "{advice}");
     eprintln!("SKIPPED: {advice}");
     false
@@ -76,6 +82,18 @@ impl Display {
     /// Returns false when the app ended first, or no dialog came within two
     /// minutes (a liveness bound: a loaded machine can be slow to start one).
     fn click_button(&self, from_right: i64, app_ended: impl Fn() -> bool) -> bool {
+        let Some(window) = self.wait_for_dialog(app_ended) else {
+            return false;
+        };
+        let x = window.x + window.width - from_right;
+        let y = window.y + window.height - 25;
+        self.xdotool(&["mousemove", &x.to_string(), &y.to_string(), "click", "1"]);
+        true
+    }
+
+    /// The dialog's window once it is shown; `None` when the app ended
+    /// first, or no dialog came within two minutes.
+    fn wait_for_dialog(&self, app_ended: impl Fn() -> bool) -> Option<Window> {
         let deadline = Instant::now() + Duration::from_secs(120);
         let window = loop {
             let found = self.xdotool(&["search", "--name", "Update demo"]);
@@ -83,7 +101,7 @@ impl Display {
                 break id.to_owned();
             }
             if app_ended() || Instant::now() > deadline {
-                return false;
+                return None;
             }
             std::thread::sleep(Duration::from_millis(100));
         };
@@ -96,10 +114,68 @@ impl Display {
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or_else(|| panic!("no {key} in {geometry}"))
         };
-        let x = value("X") + value("WIDTH") - from_right;
-        let y = value("Y") + value("HEIGHT") - 25;
-        self.xdotool(&["mousemove", &x.to_string(), &y.to_string(), "click", "1"]);
-        true
+        Some(Window {
+            x: value("X"),
+            y: value("Y"),
+            width: value("WIDTH"),
+            height: value("HEIGHT"),
+        })
+    }
+
+    /// A screenshot of the whole screen (xwd).
+    fn screenshot(&self) -> Screenshot {
+        let out = Command::new("/usr/bin/xwd")
+            .args(["-root", "-silent"])
+            .env("DISPLAY", &self.name)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "xwd failed");
+        Screenshot::from_xwd(out.stdout)
+    }
+}
+
+/// Where a window is on the screen.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    x: i64,
+    y: i64,
+    width: i64,
+    height: i64,
+}
+
+/// The pixels of an X window dump (XWD, as `xwd` writes it).
+struct Screenshot {
+    width: i64,
+    height: i64,
+    bytes_per_pixel: usize,
+    bytes_per_line: usize,
+    pixels: Vec<u8>,
+}
+
+impl Screenshot {
+    fn from_xwd(data: Vec<u8>) -> Screenshot {
+        let field = |i: usize| u32::from_be_bytes(data[i * 4..i * 4 + 4].try_into().unwrap());
+        let (header, width, height) = (field(0) as usize, field(4), field(5));
+        let (bits_per_pixel, bytes_per_line, colours) = (field(11), field(12) as usize, field(19));
+        let start = header + colours as usize * 12;
+        Screenshot {
+            width: i64::from(width),
+            height: i64::from(height),
+            bytes_per_pixel: bits_per_pixel as usize / 8,
+            bytes_per_line,
+            pixels: data[start..].to_vec(),
+        }
+    }
+
+    /// The pixels of rows `top..bottom` between columns `left..right`.
+    fn region(&self, left: i64, right: i64, top: i64, bottom: i64) -> Vec<&[u8]> {
+        (top..bottom)
+            .map(|y| {
+                let row = y as usize * self.bytes_per_line;
+                &self.pixels[row + left as usize * self.bytes_per_pixel
+                    ..row + right as usize * self.bytes_per_pixel]
+            })
+            .collect()
     }
 }
 
@@ -120,14 +196,16 @@ fn dialog_later_then_update() {
     let display = Display::start();
     let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
     let url = format!("{}versions.txt", server.url());
-    let app = |answer_from_right: i64| {
+    let launch = |args: &[&str]| {
+        let mut cmd = command(&world.install.join("demo"));
+        cmd.args(args)
+            .env("DISPLAY", &display.name)
+            .env("LEAPFROG_MANIFEST_URL", &url);
+        run(&mut cmd, Duration::from_secs(60))
+    };
+    let app = |args: &[&str], answer_from_right: i64| {
         std::thread::scope(|scope| {
-            let run = scope.spawn(|| {
-                let mut cmd = command(&world.install.join("demo"));
-                cmd.env("DISPLAY", &display.name)
-                    .env("LEAPFROG_MANIFEST_URL", &url);
-                run(&mut cmd, Duration::from_secs(60))
-            });
+            let run = scope.spawn(|| launch(args));
             let clicked = display.click_button(answer_from_right, || run.is_finished());
             let done = run.join().unwrap();
             assert!(
@@ -139,12 +217,108 @@ fn dialog_later_then_update() {
             done
         })
     };
-    // "Later": nothing changes.
-    app(145)
+    // The buttons, right to left: Update, Remind me later, Skip this version.
+    // "Remind me later": nothing changes, and the next start asks nothing.
+    app(&[], 238)
         .expect_code(0)
+        .expect_output("demo 1.1.0: reminding the user after")
         .expect_output("1.1.0 is available; not updating now");
-    assert_eq!(tree_hashes(&world.install), before);
-    // "Update": the app updates itself and relaunches.
-    app(52).expect_code(0).expect_output("demo 1.1.0 running");
+    let mut now = tree_hashes(&world.install);
+    now.remove(leapfrog::internal::STATE_NAME);
+    assert_eq!(now, before);
+    launch(&[])
+        .expect_code(0)
+        .expect_output("1.1.0 was put off by the user");
+    // "Check for updates" asks again; "Update": the app updates itself
+    // and relaunches.
+    app(&["--check-now"], 83)
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
     assert_ne!(tree_hashes(&world.install), before);
+}
+
+#[test]
+fn dialog_long_notes_scroll_under_buttons_that_stay_and_skip_is_remembered() {
+    if !installed() {
+        return;
+    }
+    let world = World::new();
+    // 1.1.0 comes with 300 lines of notes.
+    let notes: String = (1..=300)
+        .map(|i| format!("- change number {i} of this release\n"))
+        .collect();
+    fs::write(world.releases.join("demo-1.1.0.md"), &notes).unwrap();
+    let path = world.releases.join("versions.txt");
+    let mut manifest = leapfrog::Manifest::parse(&fs::read_to_string(&path).unwrap(), "t").unwrap();
+    for r in &mut manifest.releases {
+        if r.version.to_string() == "1.1.0" {
+            r.notes = Some("demo-1.1.0.md".into());
+        }
+    }
+    fs::write(&path, manifest.render()).unwrap();
+    let display = Display::start();
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    let url = format!("{}versions.txt", server.url());
+    let launch = || {
+        let mut cmd = command(&world.install.join("demo"));
+        cmd.env("DISPLAY", &display.name)
+            .env("LEAPFROG_MANIFEST_URL", &url);
+        run(&mut cmd, Duration::from_secs(60))
+    };
+    let done = std::thread::scope(|scope| {
+        let app = scope.spawn(launch);
+        let window = display.wait_for_dialog(|| app.is_finished());
+        let Some(w) = window else {
+            let done = app.join().unwrap();
+            panic!(
+                "the dialog never appeared; the app said:\n{}{}",
+                done.stdout(),
+                done.stderr()
+            );
+        };
+        // The whole window, buttons too, is on the 1024x768 screen.
+        let before = display.screenshot();
+        assert_eq!((before.width, before.height), (1024, 768));
+        assert!(
+            w.x >= 0 && w.y >= 0 && w.x + w.width <= 1024 && w.y + w.height <= 768,
+            "{w:?}"
+        );
+        // Scroll the notes with the mouse wheel.
+        let (cx, cy) = (w.x + w.width / 2, w.y + w.height / 2);
+        display.xdotool(&["mousemove", &cx.to_string(), &cy.to_string()]);
+        display.xdotool(&["click", "--repeat", "15", "--delay", "50", "5"]);
+        std::thread::sleep(Duration::from_millis(700));
+        let after = display.screenshot();
+        let notes_area = |s: &Screenshot| {
+            s.region(w.x + 10, w.x + w.width - 10, w.y + 10, w.y + w.height - 60)
+                .concat()
+        };
+        let buttons = |s: &Screenshot| {
+            s.region(w.x, w.x + w.width, w.y + w.height - 45, w.y + w.height - 5)
+                .concat()
+        };
+        assert_ne!(
+            notes_area(&before),
+            notes_area(&after),
+            "the notes did not scroll"
+        );
+        assert_eq!(buttons(&before), buttons(&after), "the buttons moved");
+        let row = buttons(&after);
+        let distinct: std::collections::BTreeSet<&[u8]> =
+            row.chunks(after.bytes_per_pixel).collect();
+        assert!(distinct.len() > 2, "no buttons drawn");
+        // "Skip this version" is the rightmost button.
+        let (x, y) = (w.x + w.width - 83, w.y + w.height - 25);
+        display.xdotool(&["mousemove", &x.to_string(), &y.to_string(), "click", "1"]);
+        app.join().unwrap()
+    });
+    done.expect_code(0)
+        .expect_output("demo 1.1.0: skipped by the user")
+        .expect_output("1.1.0 is available; not updating now");
+    let state = leapfrog::internal::State::read(&world.install).unwrap();
+    assert_eq!(state.skipped.as_deref(), Some("1.1.0"));
+    // The next start asks nothing.
+    launch()
+        .expect_code(0)
+        .expect_output("1.1.0 was skipped by the user");
 }

@@ -10,9 +10,15 @@ fn manifest_sample_in_repo_parses() {
     let text = fs::read_to_string(path).unwrap();
     let m = leapfrog::Manifest::parse(&text, path).unwrap();
     assert!(m.serial.is_some() && m.expires.is_some());
+    assert!(m.signed.is_some(), "the sample shows the signing time");
     let newest = m.newest("demo").expect("the sample lists demo");
-    assert_eq!(newest.version.to_string(), "1.1.0");
+    assert_eq!(newest.version.to_string(), "1.2.0");
     assert!(newest.sha256.is_some() && newest.size.is_some() && newest.notes.is_some());
+    assert!(newest.notes_sha256.is_some() && newest.schedule.len() == 2);
+    assert!(
+        m.render().contains("\n#+ demo 1.2.0 "),
+        "a staged release is hidden from older clients"
+    );
     assert!(
         m.releases.iter().any(|r| r.sha256.is_none()),
         "the sample shows a bare line too"

@@ -37,6 +37,44 @@ fn serve(world: &World) -> (Server, String) {
     (server, url)
 }
 
+/// A host serving the world's releases: the embedded server or nginx.
+enum Host {
+    Embedded(#[allow(dead_code)] Server),
+    Nginx(#[allow(dead_code)] crate::servers::Daemon),
+}
+
+/// The world's releases on `nginx` (or the embedded server), and the
+/// manifest URL; `None` where nginx is not installed (outside CI).
+fn host(world: &World, nginx: bool) -> Option<(Host, String)> {
+    if !nginx {
+        let (server, url) = serve(world);
+        return Some((Host::Embedded(server), url));
+    }
+    let daemon = crate::servers::nginx(&world.releases, None)?;
+    let url = format!("http://127.0.0.1:{}/versions.txt", daemon.port);
+    Some((Host::Nginx(daemon), url))
+}
+
+/// An install id that `version` at `percent` % leaves out.
+fn id_left_out(world: &World, version: &str, percent: u8) -> String {
+    let manifest = leapfrog::publish::read_manifest(&world.releases).unwrap();
+    let release = manifest
+        .releases
+        .iter()
+        .find(|r| r.version.to_string() == version)
+        .unwrap();
+    (0u32..)
+        .map(|i| format!("{i:032x}"))
+        .find(|id| release.bucket(id) >= f64::from(percent) / 100.0)
+        .unwrap()
+}
+
+fn set_install_id(world: &World, id: &str) {
+    let mut state = leapfrog::internal::State::read(&world.install).unwrap();
+    state.install_id = Some(id.to_owned());
+    state.write(&world.install).unwrap();
+}
+
 /// Edits the signed manifest's 1.1.0 line(s) and signs it again.
 fn edit_1_1(world: &World, edit: impl Fn(&mut leapfrog::Release)) {
     world.resign(|m| {
@@ -54,8 +92,19 @@ fn install_id(world: &World) -> Option<String> {
 
 #[test]
 fn rollout_halted_then_opened_to_everyone() {
+    halted_then_opened(false);
+}
+
+#[test]
+fn nginx_rollout_halted_then_opened_to_everyone() {
+    halted_then_opened(true);
+}
+
+fn halted_then_opened(nginx: bool) {
     let world = World::signed();
-    let (server, url) = serve(&world);
+    let Some((_host, url)) = host(&world, nginx) else {
+        return;
+    };
     let before = tree_hashes(&world.install);
     assert_eq!(install_id(&world), None, "no id before a rollout needs one");
 
@@ -97,7 +146,7 @@ fn rollout_halted_then_opened_to_everyone() {
     let text = fs::read_to_string(&config).unwrap();
     fs::write(
         &config,
-        text.replace("http://127.0.0.1:9", server.url().trim_end_matches('/')),
+        text.replace("http://127.0.0.1:9", url.trim_end_matches("/versions.txt")),
     )
     .unwrap();
     run(
@@ -110,9 +159,9 @@ fn rollout_halted_then_opened_to_everyone() {
     .expect_output(&format!("install id: {id}"))
     .expect_output("the publisher's key in data/config.json")
     .expect_output("signature verified")
-    .expect_output(
-        "1.1.0 is newer, but is offered to 0% of installs and this install is not among them",
-    );
+    .expect_output("last check: 20")
+    .expect_output("(up to date)")
+    .expect_output("1.1.0 is newer, but its rollout is halted (0% of installs)");
 
     // 100 %: everyone, this install too.
     set_rollout(&world, "1.1.0", 100);
@@ -304,4 +353,198 @@ fn going_back_to_a_lower_channel_only_when_the_app_asks() {
         .expect_code(0)
         .expect_output("going down to 1.0.0, the newest release on the stable channel")
         .expect_output("demo 1.0.0 running");
+}
+
+#[test]
+fn rollout_schedule_moves_with_the_signing_time() {
+    schedule_moves_with_the_signing_time(false);
+}
+
+#[test]
+fn nginx_rollout_schedule_moves_with_the_signing_time() {
+    schedule_moves_with_the_signing_time(true);
+}
+
+fn schedule_moves_with_the_signing_time(nginx: bool) {
+    let world = World::signed();
+    let Some((_host, url)) = host(&world, nginx) else {
+        return;
+    };
+    let key = world.fixture.secret_key.as_ref().unwrap();
+    // Everyone, two seconds after the manifest is signed.
+    run(
+        leapfrog()
+            .args(["rollout", "--program", "demo", "--version", "1.1.0"])
+            .args(["--schedule", "100%@+2s", "--repo"])
+            .arg(&world.releases)
+            .arg("--secret-key")
+            .arg(key),
+        LIMIT,
+    )
+    .expect_code(0)
+    .expect_output("offered to installs on the schedule 100%@+2s");
+    let manifest = fs::read_to_string(world.releases.join("versions.txt")).unwrap();
+    assert!(manifest.contains("#+ signed "), "{manifest}");
+    assert!(
+        manifest.contains("#+ demo 1.1.0 ") && manifest.contains(" schedule=100@"),
+        "{manifest}"
+    );
+    // Past the step by this machine's clock, but not by the signing time:
+    // the client's clock does not let it in early.
+    std::thread::sleep(Duration::from_secs(3));
+    world
+        .launch(&url)
+        .expect_code(0)
+        .expect_output("demo 1.0.0 is up to date");
+    run(
+        leapfrog()
+            .args([
+                "check",
+                &url,
+                "--program",
+                "demo",
+                "--current",
+                "1.0.0",
+                "--json",
+            ])
+            .args(["--install-id", "00112233445566778899aabbccddeeff"]),
+        LIMIT,
+    )
+    .expect_code(0)
+    .expect_output("its rollout is halted (0% of installs)");
+    // Signed again (the publisher's scheduled `leapfrog refresh`): the
+    // step is reached, and the install updates.
+    run(
+        leapfrog()
+            .args(["refresh", "--repo"])
+            .arg(&world.releases)
+            .arg("--secret-key")
+            .arg(key),
+        LIMIT,
+    )
+    .expect_code(0);
+    world
+        .launch(&url)
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
+}
+
+#[test]
+fn a_user_who_checks_is_let_into_a_rollout_but_not_a_halted_one() {
+    let world = World::signed();
+    let (_server, url) = serve(&world);
+    set_rollout(&world, "1.1.0", 1);
+    set_install_id(&world, &id_left_out(&world, "1.1.0", 1));
+    world
+        .launch(&url)
+        .expect_code(0)
+        .expect_output("demo 1.0.0 is up to date");
+    let check_now = |expect: &str| {
+        let mut cmd = command(&world.install.join("demo"));
+        cmd.arg("--check-now")
+            .env("LEAPFROG_ASSUME_YES", "1")
+            .env("LEAPFROG_MANIFEST_URL", &url);
+        run(&mut cmd, LIMIT).expect_code(0).expect_output(expect)
+    };
+    // Halted: not even for the user who asks.
+    set_rollout(&world, "1.1.0", 0);
+    check_now("demo 1.0.0 is up to date");
+    // At 1 %: the user who asks gets it.
+    set_rollout(&world, "1.1.0", 1);
+    check_now("demo 1.1.0 running");
+}
+
+/// The last commit before release policy: its leapfrog knows none of
+/// channels, rollouts, targets or the signing time.
+const OLDER_CLIENT: &str = "87ac76d";
+
+/// The `leapfrog` binary of [`OLDER_CLIENT`], built once from this
+/// repository's history (offline, into `target/older-client`).
+fn older_client() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let base = root.join("target").join("older-client");
+    let bin = base.join("target/debug/leapfrog");
+    static BUILT: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut built = BUILT.lock().unwrap();
+    if *built && bin.is_file() {
+        return bin;
+    }
+    let src = base.join(OLDER_CLIENT);
+    if !src.join("Cargo.toml").is_file() {
+        let archive = std::process::Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(["archive", "--format=tar", OLDER_CLIENT])
+            .output()
+            .expect("git");
+        assert!(
+            archive.status.success(),
+            "the older client is built from commit {OLDER_CLIENT} of this repository's history; \
+             run the tests in a git clone with history: {}",
+            String::from_utf8_lossy(&archive.stderr)
+        );
+        fs::create_dir_all(&src).unwrap();
+        tar::Archive::new(&archive.stdout[..]).unpack(&src).unwrap();
+    }
+    let _turn = heavy();
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--offline", "--quiet", "--bin", "leapfrog"])
+        .args(["--no-default-features", "--features", "cli"])
+        .arg("--manifest-path")
+        .arg(src.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", base.join("target"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the older client failed");
+    *built = true;
+    bin
+}
+
+#[test]
+fn an_older_client_takes_only_the_releases_it_understands() {
+    // Installed: 1.0.0 of an app built with the older leapfrog.
+    let world = World::signed();
+    fs::copy(older_client(), world.install.join("demo")).unwrap();
+    // Published with this leapfrog: releases the older client must not
+    // take (another platform's, a second line of one version, a halted
+    // rollout, another channel, a schedule), signed at a signing time.
+    let key = world.fixture.secret_key.as_ref().unwrap();
+    let publish = |version: &str, args: &[&str]| {
+        let tree = world.dir.path().join(format!("tree-{version}"));
+        if !tree.exists() {
+            app_tree(&tree, version, world.fixture.public_key.as_deref(), &[]);
+        }
+        run(
+            leapfrog()
+                .arg("publish")
+                .arg(&tree)
+                .args(["--program", "demo", "--version", version])
+                .args(args)
+                .arg("--repo")
+                .arg(&world.releases)
+                .arg("--secret-key")
+                .arg(key),
+            LIMIT,
+        )
+        .expect_code(0);
+    };
+    publish("1.2.0", &["--target", "plan9-mips"]);
+    publish("1.2.0", &["--target", "linux"]);
+    publish("1.3.0", &["--rollout", "0"]);
+    publish("1.4.0", &["--channel", "beta"]);
+    publish("1.5.0", &["--rollout-schedule", "10%@+1d,100%@+7d"]);
+    let text = fs::read_to_string(world.releases.join("versions.txt")).unwrap();
+    assert!(text.contains("\n#+ signed "), "{text}");
+    let (_server, url) = serve(&world);
+    // The older client checks the signature, reads the manifest and takes
+    // 1.1.0, the newest release meant for everyone; the new version runs.
+    world
+        .launch(&url)
+        .expect_code(0)
+        .expect_output("signature verified")
+        .expect_output("demo 1.1.0 running")
+        .expect_no_output("1.2.0")
+        .expect_no_output("1.3.0")
+        .expect_no_output("1.4.0")
+        .expect_no_output("1.5.0");
 }

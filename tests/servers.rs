@@ -23,9 +23,9 @@ fn have(program: &str, package: &str) -> bool {
 }
 
 /// A server process, killed when dropped.
-struct Daemon {
+pub struct Daemon {
     child: Child,
-    port: u16,
+    pub port: u16,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -59,7 +59,7 @@ impl Drop for Daemon {
 }
 
 /// nginx serving `root`, archives limited to `rate` (e.g. "2m") when given.
-fn nginx(root: &Path, rate: Option<&str>) -> Option<Daemon> {
+pub fn nginx(root: &Path, rate: Option<&str>) -> Option<Daemon> {
     nginx_with(root, rate, None)
 }
 

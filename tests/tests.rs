@@ -16,6 +16,7 @@ mod dialog;
 mod front;
 mod hosts;
 mod manifest;
+mod notes;
 mod places;
 #[cfg(all(feature = "failpoints", target_os = "linux"))]
 mod powercut;

@@ -426,41 +426,48 @@ fn update_asks_on_the_terminal() {
     let world = World::new();
     let before = tree_hashes(&world.install);
     let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
-    let ask = |answer: &str| {
-        let mut cmd = command(std::path::Path::new("script"));
-        cmd.args([
-            "-qec",
-            &world.install.join("demo").display().to_string(),
-            "/dev/null",
-        ])
-        .env("LEAPFROG_MANIFEST_URL", manifest_url(&server))
-        .env_remove("DISPLAY")
-        .env_remove("WAYLAND_DISPLAY")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().expect("script(1) from util-linux");
-        use std::io::Write;
-        // Give the app time to reach its question before answering.
-        std::thread::sleep(std::time::Duration::from_millis(1500));
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(answer.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        drop(stdin);
-        String::from_utf8_lossy(&out.stdout).into_owned()
+    let url = manifest_url(&server);
+    let ask = |args: &[&str], answer: &str| {
+        on_terminal(
+            &world.install,
+            args,
+            &[("LEAPFROG_MANIFEST_URL", &url)],
+            answer,
+        )
     };
-    let out = ask("n\n");
+    // "n" (or Enter): remind me later.
+    let out = ask(&[], "n\n");
     assert!(
         out.contains("demo 1.1.0 is available (you have 1.0.0"),
         "{out}"
     );
-    assert!(out.contains("Update now? [y/N]"), "{out}");
+    assert!(
+        out.contains("Update now? [y]es, [l]ater (remind me), [s]kip this version"),
+        "{out}"
+    );
     assert!(
         out.contains("1.1.0 is available; not updating now"),
         "{out}"
     );
-    assert_eq!(tree_hashes(&world.install), before);
-    let out = ask("y\n");
+    let state = leapfrog::internal::State::read(&world.install).unwrap();
+    assert_eq!(
+        state.remind.map(|r| r.version).as_deref(),
+        Some("1.1.0"),
+        "the answer is kept"
+    );
+    let mut now = tree_hashes(&world.install);
+    now.remove(leapfrog::internal::STATE_NAME);
+    assert_eq!(now, before);
+    // Put off: not asked again at the next start...
+    let out = ask(&[], "y\n");
+    assert!(
+        out.contains("1.1.0 was put off by the user; asking again after"),
+        "{out}"
+    );
+    assert!(!out.contains("Update now?"), "{out}");
+    // ... unless the user asks ("Check for updates").
+    let out = ask(&["--check-now"], "y\n");
+    assert!(out.contains("Update now?"), "{out}");
     assert!(out.contains("demo 1.1.0 running"), "{out}");
     assert_eq!(tree_hashes(&world.install), expected_after_update(&world));
 }

@@ -244,3 +244,54 @@ pub(crate) fn release_cannot_start(e: &io::Error) -> bool {
     const ENOEXEC: i32 = 8;
     e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(ENOEXEC)
 }
+
+/// A window with `text` in a scrolling box and `buttons` below it (the
+/// first is the default, the second answers a closed window), where the
+/// desktop offers one: zenity's text window on Linux and the BSDs. Returns
+/// the index of the button chosen; `None` when there is no such window
+/// here (macOS, no zenity), for the caller to fall back.
+#[cfg(feature = "dialog")]
+pub(crate) fn text_dialog(title: &str, text: &str, buttons: &[&str]) -> Option<usize> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    if cfg!(target_os = "macos") || buttons.len() < 2 {
+        return None;
+    }
+    let mut command = Command::new("zenity");
+    command
+        .args([
+            "--text-info",
+            "--title",
+            title,
+            "--width=640",
+            "--height=480",
+        ])
+        .args(["--ok-label", buttons[0], "--cancel-label", buttons[1]]);
+    for extra in &buttons[2..] {
+        command.args(["--extra-button", extra]);
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    // The window shows what was written once stdin is closed.
+    let mut stdin = child.stdin.take()?;
+    let _ = stdin.write_all(text.as_bytes());
+    drop(stdin);
+    let out = child.wait_with_output().ok()?;
+    let said = String::from_utf8_lossy(&out.stdout);
+    let said = said.trim();
+    match out.status.code() {
+        Some(0) => Some(0),
+        Some(1) => Some(
+            buttons[2..]
+                .iter()
+                .position(|b| *b == said)
+                .map_or(1, |i| i + 2),
+        ),
+        // zenity could not show the window (no display after all).
+        _ => None,
+    }
+}

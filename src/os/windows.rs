@@ -207,3 +207,10 @@ pub(crate) fn release_cannot_start(e: &io::Error) -> bool {
     const ERROR_BAD_EXE_FORMAT: i32 = 193;
     e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(ERROR_BAD_EXE_FORMAT)
 }
+
+/// A window with `text` in a scrolling box and buttons below it: none
+/// here that std can show; the caller falls back to a message dialog.
+#[cfg(feature = "dialog")]
+pub(crate) fn text_dialog(_title: &str, _text: &str, _buttons: &[&str]) -> Option<usize> {
+    None
+}

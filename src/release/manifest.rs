@@ -726,11 +726,14 @@ mod tests {
     #[test]
     fn fields_and_unknown_keys_round_trip() {
         let text = format!(
-            "# leapfrog versions v1\nserial 3\nexpires 2027-01-31T00:00:00Z\ndemo 1.1.0 file=demo-1.1.0.tar.gz sha256={} size=42 notes=n.txt channel=beta future=1\n",
-            "ab".repeat(32)
+            "# leapfrog versions v1\nserial 3\nexpires 2027-01-31T00:00:00Z\n#+ signed 2026-12-06T00:00:00Z\n#+ demo 1.1.0 file=demo-1.1.0.tar.gz sha256={} size=42 notes=n.txt notes_sha256={} channel=beta future=1\n",
+            "ab".repeat(32),
+            "cd".repeat(32)
         );
         let m = Manifest::parse(&text, "t").unwrap();
         assert_eq!(m.serial, Some(3));
+        assert_eq!(m.signed.as_deref(), Some("2026-12-06T00:00:00Z"));
+        assert_eq!(m.releases[0].notes_sha256, Some("cd".repeat(32)));
         let r = &m.releases[0];
         assert_eq!(r.size, Some(42));
         assert_eq!(r.channel.as_deref(), Some("beta"));

@@ -276,13 +276,45 @@ impl Manifest {
         None
     }
 
+    /// The release lines whose notes an install moving from `current` to
+    /// `to` is shown: one for each version it could have taken in between
+    /// (its channel and platform, not withdrawn, pre-releases only when it
+    /// takes them), `to` included, newest first.
+    pub fn notes_between(
+        &self,
+        program: &str,
+        audience: &Audience,
+        prereleases: bool,
+        current: &Version,
+        to: &Version,
+    ) -> Vec<&Release> {
+        let fit = |r: &Release| audience.target.as_deref().and_then(|t| r.fit(t));
+        let mut lines: Vec<&Release> = self
+            .releases_of(program)
+            .filter(|r| !r.yanked && r.channel() == audience.channel())
+            .filter(|r| prereleases || r.version.pre.is_empty() || &r.version == to)
+            .filter(|r| &r.version > current && &r.version <= to)
+            .filter(|r| {
+                audience
+                    .target
+                    .as_deref()
+                    .is_none_or(|t| r.fit(t).is_some())
+            })
+            .collect();
+        // Newest first; of one version's lines, the best fit.
+        lines.sort_by(|a, b| b.version.cmp(&a.version).then(fit(a).cmp(&fit(b))));
+        lines.dedup_by(|later, kept| later.version == kept.version);
+        lines
+    }
+
     /// The lowest version of `program` that installs on `channel` may keep
     /// running: the highest `min_version` any of its releases there sets
     /// (so a later release can never lower it), and the version of the
-    /// newest critical release.
+    /// newest critical release. A withdrawn release's floor stands: what
+    /// it says of older versions stays true.
     pub fn floor(&self, program: &str, channel: &str) -> Option<&Version> {
         self.releases_of(program)
-            .filter(|r| !r.yanked && r.channel() == channel)
+            .filter(|r| r.channel() == channel)
             .flat_map(|r| r.min_version.iter().chain(r.critical.then_some(&r.version)))
             .max()
     }
@@ -297,7 +329,7 @@ impl Manifest {
         prereleases: bool,
     ) -> Option<&Version> {
         self.releases_of(program)
-            .filter(|r| !r.yanked && r.channel() == audience.channel())
+            .filter(|r| r.channel() == audience.channel())
             .filter(|r| prereleases || r.version.pre.is_empty())
             .filter(|r| {
                 audience
@@ -504,6 +536,14 @@ mod tests {
         };
         assert_eq!(m.floor("demo", DEFAULT_CHANNEL), Some(&v("1.1.0")));
         assert_eq!(m.floor("demo", "beta"), None);
+        // Withdrawing the release that set the floor leaves the floor.
+        let mut withdrawn = m.clone();
+        withdrawn.releases[1].yanked = true;
+        assert_eq!(withdrawn.floor("demo", DEFAULT_CHANNEL), Some(&v("1.1.0")));
+        assert_eq!(
+            withdrawn.floor_for("demo", &Audience::default(), false),
+            Some(&v("1.1.0"))
+        );
         let audience = Audience {
             channel: None,
             install_id: Some(ids()[0].clone()),

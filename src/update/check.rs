@@ -90,6 +90,9 @@ pub struct Available {
     pub archive_url: String,
     /// Where the release notes are, when the manifest names a file.
     pub notes_url: Option<String>,
+    /// The notes of every version from the running one (not included) up
+    /// to this release, newest first: what the user is shown.
+    pub notes: Vec<Notes>,
     /// The manifest it came from.
     pub manifest_url: String,
     /// Whether the update is required: the running version is below the
@@ -118,6 +121,20 @@ impl Available {
     pub fn is_required(&self) -> bool {
         self.required
     }
+}
+
+/// The release notes of one version, as the manifest gives them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Notes {
+    /// The version.
+    pub version: Version,
+    /// Notes given in the manifest itself (JSON endpoints).
+    pub text: Option<String>,
+    /// Where the notes file is.
+    pub url: Option<String>,
+    /// The notes file's sha256, when the manifest gives it.
+    pub sha256: Option<String>,
 }
 
 /// What [`find_update`] looks for.
@@ -277,8 +294,12 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
     }
     let file = match (&release.file, query.archive_template) {
         (Some(file), _) => file.clone(),
-        (None, Some(template)) => template.replace("{version}", &release.version.to_string()),
-        (None, None) => release.file_name(),
+        // The app's template names one archive a version; a line for one
+        // target names its own.
+        (None, Some(template)) if release.target.is_none() => {
+            template.replace("{version}", &release.version.to_string())
+        }
+        (None, _) => release.file_name(),
     };
     if release.version < *query.current && query.audience.downgrade {
         log::warn!(
@@ -322,10 +343,42 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
         Some(notes) => Some(trust::resolve(url, notes).map_err(&refuse)?),
         None => None,
     };
+    let wants_pre = query.prereleases || !query.current.pre.is_empty();
+    let notes = if release.version > *query.current {
+        manifest.notes_between(
+            query.program,
+            &query.audience,
+            wants_pre,
+            query.current,
+            &release.version,
+        )
+    } else {
+        vec![release]
+    }
+    .into_iter()
+    .filter(|r| r.notes.is_some() || r.notes_text.is_some())
+    .filter_map(|r| {
+        let url = match &r.notes {
+            Some(notes) => match trust::resolve(url, notes) {
+                Ok(resolved) => Some(resolved),
+                Err(e) => {
+                    log::warn!("{shown}: the notes of {} are not shown: {e}", r.version);
+                    return None;
+                }
+            },
+            None => None,
+        };
+        Some(Notes {
+            version: r.version.clone(),
+            text: r.notes_text.clone(),
+            url,
+            sha256: r.notes_sha256.clone(),
+        })
+    })
+    .collect();
     // Only a signed manifest may take the user's "Later" away; a release
     // lower than the running one (a withdrawal, a change of channel) is
     // never forced.
-    let wants_pre = query.prereleases || !query.current.pre.is_empty();
     let required = signed
         && release.version > *query.current
         && (release.critical
@@ -344,6 +397,7 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
         required,
         archive_url,
         notes_url,
+        notes,
         release: release.clone(),
         current: query.current.clone(),
         manifest_url: url.to_owned(),

@@ -40,8 +40,8 @@ mod stage;
 mod tidy;
 mod trial;
 
-pub(crate) use check::{check_at, nothing_in_progress};
-pub use check::{find_update, Available, Check, Checked, Query};
+pub(crate) use check::{check_at, nothing_in_progress, unix_seconds};
+pub use check::{find_update, Available, Check, Checked, Notes, Query};
 pub use install::rollback;
 pub use recover::Pending;
 pub(crate) use tidy::tidy;

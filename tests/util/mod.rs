@@ -165,7 +165,10 @@ pub fn run(cmd: &mut Command, limit: Duration) -> Run {
     }
 }
 
-/// Every file, symlink and dir below `dir`: sha256, `link:TARGET` or `dir`.
+/// Every file, symlink and dir below `dir`: sha256, `link:TARGET` or `dir`;
+/// but leapfrog's state file in `dir` itself, which every update check
+/// rewrites (the time of the check): tests that care read it with
+/// `State::read`.
 pub fn tree_hashes(dir: &Path) -> BTreeMap<String, String> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
         for entry in fs::read_dir(dir).unwrap() {
@@ -193,6 +196,7 @@ pub fn tree_hashes(dir: &Path) -> BTreeMap<String, String> {
     if dir.exists() {
         walk(dir, dir, &mut out);
     }
+    out.remove(leapfrog::internal::STATE_NAME);
     out
 }
 
@@ -599,4 +603,37 @@ pub fn cutting_server(
         }
     });
     (format!("http://{addr}/versions.txt"), sent)
+}
+
+/// Runs the installed app of `install` in a terminal of its own (`script`
+/// from util-linux gives it a pty), with no display, typing `answer` once
+/// it has had time to ask; returns all it wrote there.
+pub fn on_terminal(install: &Path, args: &[&str], env: &[(&str, &str)], answer: &str) -> String {
+    let mut line = install.join("demo").display().to_string();
+    for arg in args {
+        line.push(' ');
+        line.push_str(arg);
+    }
+    let mut cmd = command(Path::new("script"));
+    cmd.args(["-qec", &line, "/dev/null"])
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("LEAPFROG_ASSUME_YES")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("script(1) from util-linux");
+    use std::io::Write;
+    // The pty keeps what is typed until the app reads its answer; the
+    // pause only keeps the echo after the question, for a readable log.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut stdin = child.stdin.take().unwrap();
+    // An app that asks nothing may have ended already.
+    let _ = stdin.write_all(answer.as_bytes());
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -79,8 +79,13 @@ pub fn main() -> ExitCode {
     // `demo --downgrade-to-channel` goes down to its channel's newest
     // release when that is lower (an explicit change of channel).
     let downgrade = std::env::args().any(|a| a == "--downgrade-to-channel");
+    // `demo --check-now` is the "Check for updates" menu item: the user
+    // asked, so a staged rollout (not a halted one) and a version skipped
+    // or put off are offered.
+    let by_user = std::env::args().any(|a| a == "--check-now");
     let updater = match Updater::from_config(dir.join("data").join("config.json")).and_then(|b| {
         let b = b.restart(restart).allow_env_manifest_url();
+        let b = if by_user { b.asked_by_user() } else { b };
         if downgrade {
             b.downgrade_to_channel()
         } else {
@@ -122,6 +127,19 @@ pub fn main() -> ExitCode {
         Ok(Ok(Outcome::UpToDate)) => say!("up to date"),
         Ok(Ok(Outcome::Declined(v))) => say!("{v} is available; not updating now"),
         Ok(Ok(Outcome::Staged(v))) => say!("{v} is staged; it is installed at the next launch"),
+        Ok(Ok(Outcome::PutOff {
+            version,
+            until: None,
+        })) => {
+            say!("{version} was skipped by the user; not asking again until a newer release")
+        }
+        Ok(Ok(Outcome::PutOff {
+            version,
+            until: Some(until),
+        })) => say!(
+            "{version} was put off by the user; asking again after {}",
+            humantime::format_rfc3339_seconds(until)
+        ),
         Ok(Ok(Outcome::RolledBack(v))) => {
             say!("{v} was rolled back here before; not installing it again now")
         }

@@ -191,8 +191,52 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
         config.contains("\"current_version\": \"1.1.0\""),
     );
 
+    step(
+        6,
+        "publish 1.2.0 to 0% of installs (a staged rollout, halted); launch 1.1.0",
+    );
+    let tree = build.join("1.2.0");
+    let files_1_2 = release_files()
+        .pop()
+        .map(|(_, files)| files)
+        .unwrap_or_default();
+    make_tree(&tree, &app, "1.2.0", &url, &public_b64, &files_1_2)?;
+    publish(&PublishOptions {
+        app_dir: tree,
+        program: "demo".into(),
+        version: "1.2.0".into(),
+        repo: releases.clone(),
+        notes: None,
+        signing: signing.clone(),
+        channel: None,
+        rollout: Some(0),
+        rollout_schedule: None,
+        min_version: None,
+        critical: false,
+        target: None,
+    })?;
+    let lines = launch(&install.join("demo"))?;
+    check(
+        "at 0% the app is not offered 1.2.0 and keeps running 1.1.0",
+        lines.iter().any(|l| l.contains("demo 1.1.0 is up to date"))
+            && !lines.iter().any(|l| l.contains("demo 1.2.0 running")),
+    );
+
+    step(
+        7,
+        "open 1.2.0 to 100% (leapfrog rollout re-signs versions.txt); launch 1.1.0 again",
+    );
+    let serial = leapfrog::publish::rollout(&releases, "demo", "1.2.0", 100, &signing)?;
+    println!("  versions.txt is now at serial {serial}");
+    let lines = launch(&install.join("demo"))?;
+    check(
+        "at 100% the app updates itself to 1.2.0",
+        lines.iter().any(|l| l.contains("demo 1.2.0 running")),
+    );
+
     if ok {
-        println!("\nThe demo app updated itself from 1.0.0 to 1.1.0 through its backup copy.");
+        println!("\nThe demo app updated itself from 1.0.0 to 1.1.0 through its backup copy,");
+        println!("and to 1.2.0 once its staged rollout was opened.");
         println!("Releases: {}", releases.display());
         println!(
             "Install:  {}   Backup: {}",
