@@ -185,6 +185,20 @@ fn write_manifest(repo: &Path, manifest: &mut Manifest, signing: &Signing) -> Re
         })?;
     manifest.serial = Some(serial);
     let now = std::time::SystemTime::now();
+    // A rollout that reached everyone is a release for everyone again,
+    // which older clients see too.
+    let now_secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for release in &mut manifest.releases {
+        if release.rollout == Some(100) {
+            release.rollout = None;
+        }
+        if (release.schedule.last()).is_some_and(|step| step.percent == 100 && step.at <= now_secs)
+        {
+            release.schedule.clear();
+        }
+    }
     // The signing time bounds the clients' clocks for rollout schedules.
     manifest.signed = signing
         .secret_key

@@ -79,9 +79,23 @@ fn question(
         r.size.map_or_else(|| "unknown size".to_owned(), human_size)
     );
     let notes = notes()
-        .map(|markdown| plain_text(&markdown))
+        .map(|markdown| printable(&plain_text(&markdown)))
         .filter(|text| !text.trim().is_empty());
     (title, notes)
+}
+
+/// `text` without what could take over a terminal or disguise the text:
+/// control characters (escape sequences, carriage returns) and the
+/// direction overrides of Unicode; tabs and line ends stay.
+fn printable(text: &str) -> String {
+    text.chars()
+        .filter(|c| {
+            matches!(c, '\n' | '\t')
+                || !(c.is_control()
+                    || ('\u{202a}'..='\u{202e}').contains(c)
+                    || ('\u{2066}'..='\u{2069}').contains(c))
+        })
+        .collect()
 }
 
 /// Markdown (or plain text, which reads the same) as plain text for a
@@ -194,7 +208,8 @@ fn ask_terminal(available: &Available, notes: impl FnOnce() -> Option<String>) -
     );
     let _ = err.flush();
     let mut answer = String::new();
-    if std::io::stdin().read_line(&mut answer).is_err() {
+    // No input at all (closed): nobody answered.
+    if std::io::stdin().read_line(&mut answer).unwrap_or(0) == 0 {
         return Answer::NotAsked;
     }
     match answer.trim().to_ascii_lowercase().as_str() {
@@ -279,7 +294,11 @@ fn ask_dialog(available: &Available, notes: impl FnOnce() -> Option<String>) -> 
         rfd::MessageDialogResult::Ok | rfd::MessageDialogResult::Yes => Answer::Update,
         rfd::MessageDialogResult::Custom(ref s) if s == SKIP => Answer::Skip,
         rfd::MessageDialogResult::No => Answer::Skip,
-        _ => Answer::Later,
+        rfd::MessageDialogResult::Custom(ref s) if s == LATER => Answer::Later,
+        // Windows' plain message box: Cancel is "Remind me later".
+        rfd::MessageDialogResult::Cancel if cfg!(windows) => Answer::Later,
+        // The dialog could not be shown: nobody answered.
+        _ => Answer::NotAsked,
     }
 }
 
@@ -308,4 +327,28 @@ fn terminal_progress() -> ProgressFn {
             bar.finish_and_clear();
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_reads_as_text() {
+        let text = plain_text(
+            "# Title\n\nSome *stress* and **more**.\n\n## Changes\n\n- one\n- [two](https://x.example/2)\n  - nested\n\n1. first\n2. `second`\n",
+        );
+        assert_eq!(
+            text,
+            "Title\n=====\n\nSome stress and more.\n\nChanges\n-------\n\n- one\n- two (https://x.example/2)\n  - nested\n\n1. first\n2. second"
+        );
+        // Plain text stays as it was written.
+        assert_eq!(plain_text("line one\nline two"), "line one\nline two");
+    }
+
+    #[test]
+    fn notes_cannot_drive_the_terminal() {
+        let hostile = "fine\u{1b}[2J\u{1b}]0;title\u{7}\r\u{202e}desrever\tend\n";
+        assert_eq!(printable(hostile), "fine[2J]0;titledesrever\tend\n");
+    }
 }

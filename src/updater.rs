@@ -185,9 +185,20 @@ impl Updater {
     /// checked against the manifest's `notes_sha256`. A version whose notes
     /// cannot be fetched or do not match is left out (and logged); `None`
     /// when none are left.
+    ///
+    /// At most the ten newest versions' notes, 256 kB in all, are shown;
+    /// the rest is said in a line.
     pub fn release_notes(&self, available: &Available) -> Option<String> {
+        const MOST_VERSIONS: usize = 10;
+        const MOST_BYTES: usize = 256 * 1000;
         let mut parts = Vec::new();
-        for notes in &available.notes {
+        let mut bytes = 0;
+        let mut left_out = available.notes.len().saturating_sub(MOST_VERSIONS);
+        for (i, notes) in available.notes.iter().take(MOST_VERSIONS).enumerate() {
+            if bytes >= MOST_BYTES {
+                left_out = available.notes.len() - i;
+                break;
+            }
             let text = match (&notes.text, &notes.url) {
                 (Some(text), _) => text.clone(),
                 (None, Some(url)) => match fetch_notes(url, notes.sha256.as_deref(), self) {
@@ -203,19 +214,26 @@ impl Updater {
                 },
                 (None, None) => continue,
             };
+            bytes += text.len();
             parts.push((notes.version.clone(), text));
         }
-        match parts.len() {
-            0 => None,
-            1 if parts[0].0 == available.release.version => parts.pop().map(|(_, text)| text),
-            _ => Some(
-                parts
-                    .iter()
-                    .map(|(version, text)| format!("## {version}\n\n{}\n", text.trim()))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            ),
+        let mut text = match parts.len() {
+            0 => return None,
+            1 if parts[0].0 == available.release.version && left_out == 0 => {
+                return parts.pop().map(|(_, text)| text)
+            }
+            _ => parts
+                .iter()
+                .map(|(version, text)| format!("## {version}\n\n{}\n", text.trim()))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        };
+        if left_out > 0 {
+            text.push_str(&format!(
+                "\n(The notes of {left_out} older version(s) are left out.)\n"
+            ));
         }
+        Some(text)
     }
 
     /// Asks the user, as the builder's [`Ask`] says, whether to install
@@ -248,7 +266,10 @@ impl Updater {
             ui::Answer::Update => true,
             ui::Answer::NotAsked => false,
             ui::Answer::Later => {
-                let until = std::time::SystemTime::now() + settings.remind_after;
+                let now = std::time::SystemTime::now();
+                let until = now
+                    .checked_add(settings.remind_after)
+                    .unwrap_or(now + Duration::from_secs(100 * 365 * 24 * 3600));
                 log::info!(
                     "{} {version}: reminding the user after {}",
                     self.program(),

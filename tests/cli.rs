@@ -255,6 +255,8 @@ fn demo_runs_end_to_end_and_keeps_its_dirs() {
     .expect_output("[ok] the install dir is exactly the 1.1.0 release plus the user's file")
     .expect_output("[ok] the app remembers the signed manifest")
     .expect_output("[ok] the process started (pid ")
+    .expect_output("[ok] at 0% the app is not offered 1.2.0 and keeps running 1.1.0")
+    .expect_output("[ok] at 100% the app updates itself to 1.2.0")
     .expect_no_output("FAILED");
     assert!(
         demo.stdout()
@@ -271,7 +273,18 @@ fn demo_runs_end_to_end_and_keeps_its_dirs() {
     }
     assert!(keep.join("install/demo/assets/new.txt").exists());
     assert!(!keep.join("install/demo/assets/old.txt").exists());
-    assert!(keep.join("install/demo.backup/assets/old.txt").exists());
+    // The last update (to 1.2.0) backed up 1.1.0.
+    let backed_up =
+        std::fs::read_to_string(keep.join("install/demo.backup/data/config.json")).unwrap();
+    assert!(
+        backed_up.contains("\"current_version\": \"1.1.0\""),
+        "{backed_up}"
+    );
+    let installed = std::fs::read_to_string(keep.join("install/demo/data/config.json")).unwrap();
+    assert!(
+        installed.contains("\"current_version\": \"1.2.0\""),
+        "{installed}"
+    );
     // A non-empty --keep dir is refused rather than mixed into.
     run(leapfrog().args(["demo", "--keep"]).arg(&keep), LIMIT)
         .expect_code(1)

@@ -411,7 +411,7 @@ fn schedule_moves_with_the_signing_time(nginx: bool) {
         LIMIT,
     )
     .expect_code(0)
-    .expect_output("its rollout is halted (0% of installs)");
+    .expect_output("its rollout schedule has not reached its first step");
     // Signed again (the publisher's scheduled `leapfrog refresh`): the
     // step is reached, and the install updates.
     run(
@@ -423,6 +423,15 @@ fn schedule_moves_with_the_signing_time(nginx: bool) {
         LIMIT,
     )
     .expect_code(0);
+    // The schedule reached everyone: the line is for everyone again, older
+    // clients too.
+    let manifest = fs::read_to_string(world.releases.join("versions.txt")).unwrap();
+    assert!(
+        manifest
+            .lines()
+            .any(|l| l.starts_with("demo 1.1.0 ") && !l.contains("schedule=")),
+        "{manifest}"
+    );
     world
         .launch(&url)
         .expect_code(0)

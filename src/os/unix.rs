@@ -273,7 +273,7 @@ pub(crate) fn text_dialog(title: &str, text: &str, buttons: &[&str]) -> Option<u
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .ok()?;
     // The window shows what was written once stdin is closed.
@@ -283,6 +283,10 @@ pub(crate) fn text_dialog(title: &str, text: &str, buttons: &[&str]) -> Option<u
     let out = child.wait_with_output().ok()?;
     let said = String::from_utf8_lossy(&out.stdout);
     let said = said.trim();
+    // zenity that cannot open the display also ends with 1: no answer.
+    if String::from_utf8_lossy(&out.stderr).contains("cannot open display") {
+        return None;
+    }
     match out.status.code() {
         Some(0) => Some(0),
         Some(1) => Some(

@@ -100,8 +100,11 @@ impl RolloutStep {
             .ok_or_else(|| format!("{text:?}: the share is a whole percentage from 0 to 100"))?;
         let time = match at.strip_prefix('+').zip(now) {
             Some((after, now)) => humantime::parse_duration(after)
-                .map(|d| now + d)
-                .map_err(|e| format!("{text:?}: {after:?} is not a duration like 3d ({e})"))?,
+                .map_err(|e| format!("{text:?}: {after:?} is not a duration like 3d ({e})"))
+                .and_then(|d| {
+                    now.checked_add(d)
+                        .ok_or_else(|| format!("{text:?}: {after:?} is too far ahead"))
+                })?,
             None => humantime::parse_rfc3339(at).map_err(|e| {
                 format!(
                     "{text:?}: {at:?} is not an RFC 3339 UTC time like 2026-12-07T00:00:00Z ({e})"
@@ -328,7 +331,10 @@ impl Manifest {
                 }
             }
             // `#+`: a line for this leapfrog, a comment to older ones.
-            let line = line.strip_prefix(EXTENDED).map_or(line, str::trim_start);
+            let line = line
+                .strip_prefix(EXTENDED)
+                .filter(|rest| rest.starts_with(char::is_whitespace))
+                .map_or(line, str::trim_start);
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
@@ -739,6 +745,19 @@ mod tests {
         assert_eq!(r.channel.as_deref(), Some("beta"));
         assert_eq!(r.extra.get("future").map(String::as_str), Some("1"));
         assert_eq!(m.render(), text);
+    }
+
+    #[test]
+    fn only_a_hash_plus_and_a_space_marks_a_line_for_this_leapfrog() {
+        let m = Manifest::parse(
+            "# leapfrog versions v1\n#+------+\n#++ banner\n#+ demo 1.1.0 channel=beta\n#+\tdemo 1.0.0\n",
+            "t",
+        )
+        .unwrap();
+        let versions: Vec<String> = m.releases.iter().map(|r| r.version.to_string()).collect();
+        assert_eq!(versions, ["1.1.0", "1.0.0"]);
+        // A marker behind `#+` is a comment, as it is to older clients.
+        assert!(Manifest::parse("demo 1.0.0\n#+ # leapfrog versions v2\n", "t").is_ok());
     }
 
     #[test]

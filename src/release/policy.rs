@@ -123,6 +123,15 @@ impl Release {
         }
     }
 
+    /// The floors this line sets: its `min_version`, and its own version
+    /// when it is critical and not withdrawn (a withdrawn critical release
+    /// requires nothing; the floor it set with `min_version` stands).
+    fn floor_set(&self) -> impl Iterator<Item = &Version> {
+        self.min_version
+            .iter()
+            .chain((self.critical && !self.yanked).then_some(&self.version))
+    }
+
     /// Whether the release is in a staged rollout at all (a share or a
     /// schedule), so that an install's id decides it.
     pub fn staged(&self) -> bool {
@@ -315,7 +324,7 @@ impl Manifest {
     pub fn floor(&self, program: &str, channel: &str) -> Option<&Version> {
         self.releases_of(program)
             .filter(|r| r.channel() == channel)
-            .flat_map(|r| r.min_version.iter().chain(r.critical.then_some(&r.version)))
+            .flat_map(Release::floor_set)
             .max()
     }
 
@@ -337,7 +346,7 @@ impl Manifest {
                     .as_deref()
                     .is_none_or(|t| r.fit(t).is_some())
             })
-            .flat_map(|r| r.min_version.iter().chain(r.critical.then_some(&r.version)))
+            .flat_map(Release::floor_set)
             .filter(|v| prereleases || v.pre.is_empty())
             .max()
     }
@@ -717,6 +726,16 @@ mod tests {
                 .count();
             offered
         };
+        // Before the first step nobody is in, not even a user who asks.
+        let asked = Audience {
+            by_user: true,
+            now: Some(at(t0)),
+            ..Audience::default()
+        };
+        assert_eq!(
+            m.update_for_install("demo", &v("1.0.0"), &asked, false, true),
+            None
+        );
         let far_ahead = picked(t0 + 30 * day);
         assert!(within_3_sigma(far_ahead, ids.len(), 0.1), "{far_ahead}");
         assert_eq!(picked(t0), 0);

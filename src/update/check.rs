@@ -446,7 +446,7 @@ pub(crate) fn newest(updater: &Resolved) -> Result<Check> {
 /// remembered (serial, hash, a next key) in the install dir's state file.
 pub(crate) fn check_at(updater: &Resolved, manifest_url: &str) -> Result<Check> {
     let install_dir = updater.install_dir();
-    let mut state = State::read(install_dir)?;
+    let state = State::read(install_dir)?;
     let mut keys = updater.keys().to_vec();
     for next in &state.next_keys {
         if let Ok(key) = crate::release::signature::parse_public_key(next) {
@@ -456,8 +456,7 @@ pub(crate) fn check_at(updater: &Resolved, manifest_url: &str) -> Result<Check> 
     let settings = updater.settings();
     // The install's id, for staged rollouts: made once, kept in the state
     // file as soon as a manifest has a rollout that it decides.
-    let known_id = state.install_id.clone();
-    let install_id = known_id.clone().unwrap_or_else(trust::new_install_id);
+    let install_id = (state.install_id.clone()).unwrap_or_else(trust::new_install_id);
     let query = Query {
         manifest_url,
         audience: Audience {
@@ -481,33 +480,46 @@ pub(crate) fn check_at(updater: &Resolved, manifest_url: &str) -> Result<Check> 
         seen: Some(&state),
     };
     let checked = find_update(&query, &settings.limits)?;
+    let now = SystemTime::now();
+    // Another copy of the app may have written the state since it was
+    // read: what this check learnt is merged into the file as it is now,
+    // never written over it.
+    let mut fresh = State::read(install_dir)?;
+    if checked.signed && checked.serial < fresh.serial {
+        log::warn!(
+            "{}: serial {} is older than the {} another copy of the program accepted meanwhile; no update this time",
+            fetch::redact(manifest_url),
+            checked.serial.unwrap_or(0),
+            fresh.serial.unwrap_or(0)
+        );
+        return Ok(Check::UpToDate);
+    }
     let mut changed = false;
-    let new_id = checked.rollout_seen && known_id.is_none();
+    let new_id = checked.rollout_seen && fresh.install_id.is_none();
     if new_id {
-        state.install_id = Some(install_id);
+        fresh.install_id = Some(install_id);
     }
     if checked.signed {
-        if checked.serial > state.serial || state.manifest_sha256.is_none() {
-            state.serial = checked.serial;
-            state.manifest_sha256 = Some(checked.manifest_sha256.clone());
+        if checked.serial > fresh.serial || fresh.manifest_sha256.is_none() {
+            fresh.serial = checked.serial;
+            fresh.manifest_sha256 = Some(checked.manifest_sha256.clone());
             changed = true;
         }
         if let Some(next) = &checked.next_key {
-            if !state.next_keys.contains(next) {
+            if !fresh.next_keys.contains(next) {
                 log::info!(
                     "trusting the publisher's next key {next}, announced by the signed manifest"
                 );
-                state.next_keys.push(next.clone());
+                fresh.next_keys.push(next.clone());
                 changed = true;
             }
         }
     }
-    let now = SystemTime::now();
     let found = match checked.update {
         None => Check::UpToDate,
-        Some(available) => decide(updater, &state, available, now),
+        Some(available) => decide(updater, &fresh, available, now),
     };
-    state.last_check = Some(LastCheck {
+    fresh.last_check = Some(LastCheck {
         at: unix_seconds(now),
         result: match &found {
             Check::Available(a) if a.required => format!("{} required", a.release.version),
@@ -522,8 +534,8 @@ pub(crate) fn check_at(updater: &Resolved, manifest_url: &str) -> Result<Check> 
         },
     });
     if changed {
-        state.write(install_dir)?;
-    } else if let Err(e) = state.write(install_dir) {
+        fresh.write(install_dir)?;
+    } else if let Err(e) = fresh.write(install_dir) {
         // Only the id or the time of the check is new: a folder that
         // cannot keep them (read-only) still gets its update decided,
         // with an id drawn again next time.
@@ -565,7 +577,9 @@ fn decide(updater: &Resolved, state: &State, available: Available, now: SystemTi
         };
     }
     if let Some(remind) = &state.remind {
-        let until = SystemTime::UNIX_EPOCH + Duration::from_secs(remind.until);
+        let until = SystemTime::UNIX_EPOCH
+            .checked_add(Duration::from_secs(remind.until))
+            .unwrap_or(now);
         if remind.version == version.to_string() && now < until {
             log::info!(
                 "{program} {version} was put off by the user until {}",

@@ -80,6 +80,10 @@ pub fn run(
             (None, _) => format!("{} is newer", a.release.version),
         },
         (None, Some(newest)) if newest.version > current => match newest.percent_at(at) {
+            Some(0) if newest.schedule.first().is_some_and(|step| at < step.at) => format!(
+                "{} is newer, but its rollout schedule has not reached its first step",
+                newest.version
+            ),
             Some(0) => format!(
                 "{} is newer, but its rollout is halted (0% of installs)",
                 newest.version

@@ -42,13 +42,7 @@ pub fn run(install: &Path, backup: Option<&Path>) -> anyhow::Result<Exit> {
             .unwrap_or("none yet (made when a staged rollout first needs one)")
     );
     match &state.last_check {
-        Some(last) => println!(
-            "  last check: {} ({})",
-            humantime::format_rfc3339_seconds(
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(last.at)
-            ),
-            last.result
-        ),
+        Some(last) => println!("  last check: {} ({})", when(last.at), last.result),
         None => println!("  last check: none recorded"),
     }
     if let Some(skipped) = &state.skipped {
@@ -58,9 +52,7 @@ pub fn run(install: &Path, backup: Option<&Path>) -> anyhow::Result<Exit> {
         println!(
             "  put off by the user: {} until {}",
             remind.version,
-            humantime::format_rfc3339_seconds(
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(remind.until)
-            )
+            when(remind.until)
         );
     }
     match state.serial {
@@ -131,6 +123,16 @@ pub fn run(install: &Path, backup: Option<&Path>) -> anyhow::Result<Exit> {
         },
         false,
     )
+}
+
+/// A time in the state file (seconds since the Unix epoch), as RFC 3339.
+fn when(secs: u64) -> String {
+    std::time::UNIX_EPOCH
+        .checked_add(std::time::Duration::from_secs(secs))
+        .map_or_else(
+            || format!("{secs} s after 1970 (not a time)"),
+            |t| humantime::format_rfc3339_seconds(t).to_string(),
+        )
 }
 
 fn read_config(install: &Path) -> Option<serde_json::Value> {
