@@ -161,6 +161,7 @@ fn halted_then_opened(nginx: bool) {
     .expect_output("signature verified")
     .expect_output("last check: 20")
     .expect_output("(up to date)")
+    .expect_output("bucket:  0.")
     .expect_output("1.1.0 is newer, but its rollout is halted (0% of installs)");
 
     // 100 %: everyone, this install too.

@@ -115,10 +115,19 @@ pub fn run(
     if checked.signed {
         println!("signature verified; serial {}", checked.serial.unwrap_or(0));
     }
+    let bucket_line = about.zip(bucket).map(|(r, b)| {
+        format!(
+            "  bucket:  {b:.4} in {}'s rollout (in when below its share)",
+            r.version
+        )
+    });
     match checked.update {
         None => {
             println!("{program} {current} is up to date on the {channel} channel");
             println!("  {reason}");
+            if let Some(line) = &bucket_line {
+                println!("{line}");
+            }
         }
         Some(available) => {
             let r = &available.release;
@@ -135,6 +144,9 @@ pub fn run(
                 r.version
             );
             println!("  {reason}");
+            if let Some(line) = &bucket_line {
+                println!("{line}");
+            }
             println!("  archive: {} ({size})", available.archive_url);
             match &r.sha256 {
                 Some(sum) => println!("  sha256:  {sum}"),
