@@ -64,14 +64,7 @@ fn notes_since_the_running_version_then_skip_and_remind_later_are_kept() {
     );
     let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
     let url = format!("{}versions.txt", server.url());
-    let ask = |args: &[&str], answer: &str| {
-        on_terminal(
-            &world.install,
-            args,
-            &[("LEAPFROG_MANIFEST_URL", &url)],
-            answer,
-        )
-    };
+    let ask = |args: &[&str], answer: &str| world.on_terminal(&url, args, answer);
 
     // Both versions' notes, newest first, as text: headings underlined,
     // items listed, links spelled out, no Markdown marks left.
@@ -198,12 +191,7 @@ fn notes_that_do_not_match_the_manifest_are_not_shown() {
     .unwrap();
     let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
     let url = format!("{}versions.txt", server.url());
-    let out = on_terminal(
-        &world.install,
-        &[],
-        &[("LEAPFROG_MANIFEST_URL", &url)],
-        "y\n",
-    );
+    let out = world.on_terminal(&url, &[], "y\n");
     assert!(
         out.contains("the release notes of 1.1.0 are not shown"),
         "{out}"

@@ -427,14 +427,7 @@ fn update_asks_on_the_terminal() {
     let before = tree_hashes(&world.install);
     let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
     let url = manifest_url(&server);
-    let ask = |args: &[&str], answer: &str| {
-        on_terminal(
-            &world.install,
-            args,
-            &[("LEAPFROG_MANIFEST_URL", &url)],
-            answer,
-        )
-    };
+    let ask = |args: &[&str], answer: &str| world.on_terminal(&url, args, answer);
     // "n" (or Enter): remind me later.
     let out = ask(&[], "n\n");
     assert!(

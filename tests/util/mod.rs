@@ -398,6 +398,17 @@ impl World {
         self.sign_text(&manifest.render(), None);
     }
 
+    /// Launches the installed app against `manifest_url` with `args` in a
+    /// terminal of its own, typing `answer` (see [`on_terminal`]).
+    pub fn on_terminal(&self, manifest_url: &str, args: &[&str], answer: &str) -> String {
+        on_terminal(
+            &self.install,
+            args,
+            &[("LEAPFROG_MANIFEST_URL", manifest_url)],
+            answer,
+        )
+    }
+
     /// Launches the installed app against `manifest_url`, saying yes to updates.
     pub fn launch(&self, manifest_url: &str) -> Run {
         self.launch_env(manifest_url, &[])
