@@ -4,7 +4,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use crate::config::Ask;
+use crate::config::{Ask, Restart};
 use crate::error::human_size;
 use crate::fetch::ProgressFn;
 use crate::update::Available;
@@ -27,25 +27,56 @@ pub(crate) enum Answer {
 /// when someone is asked.
 pub(crate) fn ask(
     ask: Ask,
+    restart: Restart,
     available: &Available,
     notes: impl FnOnce() -> Option<String>,
 ) -> Answer {
+    let question = Question { available, restart };
     match ask {
         Ask::AssumeYes => Answer::Update,
         Ask::Never => Answer::NotAsked,
-        Ask::Dialog => ask_dialog(available, notes),
-        Ask::Terminal => ask_terminal(available, notes),
+        Ask::Dialog => ask_dialog(&question, notes),
+        Ask::Terminal => ask_terminal(&question, notes),
         Ask::Auto => {
-            if cfg!(feature = "dialog") && dialog_available() {
-                ask_dialog(available, notes)
+            let dialog = dialog_available();
+            if cfg!(feature = "dialog") && dialog.is_ok() {
+                ask_dialog(&question, notes)
             } else if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-                ask_terminal(available, notes)
+                ask_terminal(&question, notes)
             } else if available.is_required() {
                 log::info!("nobody to ask, and the update is required: updating");
                 Answer::Update
             } else {
-                log::info!("no display and no terminal to ask on: not updating now");
+                let why = match dialog {
+                    Err(why) if cfg!(feature = "dialog") => why,
+                    _ => "built without the `dialog` feature".into(),
+                };
+                log::info!(
+                    "nobody to ask ({why}, and no terminal): not updating now; the app may offer {} in its own interface",
+                    available.release.version
+                );
                 Answer::NotAsked
+            }
+        }
+    }
+}
+
+/// What is asked about: the update, and when it takes effect.
+struct Question<'a> {
+    available: &'a Available,
+    restart: Restart,
+}
+
+impl Question<'_> {
+    /// What happens to the running program when the user says yes.
+    fn restart_note(&self) -> String {
+        let program = &self.available.release.program;
+        match self.restart {
+            Restart::Now => {
+                format!("{program} restarts to finish updating, once it is downloaded.")
+            }
+            Restart::NextLaunch => {
+                format!("It is installed the next time {program} starts.")
             }
         }
     }
@@ -182,7 +213,8 @@ pub(crate) fn plain_text(markdown: &str) -> String {
     out.trim().to_owned()
 }
 
-fn ask_terminal(available: &Available, notes: impl FnOnce() -> Option<String>) -> Answer {
+fn ask_terminal(question_: &Question<'_>, notes: impl FnOnce() -> Option<String>) -> Answer {
+    let available = question_.available;
     let (title, notes) = question(available, notes);
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "{title}");
@@ -197,11 +229,14 @@ fn ask_terminal(available: &Available, notes: impl FnOnce() -> Option<String>) -
     if available.is_required() {
         let _ = writeln!(
             err,
-            "This update is required: {} {} may not be kept. Updating now.",
-            available.release.program, available.current
+            "This update is required: {} {} may not be kept. Updating now. {}",
+            available.release.program,
+            available.current,
+            question_.restart_note()
         );
         return Answer::Update;
     }
+    let _ = writeln!(err, "{}", question_.restart_note());
     let _ = write!(
         err,
         "Update now? [y]es, [l]ater (remind me), [s]kip this version: "
@@ -220,20 +255,27 @@ fn ask_terminal(available: &Available, notes: impl FnOnce() -> Option<String>) -
     }
 }
 
-/// Whether a native dialog can be shown: always on Windows and macOS; on
-/// other systems rfd shows message dialogs through `zenity`, so a display
-/// and `zenity` on the PATH are needed.
-fn dialog_available() -> bool {
+/// Whether a native dialog can be shown, or why not: always on Windows
+/// and macOS; on other systems rfd shows message dialogs through `zenity`,
+/// so a display and `zenity` on the PATH are needed.
+fn dialog_available() -> Result<(), String> {
     if cfg!(any(windows, target_os = "macos")) {
-        return true;
+        return Ok(());
     }
     let display = ["DISPLAY", "WAYLAND_DISPLAY"]
         .iter()
         .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
-    display
-        && std::env::var_os("PATH").is_some_and(|path| {
-            std::env::split_paths(&path).any(|dir| dir.join("zenity").is_file())
-        })
+    if !display {
+        return Err("no display".into());
+    }
+    let zenity = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("zenity").is_file()));
+    if !zenity {
+        return Err(
+            "a display, but no zenity on the PATH to show the dialog with (install zenity)".into(),
+        );
+    }
+    Ok(())
 }
 
 /// How many lines of notes a message dialog (which cannot scroll) shows.
@@ -241,8 +283,10 @@ fn dialog_available() -> bool {
 const DIALOG_LINES: usize = 20;
 
 #[cfg(feature = "dialog")]
-fn ask_dialog(available: &Available, notes: impl FnOnce() -> Option<String>) -> Answer {
+fn ask_dialog(question_: &Question<'_>, notes: impl FnOnce() -> Option<String>) -> Answer {
+    let available = question_.available;
     let (title, notes) = question(available, notes);
+    let title = format!("{title}\n{}", question_.restart_note());
     let window = format!("Update {}", available.release.program);
     const UPDATE: &str = "Update";
     const LATER: &str = "Remind me later";
@@ -303,9 +347,9 @@ fn ask_dialog(available: &Available, notes: impl FnOnce() -> Option<String>) -> 
 }
 
 #[cfg(not(feature = "dialog"))]
-fn ask_dialog(available: &Available, notes: impl FnOnce() -> Option<String>) -> Answer {
+fn ask_dialog(question: &Question<'_>, notes: impl FnOnce() -> Option<String>) -> Answer {
     log::warn!("built without the `dialog` feature: asking on the terminal instead");
-    ask_terminal(available, notes)
+    ask_terminal(question, notes)
 }
 
 #[cfg(feature = "progress-bar")]

@@ -32,8 +32,14 @@ use crate::update::{self, Available, Check};
 pub enum Outcome {
     /// The running version is the newest.
     UpToDate,
-    /// An update exists and the user (or the settings) said not now.
+    /// An update exists and the user said not now ("Remind me later",
+    /// "Skip this version", or no on the terminal).
     Declined(Version),
+    /// An update exists, but nobody was asked: the settings say never to
+    /// ask ([`Ask::Never`]), or there is no way to ask here (no dialog, no
+    /// terminal; the log says why). Offer it in the app's own interface,
+    /// then update with [`Ask::AssumeYes`].
+    NotAsked(Version),
     /// An update was staged and will be applied at the next launch.
     Staged(Version),
     /// The newest release was rolled back here before and is not offered
@@ -244,13 +250,20 @@ impl Updater {
     /// version" (not until a newer one); both are remembered in the state
     /// file, and neither is offered for a required update.
     pub fn ask(&self, available: &Available) -> bool {
+        self.answer(available) == ui::Answer::Update
+    }
+
+    /// [`ask`](Self::ask), with what was answered.
+    fn answer(&self, available: &Available) -> ui::Answer {
         let settings = self.settings();
         let ask = if settings.assume_yes {
             Ask::AssumeYes
         } else {
             settings.ask
         };
-        let answer = ui::ask(ask, available, || self.release_notes(available));
+        let answer = ui::ask(ask, settings.restart, available, || {
+            self.release_notes(available)
+        });
         let version = available.release.version.to_string();
         let remember = |change: &dyn Fn(&mut crate::release::trust::State)| {
             let dir = self.install_dir();
@@ -263,8 +276,7 @@ impl Updater {
             }
         };
         match answer {
-            ui::Answer::Update => true,
-            ui::Answer::NotAsked => false,
+            ui::Answer::Update | ui::Answer::NotAsked => {}
             ui::Answer::Later => {
                 let now = std::time::SystemTime::now();
                 let until = now
@@ -283,7 +295,6 @@ impl Updater {
                     });
                     state.skipped = None;
                 });
-                false
             }
             ui::Answer::Skip => {
                 log::info!("{} {version}: skipped by the user", self.program());
@@ -291,9 +302,9 @@ impl Updater {
                     state.skipped = Some(version.clone());
                     state.remind = None;
                 });
-                false
             }
         }
+        answer
     }
 
     /// Step 2: stages `available` in the backup dir (copy, download, verify,
@@ -338,8 +349,12 @@ impl Updater {
             log::info!("{e}");
             return Err(e);
         }
-        if !self.ask(&available) {
-            return Ok(Outcome::Declined(available.release.version));
+        match self.answer(&available) {
+            ui::Answer::Update => {}
+            ui::Answer::NotAsked => return Ok(Outcome::NotAsked(available.release.version)),
+            ui::Answer::Later | ui::Answer::Skip => {
+                return Ok(Outcome::Declined(available.release.version))
+            }
         }
         let mut staged = self.stage(&available);
         // A mirror whose archive fails to download or verify is skipped; the

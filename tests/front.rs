@@ -64,7 +64,7 @@ fn front_second_copy_sees_the_lock_before_asking() {
         .expect_code(0)
         .expect_output("demo 1.0.0 running")
         .expect_output("another copy of the program is updating")
-        .expect_no_output("no display and no terminal to ask on")
+        .expect_no_output("nobody to ask")
         .expect_no_output("not updating now");
     assert_eq!(archive_requests(&server), 0);
     assert_eq!(tree_hashes(&world.install), before);
@@ -154,4 +154,27 @@ fn front_stage_cut_short_reuses_the_verified_archive() {
         .expect_output("does not verify; downloading it again")
         .expect_output("demo 1.1.0 running");
     assert_eq!(archive_requests(&server), 2);
+}
+
+#[test]
+fn front_a_display_without_zenity_says_so_and_the_app_is_told_nobody_was_asked() {
+    // A desktop without zenity (rfd's dialogs on Linux), no terminal, not
+    // told to say yes: the log says why nobody was asked, and the app gets
+    // an outcome it can show in its own interface.
+    let world = World::new();
+    let server = EvilServer::start(world.releases.clone());
+    let before = tree_hashes(&world.install);
+    let empty = tempfile::tempdir().unwrap();
+    let mut cmd = command(&world.install.join("demo"));
+    cmd.env("LEAPFROG_MANIFEST_URL", server.manifest_url())
+        .env("DISPLAY", ":0")
+        .env("PATH", empty.path())
+        .env_remove("LEAPFROG_ASSUME_YES")
+        .env_remove("WAYLAND_DISPLAY");
+    run(&mut cmd, Duration::from_secs(60))
+        .expect_code(0)
+        .expect_output("nobody to ask (a display, but no zenity on the PATH to show the dialog with (install zenity), and no terminal)")
+        .expect_output("1.1.0 is available, but nobody could be asked; not updating now");
+    assert_eq!(archive_requests(&server), 0);
+    assert_eq!(tree_hashes(&world.install), before);
 }

@@ -435,6 +435,10 @@ fn update_asks_on_the_terminal() {
         "{out}"
     );
     assert!(
+        out.contains("demo restarts to finish updating, once it is downloaded."),
+        "{out}"
+    );
+    assert!(
         out.contains("Update now? [y]es, [l]ater (remind me), [s]kip this version"),
         "{out}"
     );

@@ -126,6 +126,9 @@ pub fn main() -> ExitCode {
     match check.join() {
         Ok(Ok(Outcome::UpToDate)) => say!("up to date"),
         Ok(Ok(Outcome::Declined(v))) => say!("{v} is available; not updating now"),
+        Ok(Ok(Outcome::NotAsked(v))) => {
+            say!("{v} is available, but nobody could be asked; not updating now")
+        }
         Ok(Ok(Outcome::Staged(v))) => say!("{v} is staged; it is installed at the next launch"),
         Ok(Ok(Outcome::PutOff {
             version,
