@@ -386,9 +386,21 @@ impl Updater {
                 self.current_version()
             )
         })?;
+        let version = available.release.version;
         match self.settings().restart {
-            Restart::Now => Err(self.restart(&staged)),
-            Restart::NextLaunch => Ok(Outcome::Staged(available.release.version)),
+            Restart::Now => {
+                if let Some(before) = &self.settings().before_restart {
+                    if !before(&version) {
+                        log::info!(
+                            "{} {version} is staged; the app put the restart off: it is installed at the next launch",
+                            self.program()
+                        );
+                        return Ok(Outcome::Staged(version));
+                    }
+                }
+                Err(self.restart(&staged))
+            }
+            Restart::NextLaunch => Ok(Outcome::Staged(version)),
         }
     }
 
@@ -487,6 +499,24 @@ impl UpdaterBuilder {
     /// What to do once an update is staged (default [`Restart::Now`]).
     pub fn restart(mut self, restart: Restart) -> Self {
         self.settings.restart = restart;
+        self
+    }
+
+    /// Called with the new version just before [`update`](Updater::update)
+    /// restarts the app into it ([`Restart::Now`]), from the thread that
+    /// runs the update: the app saves its work there, and returns `true`
+    /// to go ahead, or `false` to put the restart off, and the staged
+    /// update is installed at the next launch ([`Outcome::Staged`]).
+    ///
+    /// ```
+    /// let builder = leapfrog::Updater::builder("demo", "1.0.0").before_restart(|version| {
+    ///     log::info!("saving the document before restarting into {version}");
+    ///     true
+    /// });
+    /// # let _ = builder;
+    /// ```
+    pub fn before_restart(mut self, f: impl Fn(&Version) -> bool + Send + Sync + 'static) -> Self {
+        self.settings.before_restart = Some(std::sync::Arc::new(f));
         self
     }
 

@@ -178,3 +178,40 @@ fn front_a_display_without_zenity_says_so_and_the_app_is_told_nobody_was_asked()
     assert_eq!(archive_requests(&server), 0);
     assert_eq!(tree_hashes(&world.install), before);
 }
+
+#[test]
+fn front_the_app_saves_its_work_or_puts_the_restart_off() {
+    let world = World::new();
+    let server = EvilServer::start(world.releases.clone());
+    let before = tree_hashes(&world.install);
+    // Busy: the update is staged, the restart put off, 1.0.0 runs on.
+    let mut cmd = command(&world.install.join("demo"));
+    cmd.arg("--put-off-restart")
+        .env("LEAPFROG_ASSUME_YES", "1")
+        .env("LEAPFROG_MANIFEST_URL", server.manifest_url());
+    run(&mut cmd, Duration::from_secs(60))
+        .expect_code(0)
+        .expect_output("busy: putting the restart into 1.1.0 off to the next launch")
+        .expect_output("1.1.0 is staged; it is installed at the next launch")
+        .expect_no_output("hopping out")
+        .expect_no_output("demo 1.1.0 running");
+    assert_eq!(tree_hashes(&world.install), before);
+    // The next launch installs it; an app that may restart saves its work
+    // first, and the restart follows.
+    world
+        .launch(&server.manifest_url())
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
+    let world = World::new();
+    let server = EvilServer::start(world.releases.clone());
+    let out = world
+        .launch(&server.manifest_url())
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
+    let text = out.stdout() + &out.stderr();
+    let saved = text
+        .find("saving work before restarting into 1.1.0")
+        .expect("saved first");
+    let hop = text.find("hopping out").expect("hopped");
+    assert!(saved < hop, "{text}");
+}

@@ -166,6 +166,9 @@ fn text(env: Env<'_>, name: &str) -> Result<Option<String>> {
     }
 }
 
+/// The app's say before it is restarted into an update.
+pub(crate) type BeforeRestartFn = Arc<dyn Fn(&semver::Version) -> bool + Send + Sync>;
+
 /// Everything an app can set, as given (the builder's state).
 pub(crate) struct Settings {
     pub program: String,
@@ -182,6 +185,9 @@ pub(crate) struct Settings {
     pub ask: Ask,
     pub restart: Restart,
     pub progress: Option<ProgressFn>,
+    /// Called before the app is restarted into a staged update; `false`
+    /// puts the restart off to the next launch.
+    pub before_restart: Option<BeforeRestartFn>,
     pub limits: Limits,
     pub allow_unverified: bool,
     pub allow_unsigned: bool,
@@ -218,6 +224,7 @@ impl Settings {
             ask: Ask::Auto,
             restart: Restart::Now,
             progress: None,
+            before_restart: None,
             limits: Limits::default(),
             allow_unverified: false,
             allow_unsigned: false,

@@ -83,9 +83,21 @@ pub fn main() -> ExitCode {
     // asked, so a staged rollout (not a halted one) and a version skipped
     // or put off are offered.
     let by_user = std::env::args().any(|a| a == "--check-now");
+    // Before it is restarted into an update, the app saves its work; `demo
+    // --put-off-restart` has work it cannot stop, and asks for the update
+    // at the next launch instead.
+    let put_off = std::env::args().any(|a| a == "--put-off-restart");
     let updater = match Updater::from_config(dir.join("data").join("config.json")).and_then(|b| {
         let b = b.restart(restart).allow_env_manifest_url();
         let b = if by_user { b.asked_by_user() } else { b };
+        let b = b.before_restart(move |version| {
+            if put_off {
+                say!("busy: putting the restart into {version} off to the next launch");
+                return false;
+            }
+            say!("saving work before restarting into {version}");
+            true
+        });
         if downgrade {
             b.downgrade_to_channel()
         } else {
