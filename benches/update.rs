@@ -136,21 +136,7 @@ fn main() {
         let tree = w.join(format!("tree-{version}"));
         let bytes = app_tree(&tree, version, total, files, variant, false);
         let start = Instant::now();
-        let published = publish(&PublishOptions {
-            app_dir: tree,
-            program: "demo".into(),
-            version: version.into(),
-            repo: releases.clone(),
-            notes: None,
-            signing: Default::default(),
-            channel: None,
-            rollout: None,
-            rollout_schedule: None,
-            min_version: None,
-            critical: false,
-            target: None,
-        })
-        .unwrap();
+        let published = publish(&PublishOptions::new(tree, "demo", version, &releases)).unwrap();
         sizes.push(published.release.size.unwrap());
         println!(
             "published {version}: {} files, {:.0} MB unpacked, archive {:.0} MB, in {:.1} s",
@@ -294,21 +280,7 @@ fn nginx_scenario(w: &Path) {
     for (version, variant) in [("1.0.0", 0), ("1.1.0", 1)] {
         let tree = root.join(format!("tree-{version}"));
         app_tree(&tree, version, total, 200, variant, true);
-        publish(&PublishOptions {
-            app_dir: tree.clone(),
-            program: "demo".into(),
-            version: version.into(),
-            repo: releases.clone(),
-            notes: None,
-            signing: Default::default(),
-            channel: None,
-            rollout: None,
-            rollout_schedule: None,
-            min_version: None,
-            critical: false,
-            target: None,
-        })
-        .unwrap();
+        publish(&PublishOptions::new(&tree, "demo", version, &releases)).unwrap();
         fs::remove_dir_all(&tree).unwrap();
     }
     let archive_size = fs::metadata(releases.join("demo-1.1.0.tar.gz"))

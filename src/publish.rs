@@ -11,21 +11,11 @@
 //! # fn main() -> leapfrog::Result<()> {
 //! use leapfrog::publish::{publish, PublishOptions, Signing};
 //! let published = publish(&PublishOptions {
-//!     app_dir: "build/demo".into(),
-//!     program: "demo".into(),
-//!     version: "1.1.0".into(),
-//!     repo: "releases".into(),
-//!     notes: None,
 //!     signing: Signing {
 //!         secret_key: Some("keys/leapfrog.key".into()),
 //!         ..Signing::default()
 //!     },
-//!     channel: None,
-//!     rollout: None,
-//!     rollout_schedule: None,
-//!     min_version: None,
-//!     critical: false,
-//!     target: None,
+//!     ..PublishOptions::new("build/demo", "demo", "1.1.0", "releases")
 //! })?;
 //! println!("{} published", published.archive.display());
 //! # Ok(())
@@ -85,6 +75,41 @@ pub struct PublishOptions {
     /// `linux`, …); `None` is every platform. A version may be published
     /// once per target.
     pub target: Option<String>,
+}
+
+impl PublishOptions {
+    /// `version` of `program` from the tree `app_dir` into `repo`: no
+    /// notes, unsigned, on `stable` for every platform and every install;
+    /// set the other fields as needed.
+    ///
+    /// ```
+    /// let opts = leapfrog::publish::PublishOptions {
+    ///     rollout: Some(10),
+    ///     ..leapfrog::publish::PublishOptions::new("build/demo", "demo", "1.1.0", "releases")
+    /// };
+    /// assert_eq!(opts.channel, None);
+    /// ```
+    pub fn new(
+        app_dir: impl Into<PathBuf>,
+        program: impl Into<String>,
+        version: impl Into<String>,
+        repo: impl Into<PathBuf>,
+    ) -> PublishOptions {
+        PublishOptions {
+            app_dir: app_dir.into(),
+            program: program.into(),
+            version: version.into(),
+            repo: repo.into(),
+            notes: None,
+            signing: Signing::default(),
+            channel: None,
+            rollout: None,
+            rollout_schedule: None,
+            min_version: None,
+            critical: false,
+            target: None,
+        }
+    }
 }
 
 /// How a publish (or yank) signs `versions.txt`.

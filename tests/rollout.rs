@@ -218,12 +218,7 @@ fn required_update_overrides_the_rollout_and_is_not_declined() {
         "{}",
         unsigned.stdout()
     );
-    let public = world
-        .fixture
-        .secret_key
-        .as_ref()
-        .unwrap()
-        .with_file_name("publisher.pub");
+    let public = world.public_key_file();
     let run_json = check(Some(&public)).expect_code(11);
     let decision: serde_json::Value = serde_json::from_str(run_json.stdout().trim()).unwrap();
     assert_eq!(decision["status"], "required", "{decision}");

@@ -15,21 +15,7 @@ use leapfrog::serve::Server;
 use crate::util::*;
 
 fn publish_to(world: &World, tree: &Path, version: &str) {
-    publish(&PublishOptions {
-        app_dir: tree.to_owned(),
-        program: "demo".into(),
-        version: version.into(),
-        repo: world.releases.clone(),
-        notes: None,
-        signing: Default::default(),
-        channel: None,
-        rollout: None,
-        rollout_schedule: None,
-        min_version: None,
-        critical: false,
-        target: None,
-    })
-    .unwrap();
+    publish(&PublishOptions::new(tree, "demo", version, &world.releases)).unwrap();
 }
 
 /// A world (1.0.0 installed) whose host offers 1.0.0 and a 1.1.0 made

@@ -78,26 +78,10 @@ fn airtight_verify_stays_inside_the_repository() {
     )
     .unwrap();
     edit_release(&scene, |r| r.file = Some("../outside.tar.gz".into()));
-    let public = w
-        .fixture
-        .secret_key
-        .as_ref()
-        .unwrap()
-        .with_file_name("publisher.pub");
-    let out = leapfrog()
-        .arg("verify")
-        .arg(&w.releases)
-        .arg("--public-key")
-        .arg(&public)
-        .output()
-        .unwrap();
-    Run {
-        output: out,
-        what: "leapfrog verify".into(),
-    }
-    .expect_code(1)
-    .expect_output("../outside.tar.gz")
-    .expect_output("away from the manifest");
+    w.verify()
+        .expect_code(1)
+        .expect_output("../outside.tar.gz")
+        .expect_output("away from the manifest");
 }
 
 #[test]
@@ -233,24 +217,7 @@ fn airtight_refresh_renews_a_signed_repository_releases_untouched() {
         .as_secs()
         / 86_400;
     assert!((88..=90).contains(&days), "{days} days");
-    let public = w
-        .fixture
-        .secret_key
-        .as_ref()
-        .unwrap()
-        .with_file_name("publisher.pub");
-    let out = leapfrog()
-        .arg("verify")
-        .arg(&w.releases)
-        .arg("--public-key")
-        .arg(&public)
-        .output()
-        .unwrap();
-    Run {
-        output: out,
-        what: "leapfrog verify".into(),
-    }
-    .expect_code(0);
+    w.verify().expect_code(0);
     let server = scene.server();
     w.launch(&url(&server))
         .expect_code(0)

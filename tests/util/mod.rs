@@ -274,21 +274,11 @@ fn make_fixture(signed: bool) -> Fixture {
     app_tree(&tree_1_1, "1.1.0", public_key.as_deref(), FILES_1_1);
     for (tree, version) in [(&tree_1_0, "1.0.0"), (&tree_1_1, "1.1.0")] {
         publish(&PublishOptions {
-            app_dir: tree.clone(),
-            program: "demo".into(),
-            version: version.into(),
-            repo: releases.clone(),
-            notes: None,
             signing: leapfrog::publish::Signing {
                 secret_key: secret_key.clone(),
                 ..Default::default()
             },
-            channel: None,
-            rollout: None,
-            rollout_schedule: None,
-            min_version: None,
-            critical: false,
-            target: None,
+            ..PublishOptions::new(tree, "demo", version, &releases)
         })
         .unwrap();
     }
@@ -406,6 +396,24 @@ impl World {
             args,
             &[("LEAPFROG_MANIFEST_URL", manifest_url)],
             answer,
+        )
+    }
+
+    /// The publisher's public key file (a signed world).
+    pub fn public_key_file(&self) -> PathBuf {
+        let key = self.fixture.secret_key.as_ref().expect("a signed world");
+        key.with_file_name("publisher.pub")
+    }
+
+    /// `leapfrog verify` on the world's repository with the publisher's key.
+    pub fn verify(&self) -> Run {
+        run(
+            leapfrog()
+                .arg("verify")
+                .arg(&self.releases)
+                .arg("--public-key")
+                .arg(self.public_key_file()),
+            Duration::from_secs(60),
         )
     }
 

@@ -78,18 +78,9 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
             format!("demo {version}\n- {}\n", files_summary(version)),
         )?;
         let published = publish(&PublishOptions {
-            app_dir: tree,
-            program: "demo".into(),
-            version: version.into(),
-            repo: releases.clone(),
             notes: Some(notes),
             signing: signing.clone(),
-            channel: None,
-            rollout: None,
-            rollout_schedule: None,
-            min_version: None,
-            critical: false,
-            target: None,
+            ..PublishOptions::new(tree, "demo", version, &releases)
         })?;
         println!(
             "  {} ({} bytes, sha256 {}...)",
@@ -202,18 +193,9 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
         .unwrap_or_default();
     make_tree(&tree, &app, "1.2.0", &url, &public_b64, &files_1_2)?;
     publish(&PublishOptions {
-        app_dir: tree,
-        program: "demo".into(),
-        version: "1.2.0".into(),
-        repo: releases.clone(),
-        notes: None,
         signing: signing.clone(),
-        channel: None,
         rollout: Some(0),
-        rollout_schedule: None,
-        min_version: None,
-        critical: false,
-        target: None,
+        ..PublishOptions::new(tree, "demo", "1.2.0", &releases)
     })?;
     let lines = launch(&install.join("demo"))?;
     check(

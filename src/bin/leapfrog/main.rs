@@ -256,11 +256,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             target,
             sign,
         } => publish::run(
-            publish::Release {
-                app_dir,
-                program,
-                version,
-                repo,
+            leapfrog::publish::PublishOptions {
                 notes,
                 channel,
                 rollout,
@@ -268,6 +264,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
                 min_version,
                 critical,
                 target,
+                ..leapfrog::publish::PublishOptions::new(app_dir, program, version, repo)
             },
             &sign,
         ),

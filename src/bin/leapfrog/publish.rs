@@ -42,36 +42,9 @@ impl SignArgs {
     }
 }
 
-/// What `leapfrog publish` was asked to publish.
-pub struct Release {
-    pub app_dir: PathBuf,
-    pub program: String,
-    pub version: String,
-    pub repo: PathBuf,
-    pub notes: Option<PathBuf>,
-    pub channel: Option<String>,
-    pub rollout: Option<u8>,
-    pub rollout_schedule: Option<String>,
-    pub min_version: Option<String>,
-    pub critical: bool,
-    pub target: Option<String>,
-}
-
-pub fn run(release: Release, sign: &SignArgs) -> anyhow::Result<Exit> {
-    let opts = leapfrog::publish::PublishOptions {
-        app_dir: release.app_dir,
-        program: release.program,
-        version: release.version,
-        repo: release.repo,
-        notes: release.notes,
-        signing: sign.signing()?,
-        channel: release.channel,
-        rollout: release.rollout,
-        rollout_schedule: release.rollout_schedule,
-        min_version: release.min_version,
-        critical: release.critical,
-        target: release.target,
-    };
+/// `leapfrog publish`: what `opts` asks for, signed as `sign` says.
+pub fn run(mut opts: leapfrog::publish::PublishOptions, sign: &SignArgs) -> anyhow::Result<Exit> {
+    opts.signing = sign.signing()?;
     let published = leapfrog::publish::publish(&opts)
         .with_context(|| format!("publishing {} {}", opts.program, opts.version))?;
     let r = &published.release;
