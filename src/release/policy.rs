@@ -71,6 +71,18 @@ impl Audience {
     pub fn channel(&self) -> &str {
         self.channel.as_deref().unwrap_or(DEFAULT_CHANNEL)
     }
+
+    /// Whether `release` is for this platform (or `target` is `None`).
+    pub fn fits(&self, release: &Release) -> bool {
+        self.target
+            .as_deref()
+            .is_none_or(|t| release.fit(t).is_some())
+    }
+
+    /// Whether `release` is on the channel followed and for this platform.
+    pub fn follows(&self, release: &Release) -> bool {
+        release.channel() == self.channel() && self.fits(release)
+    }
 }
 
 impl Release {
@@ -220,13 +232,7 @@ impl Manifest {
             self.releases_of(program)
                 .filter(|r| !r.yanked)
                 .filter(move |r| wants_pre || r.version.pre.is_empty())
-                .filter(|r| r.channel() == audience.channel())
-                .filter(|r| {
-                    audience
-                        .target
-                        .as_deref()
-                        .is_none_or(|t| r.fit(t).is_some())
-                })
+                .filter(|r| audience.follows(r))
         };
         let at = self.schedule_time(audience.now.unwrap_or_else(SystemTime::now));
         let offered = || {
@@ -271,14 +277,9 @@ impl Manifest {
         }
         // The running version withdrawn (its own line, for this platform):
         // the newest release not withdrawn, below it.
-        let running_yanked = self.releases_of(program).any(|r| {
-            &r.version == current
-                && r.yanked
-                && audience
-                    .target
-                    .as_deref()
-                    .is_none_or(|t| r.fit(t).is_some())
-        });
+        let running_yanked = self
+            .releases_of(program)
+            .any(|r| &r.version == current && r.yanked && audience.fits(r));
         if signed && (running_yanked || audience.downgrade) {
             return offered().filter(|r| &r.version < current).max_by(order);
         }
@@ -300,15 +301,9 @@ impl Manifest {
         let fit = |r: &Release| audience.target.as_deref().and_then(|t| r.fit(t));
         let mut lines: Vec<&Release> = self
             .releases_of(program)
-            .filter(|r| !r.yanked && r.channel() == audience.channel())
+            .filter(|r| !r.yanked && audience.follows(r))
             .filter(|r| prereleases || r.version.pre.is_empty() || &r.version == to)
             .filter(|r| &r.version > current && &r.version <= to)
-            .filter(|r| {
-                audience
-                    .target
-                    .as_deref()
-                    .is_none_or(|t| r.fit(t).is_some())
-            })
             .collect();
         // Newest first; of one version's lines, the best fit.
         lines.sort_by(|a, b| b.version.cmp(&a.version).then(fit(a).cmp(&fit(b))));
@@ -338,14 +333,8 @@ impl Manifest {
         prereleases: bool,
     ) -> Option<&Version> {
         self.releases_of(program)
-            .filter(|r| r.channel() == audience.channel())
+            .filter(|r| audience.follows(r))
             .filter(|r| prereleases || r.version.pre.is_empty())
-            .filter(|r| {
-                audience
-                    .target
-                    .as_deref()
-                    .is_none_or(|t| r.fit(t).is_some())
-            })
             .flat_map(Release::floor_set)
             .filter(|v| prereleases || v.pre.is_empty())
             .max()

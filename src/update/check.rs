@@ -256,14 +256,7 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
         schedule_at: manifest.schedule_time(query.audience.now.unwrap_or_else(SystemTime::now)),
         newest: manifest
             .releases_of(query.program)
-            .filter(|r| !r.yanked && r.channel() == query.audience.channel())
-            .filter(|r| {
-                query
-                    .audience
-                    .target
-                    .as_deref()
-                    .is_none_or(|t| r.fit(t).is_some())
-            })
+            .filter(|r| !r.yanked && query.audience.follows(r))
             .max_by(|a, b| a.version.cmp(&b.version))
             .cloned(),
     };
