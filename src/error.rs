@@ -222,6 +222,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// The user cancelled the download (the progress window's Cancel).
+    /// Nothing was changed; what arrived is kept, and the next download
+    /// of this release continues from there.
+    #[error("the download of {url} was cancelled by the user; nothing was changed")]
+    Cancelled {
+        /// The archive's URL.
+        url: String,
+    },
+
     /// A release line has no sha256 and unverified updates were not allowed.
     #[error("{origin}: {program} {version} has no sha256, and unverified updates are not allowed; publish it with `leapfrog publish`")]
     Unverified {

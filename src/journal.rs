@@ -281,7 +281,12 @@ impl Journal {
     pub fn advance(&mut self, step: Step) -> Result<()> {
         log::debug!("journal: {:?} -> {:?}", self.step, step);
         self.step = step;
-        self.write()
+        self.write()?;
+        crate::update::history::record_journal(
+            self,
+            &crate::update::history::step_event(self, step),
+        );
+        Ok(())
     }
 }
 

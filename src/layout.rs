@@ -9,6 +9,7 @@
 //! | `.leapfrog-download/` | backup dir | archives, and `*.partial` / `*.partial.meta` downloads being continued |
 //! | `.leapfrog-undo-list` | backup dir | the file list of the release being rolled back |
 //! | `.leapfrog-release` | install and backup dir, staging | the release's file list |
+//! | `.leapfrog-log/update.log` | backup dir | the update log, kept across updates; `update.log.1` is the part before the last 1 MiB |
 //! | `.leapfrog-state.json` | install dir | the newest signed manifest accepted, announced keys |
 //! | `.leapfrog-tmp.*` | any of them | a file being written, before the rename that publishes it |
 //! | `.leapfrog-probe.*` | install dir (Windows) | a test that a folder takes new files |
@@ -38,6 +39,12 @@ pub const DOWNLOAD: &str = ".leapfrog-download";
 pub const UNDO_LIST: &str = ".leapfrog-undo-list";
 /// The file list, at the root of every release tree.
 pub const FILE_LIST: &str = ".leapfrog-release";
+/// The update log's folder, in the backup dir.
+pub const LOG_DIR: &str = ".leapfrog-log";
+/// The update log, in [`LOG_DIR`].
+pub const LOG: &str = "update.log";
+/// The update log's previous part, in [`LOG_DIR`].
+pub const LOG_OLD: &str = "update.log.1";
 /// The state file, in the install dir.
 pub const STATE: &str = ".leapfrog-state.json";
 /// The beginning of every temp file's name.

@@ -3,6 +3,10 @@
 //! The library never prints otherwise; it logs through `log`.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+#[cfg(feature = "dialog")]
+use std::sync::Mutex;
 
 use crate::config::{Ask, Restart};
 use crate::error::human_size;
@@ -82,14 +86,134 @@ impl Question<'_> {
     }
 }
 
-/// A progress bar on the terminal, when the app asks there and has one.
-pub(crate) fn progress(ask: Ask) -> Option<ProgressFn> {
+/// How a stage's progress is shown, and how the user can cancel it. A
+/// window is closed (and gone) when this is dropped.
+pub(crate) struct Progress {
+    /// What the download reports to.
+    pub report: Option<ProgressFn>,
+    /// Set when the user cancels.
+    pub cancel: Option<Arc<AtomicBool>>,
+    #[cfg(feature = "dialog")]
+    window: Option<Arc<Mutex<crate::os::ProgressWindow>>>,
+}
+
+impl Progress {
+    /// The app's own progress callback (it shows progress itself).
+    pub(crate) fn given(report: ProgressFn) -> Progress {
+        Progress::shown_by(Some(report))
+    }
+
+    fn shown_by(report: Option<ProgressFn>) -> Progress {
+        Progress {
+            report,
+            cancel: None,
+            #[cfg(feature = "dialog")]
+            window: None,
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        #[cfg(feature = "dialog")]
+        if let Some(window) = self.window.take() {
+            if let Ok(mut window) = window.lock() {
+                window.close();
+            }
+        }
+    }
+}
+
+/// What shows the progress of staging `available`, as `ask` says: the
+/// progress window where the question is asked in a dialog, a bar on the
+/// terminal where it is asked there, else nothing.
+pub(crate) fn progress(ask: Ask, available: &Available) -> Progress {
+    #[cfg(feature = "dialog")]
+    if matches!(ask, Ask::Dialog) || matches!(ask, Ask::Auto) && dialog_available().is_ok() {
+        if let Some(shown) = progress_window(available) {
+            return shown;
+        }
+    }
     #[cfg(feature = "progress-bar")]
     if matches!(ask, Ask::Auto | Ask::Terminal) && std::io::stderr().is_terminal() {
-        return Some(terminal_progress());
+        return Progress::shown_by(Some(terminal_progress()));
     }
-    let _ = ask;
-    None
+    let _ = (ask, available);
+    Progress::shown_by(None)
+}
+
+/// The progress window: version, bytes so far and in all, speed, time
+/// left, and Cancel.
+#[cfg(feature = "dialog")]
+fn progress_window(available: &Available) -> Option<Progress> {
+    let release = &available.release;
+    let what = format!("{} {}", release.program, release.version);
+    let cancel = Arc::new(AtomicBool::new(false));
+    let window = crate::os::progress_window(
+        &format!("Updating {}", release.program),
+        &format!("Downloading {what}…"),
+        cancel.clone(),
+    )?;
+    let window = Arc::new(Mutex::new(window));
+    let shown = window.clone();
+    // The speed is measured from the first report on (a download continued
+    // from before has bytes that did not arrive now).
+    let first = Mutex::new(None);
+    let report: ProgressFn = Arc::new(move |done, total| {
+        let now = std::time::Instant::now();
+        let (base, since) = first
+            .lock()
+            .map(|mut f| *f.get_or_insert((done, now)))
+            .unwrap_or((done, now));
+        let text = progress_text(&what, done, total, done.saturating_sub(base), now - since);
+        // 100 % only once the release is unpacked and verified too.
+        let percent = total
+            .filter(|t| *t > 0)
+            .map(|t| (done.min(t) * 99 / t) as u8);
+        if let Ok(mut window) = shown.lock() {
+            window.show(percent, &text);
+        }
+    });
+    Some(Progress {
+        report: Some(report),
+        cancel: Some(cancel),
+        window: Some(window),
+    })
+}
+
+#[cfg(feature = "dialog")]
+/// The progress window's line: `what`, `done` of `total` bytes, the speed
+/// of the `moved` bytes that came in `elapsed`, and the time left.
+fn progress_text(
+    what: &str,
+    done: u64,
+    total: Option<u64>,
+    moved: u64,
+    elapsed: std::time::Duration,
+) -> String {
+    if total == Some(done) {
+        return format!(
+            "Downloaded {what} ({}); verifying and unpacking it…",
+            human_size(done)
+        );
+    }
+    let mut text = format!("Downloading {what}: {}", human_size(done));
+    if let Some(total) = total {
+        text.push_str(&format!(" of {}", human_size(total)));
+    }
+    let seconds = elapsed.as_secs_f64();
+    if moved > 0 && seconds >= 0.5 {
+        let rate = moved as f64 / seconds;
+        text.push_str(&format!(", {}/s", human_size(rate as u64)));
+        if let Some(total) = total {
+            let left = (total.saturating_sub(done) as f64 / rate).ceil() as u64;
+            text.push_str(&format!(
+                ", about {} left",
+                humantime::format_duration(std::time::Duration::from_secs(left))
+            ));
+        }
+    }
+    text
 }
 
 fn question(
@@ -376,6 +500,37 @@ fn terminal_progress() -> ProgressFn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "dialog")]
+    #[test]
+    fn the_progress_line_says_bytes_speed_and_time_left() {
+        use std::time::Duration;
+        let line = progress_text(
+            "demo 1.1.0",
+            3_000_000,
+            Some(13_000_000),
+            2_000_000,
+            Duration::from_secs(2),
+        );
+        assert_eq!(
+            line,
+            "Downloading demo 1.1.0: 3.0 MB of 13.0 MB, 1.0 MB/s, about 10s left"
+        );
+        // Too early to measure a speed: bytes only.
+        let line = progress_text("demo 1.1.0", 1_000_000, None, 0, Duration::ZERO);
+        assert_eq!(line, "Downloading demo 1.1.0: 1.0 MB");
+        let line = progress_text(
+            "demo 1.1.0",
+            13_000_000,
+            Some(13_000_000),
+            1,
+            Duration::from_secs(1),
+        );
+        assert!(
+            line.starts_with("Downloaded demo 1.1.0 (13.0 MB); verifying"),
+            "{line}"
+        );
+    }
 
     #[test]
     fn markdown_reads_as_text() {

@@ -42,6 +42,9 @@ pub enum Outcome {
     NotAsked(Version),
     /// An update was staged and will be applied at the next launch.
     Staged(Version),
+    /// The user cancelled the download in the progress window. Nothing
+    /// changed; the next update continues the download where it stopped.
+    Cancelled(Version),
     /// The newest release was rolled back here before and is not offered
     /// again yet (see [`Check::RolledBack`]).
     RolledBack(Version),
@@ -156,6 +159,14 @@ impl Updater {
     /// The backup dir.
     pub fn backup_dir(&self) -> &Path {
         &self.resolved.backup_dir
+    }
+
+    /// The update log, `update.log` in the backup dir: a line for every
+    /// check, stage, restart, apply, trial launch and rollback, kept across
+    /// updates (the last 1 to 2 MiB). It exists from the first update on;
+    /// an app can offer it to a user who asks for support.
+    pub fn update_log(&self) -> PathBuf {
+        update::history::path(self.backup_dir())
     }
 
     fn settings(&self) -> &Settings {
@@ -314,8 +325,18 @@ impl Updater {
     /// update is not finished.
     pub fn stage(&self, available: &Available) -> Result<StagedUpdate> {
         let settings = self.settings();
-        let progress = (settings.progress.clone()).or_else(|| ui::progress(settings.ask));
-        update::stage(&self.resolved, available, progress).map(StagedUpdate)
+        let shown = match settings.progress.clone() {
+            Some(report) => ui::Progress::given(report),
+            None => ui::progress(settings.ask, available),
+        };
+        let staged = update::stage(
+            &self.resolved,
+            available,
+            (shown.report.clone(), shown.cancel.clone()),
+        );
+        // The progress window is gone before anything else happens.
+        drop(shown);
+        staged.map(StagedUpdate)
     }
 
     /// Steps 3 to 6: hops out to the backup copy, which applies the staged
@@ -361,7 +382,10 @@ impl Updater {
         // next mirror's manifest must offer the same release.
         for mirror in self.resolved.manifest_urls().skip(1) {
             let Err(e) = &staged else { break };
-            if matches!(e, Error::Busy { .. } | Error::InProgress { .. }) {
+            if matches!(
+                e,
+                Error::Busy { .. } | Error::InProgress { .. } | Error::Cancelled { .. }
+            ) {
                 break;
             }
             log::warn!(
@@ -376,6 +400,15 @@ impl Updater {
                 Ok(_) => continue,
                 Err(e) => Err(e),
             };
+        }
+        if let Err(Error::Cancelled { .. }) = &staged {
+            log::info!(
+                "{} {}: the user cancelled the download; nothing changed, {} keeps running",
+                self.program(),
+                available.release.version,
+                self.current_version()
+            );
+            return Ok(Outcome::Cancelled(available.release.version));
         }
         let staged = staged.inspect_err(|e| {
             log::warn!(

@@ -257,6 +257,8 @@ fn demo_runs_end_to_end_and_keeps_its_dirs() {
     .expect_output("[ok] the process started (pid ")
     .expect_output("[ok] at 0% the app is not offered 1.2.0 and keeps running 1.1.0")
     .expect_output("[ok] at 100% the app updates itself to 1.2.0")
+    .expect_output("[ok] the update log kept both updates, each staged, applied and confirmed")
+    .expect_output("1.1.0 -> 1.2.0: confirmed: the new version is healthy")
     .expect_no_output("FAILED");
     assert!(
         demo.stdout()

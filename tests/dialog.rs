@@ -7,8 +7,10 @@ use std::fs;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use leapfrog::publish::PublishOptions;
 use leapfrog::serve::Server;
 
+use crate::util::evil::{Behave, EvilServer};
 use crate::util::*;
 
 fn installed() -> bool {
@@ -94,9 +96,21 @@ impl Display {
     /// The dialog's window once it is shown; `None` when the app ended
     /// first, or no dialog came within two minutes.
     fn wait_for_dialog(&self, app_ended: impl Fn() -> bool) -> Option<Window> {
+        self.wait_for_window("Update demo", app_ended)
+    }
+
+    /// The ids of the windows whose title matches `name`.
+    fn windows(&self, name: &str) -> Vec<String> {
+        let found = self.xdotool(&["search", "--name", name]);
+        found.lines().map(str::to_owned).collect()
+    }
+
+    /// The window titled `name` once it is shown; `None` when the app
+    /// ended first, or none came within two minutes.
+    fn wait_for_window(&self, name: &str, app_ended: impl Fn() -> bool) -> Option<Window> {
         let deadline = Instant::now() + Duration::from_secs(120);
         let window = loop {
-            let found = self.xdotool(&["search", "--name", "Update demo"]);
+            let found = self.xdotool(&["search", "--name", name]);
             if let Some(id) = found.lines().next() {
                 break id.to_owned();
             }
@@ -106,7 +120,12 @@ impl Display {
             std::thread::sleep(Duration::from_millis(100));
         };
         std::thread::sleep(Duration::from_millis(500));
-        let geometry = self.xdotool(&["getwindowgeometry", "--shell", &window]);
+        Some(self.geometry(window))
+    }
+
+    /// Where the window `id` is now.
+    fn geometry(&self, id: String) -> Window {
+        let geometry = self.xdotool(&["getwindowgeometry", "--shell", &id]);
         let value = |key: &str| -> i64 {
             geometry
                 .lines()
@@ -114,12 +133,13 @@ impl Display {
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or_else(|| panic!("no {key} in {geometry}"))
         };
-        Some(Window {
+        Window {
+            id,
             x: value("X"),
             y: value("Y"),
             width: value("WIDTH"),
             height: value("HEIGHT"),
-        })
+        }
     }
 
     /// A screenshot of the whole screen (xwd).
@@ -135,8 +155,9 @@ impl Display {
 }
 
 /// Where a window is on the screen.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Window {
+    id: String,
     x: i64,
     y: i64,
     width: i64,
@@ -235,7 +256,133 @@ fn dialog_later_then_update() {
         .expect_code(0)
         .expect_output("demo 1.1.0 running");
     assert_ne!(tree_hashes(&world.install), before);
+    // The progress window closed by itself.
+    assert!(display.windows("Updating demo").is_empty());
 }
+
+/// Bytes that do not compress.
+fn noise(len: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn dialog_progress_window_advances_and_cancel_leaves_the_old_version() {
+    if !installed() {
+        return;
+    }
+    // 1.1.0 carries 6 MiB that do not compress, served slowly.
+    let world = World::new();
+    let tree = world.dir.path().join("tree-1.1.0-big");
+    app_tree(&tree, "1.1.0", None, FILES_1_1);
+    fs::write(tree.join("data/big.bin"), noise(6 << 20)).unwrap();
+    for entry in fs::read_dir(&world.releases).unwrap() {
+        fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    for (tree, version) in [(&world.fixture.tree_1_0, "1.0.0"), (&tree, "1.1.0")] {
+        let options = PublishOptions::new(tree, "demo", version, &world.releases);
+        leapfrog::publish::publish(&options).unwrap();
+    }
+    let archive_size = fs::metadata(world.releases.join("demo-1.1.0.tar.gz"))
+        .unwrap()
+        .len();
+    let mut before = tree_hashes(&world.install);
+    before.remove(leapfrog::internal::STATE_NAME);
+    let server = EvilServer::start(world.releases.clone());
+    server.set(
+        "demo-1.1.0.tar.gz",
+        Behave::Ranged {
+            drip: Some((32 * 1024, Duration::from_millis(25))),
+        },
+    );
+    let display = Display::start();
+    let launch = || {
+        let mut cmd = command(&world.install.join("demo"));
+        cmd.env("DISPLAY", &display.name)
+            .env("LEAPFROG_MANIFEST_URL", server.manifest_url());
+        run(&mut cmd, Duration::from_secs(120))
+    };
+    let done = std::thread::scope(|scope| {
+        let app = scope.spawn(launch);
+        let ended = || app.is_finished();
+        assert!(display.click_button(83, ended), "no question dialog");
+        let Some(w) = display.wait_for_window("Updating demo", ended) else {
+            let done = app.join().unwrap();
+            panic!(
+                "no progress window; the app said:\n{}{}",
+                done.stdout(),
+                done.stderr()
+            );
+        };
+        assert_eq!(
+            display.xdotool(&["getwindowname", &w.id]).trim(),
+            "Updating demo"
+        );
+        assert!(
+            w.x >= 0 && w.y >= 0 && w.x + w.width <= 1024 && w.y + w.height <= 768,
+            "{w:?}"
+        );
+        // The bar and the line of text above it move as bytes arrive.
+        let shown = |s: &Screenshot| {
+            s.region(w.x + 5, w.x + w.width - 5, w.y + 5, w.y + w.height - 50)
+                .concat()
+        };
+        let first = shown(&display.screenshot());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            std::thread::sleep(Duration::from_millis(300));
+            if shown(&display.screenshot()) != first {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline && !app.is_finished(),
+                "the progress window never changed"
+            );
+        }
+        // Cancel (where the window is now: its text may have widened it).
+        let w = display.geometry(w.id);
+        let (x, y) = (w.x + w.width - CANCEL_FROM_RIGHT, w.y + w.height - 25);
+        display.xdotool(&["mousemove", &x.to_string(), &y.to_string(), "click", "1"]);
+        let done = app.join().unwrap();
+        // The window is gone by the time the app has ended.
+        assert!(display.windows("Updating demo").is_empty());
+        done
+    });
+    done.expect_code(0)
+        .expect_output("the user cancelled the download; nothing changed, 1.0.0 keeps running")
+        .expect_output("the download of 1.1.0 was cancelled; still running the installed version")
+        .expect_no_output("demo 1.1.0 running");
+    let mut now = tree_hashes(&world.install);
+    now.remove(leapfrog::internal::STATE_NAME);
+    assert_eq!(now, before);
+    assert!(!world.backup.join("need_update").exists());
+    let partial = world
+        .backup
+        .join(".leapfrog-download/demo-1.1.0.tar.gz.partial");
+    let kept = fs::metadata(&partial).map_or(0, |m| m.len());
+    assert!(kept > 0 && kept < archive_size, "{kept} of {archive_size}");
+    // Next time the download continues where it stopped.
+    server.set("demo-1.1.0.tar.gz", Behave::Ranged { drip: None });
+    world
+        .launch(&server.manifest_url())
+        .expect_code(0)
+        .expect_output(&format!(
+            "resuming {}demo-1.1.0.tar.gz at byte",
+            server.base
+        ))
+        .expect_output("demo 1.1.0 running");
+}
+
+/// Where zenity's progress window has its Cancel button: this many pixels
+/// left of the window's right edge, 25 above its bottom.
+const CANCEL_FROM_RIGHT: i64 = 142;
 
 #[test]
 fn dialog_long_notes_scroll_under_buttons_that_stay_and_skip_is_remembered() {

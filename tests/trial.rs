@@ -88,6 +88,25 @@ fn assert_rolled_back(world: &World, env: &[(&str, &str)], why: &str, attempts: 
         "{journal:?}"
     );
 
+    // The update log tells the story (the first check made no backup dir,
+    // so the log begins with the stage).
+    let attempt_lines: Vec<String> = (1..=attempts)
+        .map(|n| format!("trial launch {n} of 1.1.0: "))
+        .collect();
+    let mut story = vec![
+        "demo 1.0.0 -> 1.1.0: staged: downloaded, verified",
+        "demo 1.0.0 -> 1.1.0: restarting from the backup copy to apply",
+        "demo 1.0.0 -> 1.1.0: applying: the backup copy",
+        "demo 1.0.0 -> 1.1.0: applied: the install dir holds the new release",
+    ];
+    story.extend(attempt_lines.iter().map(String::as_str));
+    story.extend([
+        "trial failed: 1.1.0",
+        "demo 1.0.0 -> 1.1.0: rolling back",
+        "demo 1.0.0 -> 1.1.0: rolled back: the old version is installed again",
+    ]);
+    assert_lines_in_order(&update_log(&world.backup), &story);
+
     // Launched again: told once already; 1.1.0 is not offered again.
     world
         .launch_env(&url(&server), env)
@@ -113,6 +132,19 @@ fn assert_rolled_back(world: &World, env: &[(&str, &str)], why: &str, attempts: 
         .expect_output("demo 1.2.0 is healthy");
     let journal = Journal::read(&world.backup).unwrap().unwrap();
     assert_eq!(journal.step, Step::Confirmed);
+    // The log is kept across updates: the rollback, then the next checks
+    // and the good update, in one file.
+    assert_lines_in_order(
+        &update_log(&world.backup),
+        &[
+            "demo 1.0.0 -> 1.1.0: rolled back",
+            "/versions.txt: 1.1.0 was rolled back here before; not offered",
+            "/versions.txt: 1.2.0 is available",
+            "demo 1.0.0 -> 1.2.0: staged",
+            "demo 1.0.0 -> 1.2.0: trial launch 1 of 1.2.0",
+            "demo 1.0.0 -> 1.2.0: confirmed: the new version is healthy",
+        ],
+    );
     let mut expected = tree_hashes(&good);
     expected.insert(USER_FILE.into(), before[USER_FILE].clone());
     expected.insert(

@@ -118,6 +118,8 @@ fn update_happy_path() {
     let mut backup = tree_hashes(&world.backup);
     assert!(backup.remove("need_update").is_some());
     assert!(backup.remove(".leapfrog-backup").is_some(), "the marker");
+    assert!(backup.remove(".leapfrog-log").is_some(), "the update log");
+    assert!(backup.remove(".leapfrog-log/update.log").is_some());
     assert_eq!(backup, before);
     let journal = leapfrog::internal::Journal::read(&world.backup)
         .unwrap()
@@ -225,8 +227,16 @@ fn update_download_cut_off_resumes() {
         .collect();
     assert_eq!(
         kept,
-        [".leapfrog-backup"],
-        "only the partial download and the backup dir's marker may stay"
+        [
+            ".leapfrog-backup",
+            ".leapfrog-log",
+            ".leapfrog-log/update.log"
+        ],
+        "only the partial download, the backup dir's marker and the update log may stay"
+    );
+    assert_lines_in_order(
+        &update_log(&world.backup),
+        &["demo 1.0.0 -> 1.1.0: staging failed, nothing was changed: "],
     );
     let partial = world
         .backup
@@ -676,7 +686,11 @@ fn update_damaged_journal_is_set_aside_and_a_mix_restored() {
     let mut restored = tree_hashes(&world.install);
     let mut before = tree_hashes(&world.backup);
     for t in [&mut restored, &mut before] {
-        t.retain(|k, _| !k.starts_with("need_update") && k != ".leapfrog-backup");
+        t.retain(|k, _| {
+            !k.starts_with("need_update")
+                && k != ".leapfrog-backup"
+                && !k.starts_with(".leapfrog-log")
+        });
     }
     assert_eq!(
         restored, before,

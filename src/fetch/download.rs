@@ -5,6 +5,7 @@
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{
     backoff, open_once, redact, transfer_error, Failure, Limits, ProgressFn, Resume, Source,
@@ -111,6 +112,19 @@ pub fn download(
     limits: &Limits,
     progress: Option<&ProgressFn>,
 ) -> Result<(String, u64)> {
+    download_until(url, dest, expect, limits, progress, None)
+}
+
+/// [`download`], stopped with [`Error::Cancelled`] as soon as `cancel`
+/// is set (from another thread): what arrived is kept, to be continued.
+pub fn download_until(
+    url: &str,
+    dest: &Path,
+    expect: &Expect<'_>,
+    limits: &Limits,
+    progress: Option<&ProgressFn>,
+    cancel: Option<&AtomicBool>,
+) -> Result<(String, u64)> {
     let partial = with_suffix(dest, ".partial");
     let meta = with_suffix(dest, ".partial.meta");
     let discard = || {
@@ -132,7 +146,7 @@ pub fn download(
                 &meta,
                 resume.as_ref(),
                 expect,
-                progress,
+                (progress, cancel),
             ),
             Err(f) => Err(f),
         };
@@ -157,6 +171,10 @@ pub fn download(
                 discard();
                 fresh_after_mismatch = true;
             }
+            Err(Failure {
+                error: e @ Error::Cancelled { .. },
+                ..
+            }) => return Err(e),
             Err(f) if f.retryable && attempt < limits.retries => {
                 let wait = backoff(limits, attempt);
                 log::info!("{}; trying again in {wait:?}", f.error.chain());
@@ -196,7 +214,7 @@ fn transfer(
     meta: &Path,
     resume: Option<&Resume>,
     expect: &Expect<'_>,
-    progress: Option<&ProgressFn>,
+    (progress, cancel): (Option<&ProgressFn>, Option<&AtomicBool>),
 ) -> Result<(String, u64), Failure> {
     let shown = redact(url);
     let io_fail = |action: &str, path: &Path| {
@@ -265,6 +283,11 @@ fn transfer(
     let mut so_far = start;
     let mut last_report = 0u64;
     loop {
+        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            // What arrived is kept, to be continued.
+            let _ = writer.finish();
+            return Err(Failure::fatal(Error::Cancelled { url: shown.clone() }));
+        }
         let mut buf = writer.buffer();
         let n = match reader.read(&mut buf) {
             Ok(0) => break,

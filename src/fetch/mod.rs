@@ -21,7 +21,7 @@ pub(crate) mod ftp;
 pub(crate) mod http;
 mod options;
 
-pub use download::{download, Expect};
+pub use download::{download, download_until, Expect};
 pub use options::{Credentials, Limits, ProgressFn};
 
 use std::io::{self, Read};

@@ -117,6 +117,17 @@ pub(crate) fn open_no_follow(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
+/// Opens (creating it when missing) the file at `path` for appending,
+/// without following a symlink there: a link in its place is an error.
+pub(crate) fn append_no_follow(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    File::options()
+        .create(true)
+        .append(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+}
+
 // Processes: the hops, and the watcher of a trial launch.
 
 /// Replaces this process by `relaunch`; returns only when exec failed.
@@ -298,4 +309,130 @@ pub(crate) fn text_dialog(title: &str, text: &str, buttons: &[&str]) -> Option<u
         // zenity could not show the window (no display after all).
         _ => None,
     }
+}
+
+/// A progress window that zenity draws (Linux and the BSDs): a bar, a line
+/// of text and a Cancel button. Closed (the zenity process ended and
+/// reaped) by [`ProgressWindow::close`] or when dropped.
+#[cfg(feature = "dialog")]
+pub(crate) struct ProgressWindow {
+    child: std::sync::Arc<std::sync::Mutex<std::process::Child>>,
+    stdin: Option<std::process::ChildStdin>,
+    closing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    watcher: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Opens a progress window titled `title` showing `text`; when the user
+/// cancels it (its Cancel button, or closing it), `cancelled` is set.
+/// `None` where there is no such window (macOS, no zenity).
+#[cfg(feature = "dialog")]
+pub(crate) fn progress_window(
+    title: &str,
+    text: &str,
+    cancelled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Option<ProgressWindow> {
+    use std::process::Stdio;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    if cfg!(target_os = "macos") {
+        return None;
+    }
+    let mut child = Command::new("zenity")
+        .args(["--progress", "--title", title, "--text"])
+        .arg(pango_escape(text))
+        .args(["--percentage=0", "--width=480"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let stdin = child.stdin.take();
+    let child = Arc::new(Mutex::new(child));
+    let closing = Arc::new(AtomicBool::new(false));
+    // zenity ends with failure when the user cancels or closes the window.
+    let watcher = {
+        let (child, closing) = (child.clone(), closing.clone());
+        std::thread::Builder::new()
+            .name("leapfrog-progress".into())
+            .spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                if closing.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(mut child) = child.lock() else { return };
+                match child.try_wait() {
+                    Ok(None) => {}
+                    Ok(Some(status)) => {
+                        let mut said = String::new();
+                        if let Some(mut stderr) = child.stderr.take() {
+                            let _ = std::io::Read::read_to_string(&mut stderr, &mut said);
+                        }
+                        // A window that could not be shown was not cancelled.
+                        if said.contains("cannot open display") {
+                            log::warn!("the progress window cannot be shown: {}", said.trim());
+                        } else if !status.success() && !closing.load(Ordering::Relaxed) {
+                            cancelled.store(true, Ordering::Relaxed);
+                        }
+                        return;
+                    }
+                    Err(_) => return,
+                }
+            })
+            .ok()
+    };
+    Some(ProgressWindow {
+        child,
+        stdin,
+        closing,
+        watcher,
+    })
+}
+
+#[cfg(feature = "dialog")]
+impl ProgressWindow {
+    /// Moves the bar to `percent` (when known) and shows `text`.
+    pub(crate) fn show(&mut self, percent: Option<u8>, text: &str) {
+        use std::io::Write;
+        let Some(stdin) = &mut self.stdin else { return };
+        let mut lines = String::new();
+        if let Some(percent) = percent {
+            lines.push_str(&format!("{}\n", percent.min(100)));
+        }
+        // One line of text: zenity reads a line that starts with '#'.
+        lines.push_str(&format!("#{}\n", pango_escape(&text.replace('\n', " "))));
+        if stdin.write_all(lines.as_bytes()).is_err() {
+            self.stdin = None;
+        }
+    }
+
+    /// Closes the window and waits until it is gone.
+    pub(crate) fn close(&mut self) {
+        use std::sync::atomic::Ordering;
+        self.closing.store(true, Ordering::Relaxed);
+        self.stdin = None;
+        if let Ok(mut child) = self.child.lock() {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+        if let Some(watcher) = self.watcher.take() {
+            let _ = watcher.join();
+        }
+    }
+}
+
+#[cfg(feature = "dialog")]
+impl Drop for ProgressWindow {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// `text` with the characters Pango markup gives meaning to escaped.
+#[cfg(feature = "dialog")]
+fn pango_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }

@@ -127,6 +127,15 @@ pub(crate) fn open_no_follow(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
+/// Opens (creating it when missing) the file at `path` for appending,
+/// after checking that no symlink stands in its place.
+pub(crate) fn append_no_follow(path: &Path) -> std::io::Result<File> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(std::io::Error::other("a symbolic link stands in its place"));
+    }
+    File::options().create(true).append(true).open(path)
+}
+
 // Processes: the hops, and the watcher of a trial launch.
 
 /// Starts `relaunch` and exits this process; returns only when the spawn failed.
@@ -213,4 +222,28 @@ pub(crate) fn release_cannot_start(e: &io::Error) -> bool {
 #[cfg(feature = "dialog")]
 pub(crate) fn text_dialog(_title: &str, _text: &str, _buttons: &[&str]) -> Option<usize> {
     None
+}
+
+/// A progress window; none yet on Windows (the caller shows none, or the
+/// app's own through `on_progress`).
+#[cfg(feature = "dialog")]
+pub(crate) struct ProgressWindow;
+
+/// No progress window on Windows yet: `None`.
+#[cfg(feature = "dialog")]
+pub(crate) fn progress_window(
+    _title: &str,
+    _text: &str,
+    _cancelled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Option<ProgressWindow> {
+    None
+}
+
+#[cfg(feature = "dialog")]
+impl ProgressWindow {
+    /// Nothing to show.
+    pub(crate) fn show(&mut self, _percent: Option<u8>, _text: &str) {}
+
+    /// Nothing to close.
+    pub(crate) fn close(&mut self) {}
 }

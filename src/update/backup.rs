@@ -217,11 +217,18 @@ pub(crate) fn downloaded(backup: &Path, archive: &str) -> u64 {
 /// be continued next time; everything else staged goes, a complete
 /// archive too (it failed to unpack, or the disk is full). Only a stage
 /// cut short by the process ending (it runs no cleanup) leaves a complete
-/// archive, which the next stage reuses once it verifies. (The backup dir
-/// is leapfrog's: the preflight checked its marker.)
-pub(crate) fn clear_after_failed_stage(backup: &Path) {
-    if keep_downloads(&backup.join(layout::DOWNLOAD), |_| false) {
-        let _ = clear_except(backup, &[layout::DOWNLOAD, layout::MARKER]);
+/// archive, which the next stage reuses once it verifies; so does a stage
+/// the user cancelled (`keep_archive`). The update log of earlier updates
+/// stays; a backup dir that has nothing to keep goes. (The backup dir is
+/// leapfrog's: the preflight checked its marker.)
+pub(crate) fn clear_after_failed_stage(backup: &Path, keep_archive: Option<&str>) {
+    let downloads = keep_downloads(&backup.join(layout::DOWNLOAD), |name| {
+        keep_archive == Some(name)
+    });
+    let log = fs::symlink_metadata(backup.join(layout::LOG_DIR)).is_ok_and(|m| m.is_dir());
+    if downloads || log {
+        let _ = clear_except(backup, &[layout::DOWNLOAD, layout::MARKER, layout::LOG_DIR]);
+        let _ = fs::remove_dir(backup.join(layout::DOWNLOAD));
     } else {
         let _ = fs::remove_dir_all(backup);
     }
@@ -321,7 +328,7 @@ pub(crate) fn to_list_path(p: &Path) -> String {
 /// broken-off download of `archive`, or `archive` itself (checked against
 /// its hash before it is used).
 pub(crate) fn copy_to_backup(install: &Path, backup: &Path, archive: &str) -> Result<()> {
-    let keep = [layout::DOWNLOAD, layout::MARKER];
+    let keep = [layout::DOWNLOAD, layout::MARKER, layout::LOG_DIR];
     clear_except(backup, &keep)?;
     own_subdir(&backup.join(layout::DOWNLOAD))?;
     keep_downloads(&backup.join(layout::DOWNLOAD), |name| name == archive);

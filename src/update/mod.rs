@@ -32,6 +32,7 @@
 
 mod backup;
 mod check;
+pub(crate) mod history;
 mod hop;
 mod install;
 pub(crate) mod lock;
@@ -59,7 +60,32 @@ use recover::{Found, Place};
 /// Step 1: fetches the manifest (then the mirrors, in order) and returns
 /// the release to move to, if any: signed, fresh, not rolled back here.
 pub(crate) fn check(updater: &Resolved) -> Result<Check> {
-    check::newest(updater)
+    let checked = check::newest(updater);
+    let outcome = match &checked {
+        Ok(Check::UpToDate) => "up to date".to_owned(),
+        Ok(Check::Available(a)) if a.required => format!("{} is required", a.release.version),
+        Ok(Check::Available(a)) => format!("{} is available", a.release.version),
+        Ok(Check::RolledBack { version, .. }) => {
+            format!("{version} was rolled back here before; not offered")
+        }
+        Ok(Check::PutOff {
+            version,
+            until: None,
+        }) => format!("{version} was skipped by the user"),
+        Ok(Check::PutOff { version, .. }) => format!("{version} was put off by the user"),
+        Err(e) => format!("failed: {}", e.chain()),
+    };
+    history::record(
+        updater.backup_dir(),
+        updater.install_dir(),
+        &format!(
+            "{} {}: check of {}: {outcome}",
+            updater.program(),
+            updater.current_version(),
+            fetch::redact(updater.manifest_urls().next().unwrap_or_default())
+        ),
+    );
+    checked
 }
 
 /// Step 2: copies the install dir to the backup dir, downloads the archive
@@ -74,7 +100,10 @@ pub(crate) fn check(updater: &Resolved) -> Result<Check> {
 pub(crate) fn stage(
     updater: &Resolved,
     available: &Available,
-    progress: Option<fetch::ProgressFn>,
+    watch: (
+        Option<fetch::ProgressFn>,
+        Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    ),
 ) -> Result<Journal> {
     let _lock = lock::try_lock(updater.backup_dir())?
         .ok_or_else(|| Error::busy(updater.install_dir(), updater.backup_dir()))?;
@@ -87,7 +116,7 @@ pub(crate) fn stage(
             updater.program()
         )));
     }
-    let plan = stage::StagePlan::new(updater, available, progress);
+    let plan = stage::StagePlan::new(updater, available, watch);
     // Refused here, nothing changes: the previous backup stays as it is.
     let existed = fs::symlink_metadata(&plan.backup_dir).is_ok();
     // What is downloaded already (a broken-off or complete archive kept for
@@ -105,8 +134,20 @@ pub(crate) fn stage(
         return Err(e);
     }
     let staged = stage::stage_release(&plan);
-    if staged.is_err() {
-        backup::clear_after_failed_stage(&plan.backup_dir);
+    if let Err(e) = &staged {
+        let cancelled = matches!(e, Error::Cancelled { .. });
+        backup::clear_after_failed_stage(&plan.backup_dir, cancelled.then_some(archive.as_str()));
+        history::record(
+            &plan.backup_dir,
+            &plan.install_dir,
+            &format!(
+                "{} {} -> {}: staging failed, nothing was changed: {}",
+                updater.program(),
+                updater.current_version(),
+                available.release.version,
+                e.chain()
+            ),
+        );
     }
     staged
 }
@@ -118,6 +159,17 @@ pub(crate) fn hop_out(journal: &Journal, resumed: bool) -> Error {
     log::info!(
         "hopping out to the backup copy in {}",
         journal.backup_dir.display()
+    );
+    history::record_journal(
+        journal,
+        &format!(
+            "restarting from the backup copy to apply{}",
+            if resumed {
+                " (an update an earlier launch began)"
+            } else {
+                ""
+            }
+        ),
     );
     hop::hop(&journal.backup_dir, journal, resumed)
 }

@@ -4,13 +4,15 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use super::backup;
 use super::check::{earlier_retries, Available};
 use crate::config::Resolved;
 use crate::error::{Error, Result};
 use crate::fetch::{self, Expect};
-use crate::journal::Journal;
+use crate::journal::{Journal, Step};
 use crate::release::file_list::{FileList, Item};
 
 /// Everything [`stage`] needs to know.
@@ -25,6 +27,8 @@ pub(crate) struct StagePlan<'a> {
     pub config: Option<PathBuf>,
     pub limits: &'a fetch::Limits,
     pub progress: Option<fetch::ProgressFn>,
+    /// Set (by the progress window's Cancel) to stop the stage.
+    pub cancel: Option<Arc<AtomicBool>>,
     pub trial: crate::journal::Trial,
 }
 
@@ -32,7 +36,7 @@ impl<'a> StagePlan<'a> {
     pub(crate) fn new(
         updater: &'a Resolved,
         available: &'a Available,
-        progress: Option<fetch::ProgressFn>,
+        (progress, cancel): (Option<fetch::ProgressFn>, Option<Arc<AtomicBool>>),
     ) -> StagePlan<'a> {
         let settings = updater.settings();
         StagePlan {
@@ -51,6 +55,7 @@ impl<'a> StagePlan<'a> {
             }),
             limits: &settings.limits,
             progress,
+            cancel,
             trial: settings.trial,
         }
     }
@@ -72,10 +77,25 @@ pub(crate) fn stage_release(plan: &StagePlan<'_>) -> Result<Journal> {
     backup::copy_to_backup(&plan.install_dir, &plan.backup_dir, &journal.archive)?;
     journal.sha256 = fetch_archive(plan, &journal.archive_path())?;
     unpack_archive(plan, &journal)?;
+    if plan
+        .cancel
+        .as_ref()
+        .is_some_and(|c| c.load(Ordering::Relaxed))
+    {
+        // Cancelled once the download was done: the archive is kept, to
+        // be reused once it verifies again.
+        return Err(Error::Cancelled {
+            url: fetch::redact(&plan.archive_url),
+        });
+    }
     // A power cut after the journal says `staged` must find the staged
     // files on disk, not only the journal.
     crate::os::sync_fs(&plan.backup_dir)?;
     journal.write()?;
+    super::history::record_journal(
+        &journal,
+        &super::history::step_event(&journal, Step::Staged),
+    );
     log::info!(
         "journal written: {}",
         Journal::path_in(&journal.backup_dir).display()
@@ -120,12 +140,13 @@ fn fetch_archive(plan: &StagePlan<'_>, archive: &Path) -> Result<String> {
         sha256: release.sha256.as_deref(),
         size: release.size,
     };
-    let (computed, size) = fetch::download(
+    let (computed, size) = fetch::download_until(
         &plan.archive_url,
         archive,
         &expect,
         plan.limits,
         plan.progress.as_ref(),
+        plan.cancel.as_deref(),
     )?;
     log::info!(
         "verified {} ({}, sha256 {computed})",

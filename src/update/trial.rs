@@ -89,6 +89,15 @@ pub(crate) fn watch(mut journal: Journal, lock: Option<UpdateLock>) -> Error {
                     child.id(),
                     std::process::id()
                 );
+                super::history::record_journal(
+                    &journal,
+                    &format!(
+                        "trial launch {} of {}: pid {}",
+                        journal.trial_launches,
+                        journal.to_version,
+                        child.id()
+                    ),
+                );
                 match watch_child(&mut child, &journal, &interrupts, started) {
                     Ok(how) => {
                         healthy(&journal, &how);
@@ -113,6 +122,13 @@ pub(crate) fn watch(mut journal: Journal, lock: Option<UpdateLock>) -> Error {
                     exe.display()
                 );
                 let why = format!("could not be started ({}: {e})", exe.display());
+                super::history::record_journal(
+                    &journal,
+                    &format!(
+                        "trial launch {} of {}: {why}",
+                        journal.trial_launches, journal.to_version
+                    ),
+                );
                 if crate::os::release_cannot_start(&e) {
                     Unhealthy::Failed(why)
                 } else {
@@ -139,12 +155,14 @@ pub(crate) fn watch(mut journal: Journal, lock: Option<UpdateLock>) -> Error {
             Unhealthy::Environment(why) => {
                 let why = format!("{} {why} on its trial launch", journal.to_version);
                 log::error!("{why}");
+                super::history::record_journal(&journal, &format!("trial failed: {why}"));
                 journal.failed_here(&why);
                 return give_up(journal, false);
             }
             Unhealthy::Failed(why) => {
                 let why = format!("{} {why} on its trial launch", journal.to_version);
                 log::error!("{why}");
+                super::history::record_journal(&journal, &format!("trial failed: {why}"));
                 journal.trial_failures += 1;
                 journal.error = Some(why);
                 if let Err(e) = journal.write() {

@@ -30,6 +30,9 @@ pub enum Behave {
     RedirectLoop,
     /// A redirect (302) to this location.
     Redirect(String),
+    /// The file with an ETag, honouring a `Range: bytes=N-` request
+    /// (206), and sent `chunk` bytes every `every` when `drip` says so.
+    Ranged { drip: Option<(usize, Duration)> },
     /// This status for the first `times` requests, then the file.
     FailTimes { status: u16, times: usize },
 }
@@ -86,6 +89,7 @@ fn serve(
 ) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut request = String::new();
+    let mut request_head;
     // As a proxy, a CONNECT opens a tunnel; the requests that come through
     // it are answered here as well.
     loop {
@@ -101,6 +105,7 @@ fn serve(
             }
             head.push_str(&line);
         }
+        request_head = head.clone();
         log.lock().unwrap().push(head);
         if !request.starts_with("CONNECT ") {
             break;
@@ -172,6 +177,42 @@ fn serve(
         Behave::Drip { chunk, every } => {
             head(&mut stream, "200 OK", Some(body.len()));
             for piece in body.chunks(chunk) {
+                if stream.write_all(piece).is_err() {
+                    return;
+                }
+                std::thread::sleep(every);
+            }
+        }
+        Behave::Ranged { drip } => {
+            let from = request_head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("range").then(|| value.trim())
+                })
+                .and_then(|r| r.strip_prefix("bytes="))
+                .and_then(|r| r.trim().strip_suffix('-'))
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|n| *n < body.len());
+            let _ = match from {
+                Some(n) => write!(
+                    stream,
+                    "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {n}-{}/{}\r\nETag: \"{}\"\r\nConnection: close\r\n\r\n",
+                    body.len() - n,
+                    body.len() - 1,
+                    body.len(),
+                    body.len()
+                ),
+                None => write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: \"{}\"\r\nConnection: close\r\n\r\n",
+                    body.len(),
+                    body.len()
+                ),
+            };
+            let rest = &body[from.unwrap_or(0)..];
+            let (chunk, every) = drip.unwrap_or((rest.len().max(1), Duration::ZERO));
+            for piece in rest.chunks(chunk) {
                 if stream.write_all(piece).is_err() {
                     return;
                 }

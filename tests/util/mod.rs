@@ -451,6 +451,24 @@ impl World {
     }
 }
 
+/// The update log of `backup`, as it is.
+pub fn update_log(backup: &Path) -> String {
+    let path = backup.join(".leapfrog-log").join("update.log");
+    fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Asserts that `needles` are found in `text` in this order, each on a
+/// later line than the one before.
+pub fn assert_lines_in_order(text: &str, needles: &[&str]) {
+    let mut lines = text.lines();
+    for needle in needles {
+        assert!(
+            lines.any(|line| line.contains(needle)),
+            "{needle:?} is missing, or not after what came before it:\n{text}"
+        );
+    }
+}
+
 /// One raw tar entry for hand-made (hostile) archives: the name and link
 /// name are written byte for byte, bypassing the tar crate's own checks.
 pub struct Raw<'a> {

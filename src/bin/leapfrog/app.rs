@@ -142,6 +142,9 @@ pub fn main() -> ExitCode {
             say!("{v} is available, but nobody could be asked; not updating now")
         }
         Ok(Ok(Outcome::Staged(v))) => say!("{v} is staged; it is installed at the next launch"),
+        Ok(Ok(Outcome::Cancelled(v))) => {
+            say!("the download of {v} was cancelled; still running the installed version")
+        }
         Ok(Ok(Outcome::PutOff {
             version,
             until: None,

@@ -162,6 +162,13 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
     backed_up.remove(state_name);
     let journal = backed_up.remove(leapfrog::internal::JOURNAL_NAME);
     let marker = backed_up.remove(leapfrog::internal::layout::MARKER);
+    let log_name = format!(
+        "{}/{}",
+        leapfrog::internal::layout::LOG_DIR,
+        leapfrog::internal::layout::LOG
+    );
+    backed_up.remove(&log_name);
+    backed_up.remove(leapfrog::internal::layout::LOG_DIR);
     check(
         "the backup holds 1.0.0 as it was installed (and leapfrog's marker)",
         backed_up == before && marker.is_some(),
@@ -214,6 +221,26 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
     check(
         "at 100% the app updates itself to 1.2.0",
         lines.iter().any(|l| l.contains("demo 1.2.0 running")),
+    );
+
+    step(
+        8,
+        "the update log: what a support person asks the user to send",
+    );
+    let log = backup.join(&log_name);
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    println!("  {}:", log.display());
+    for line in text.lines().filter(|l| l.contains("1.1.0 -> 1.2.0")) {
+        println!("    {line}");
+    }
+    let told = |needle: &str| text.lines().any(|l| l.contains(needle));
+    check(
+        "the update log kept both updates, each staged, applied and confirmed",
+        ["1.0.0 -> 1.1.0", "1.1.0 -> 1.2.0"].iter().all(|update| {
+            ["staged", "applied", "confirmed"]
+                .iter()
+                .all(|step| told(&format!("{update}: {step}")))
+        }) && told("demo 1.1.0: check of"),
     );
 
     if ok {

@@ -84,6 +84,18 @@ pub fn run(install: &Path, backup: Option<&Path>) -> anyhow::Result<Exit> {
             Ok(None) => println!("  no update journal in {}", backup.display()),
             Err(e) => println!("  the update journal cannot be read: {e}"),
         }
+        let log = backup.join(layout::LOG_DIR).join(layout::LOG);
+        match std::fs::read_to_string(&log) {
+            Ok(text) => println!(
+                "  update log: {} ({} lines; send it when asked for support)",
+                log.display(),
+                text.lines().count()
+            ),
+            Err(_) => println!(
+                "  update log: none yet ({} after the first update)",
+                log.display()
+            ),
+        }
     }
     // What the install would be offered now, and why.
     let (Some(list), Some(server), Some(api)) = (&list, field("server"), field("api_get_version"))
