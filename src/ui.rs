@@ -418,7 +418,7 @@ fn ask_dialog(question_: &Question<'_>, notes: impl FnOnce() -> Option<String>) 
     // Notes scroll in a text window, the buttons below them.
     if let (Some(notes), false) = (&notes, available.is_required()) {
         let text = format!("{title}\n\n{notes}\n");
-        match crate::os::text_dialog(&window, &text, &[UPDATE, LATER, SKIP]) {
+        match crate::os::dialog(&window, &text, &[UPDATE, LATER, SKIP], true) {
             Some(0) => return Answer::Update,
             Some(1) => return Answer::Later,
             Some(_) => return Answer::Skip,
@@ -439,6 +439,20 @@ fn ask_dialog(question_: &Question<'_>, notes: impl FnOnce() -> Option<String>) 
     if cfg!(windows) && !available.is_required() {
         // Windows' plain message box labels its buttons Yes, No, Cancel.
         text.push_str(&format!("\n\nYes: {UPDATE}. No: {SKIP}. Cancel: {LATER}."));
+    }
+    // The desktop's own dialog where leapfrog can run one (zenity: it never
+    // outlives the app), else rfd's message box.
+    if available.is_required() {
+        if crate::os::dialog(&window, &text, &[UPDATE], false).is_some() {
+            return Answer::Update;
+        }
+    } else {
+        match crate::os::dialog(&window, &text, &[UPDATE, LATER, SKIP], false) {
+            Some(0) => return Answer::Update,
+            Some(1) => return Answer::Later,
+            Some(_) => return Answer::Skip,
+            None => {}
+        }
     }
     let dialog = rfd::MessageDialog::new()
         .set_title(window)

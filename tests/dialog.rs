@@ -469,3 +469,62 @@ fn dialog_long_notes_scroll_under_buttons_that_stay_and_skip_is_remembered() {
         .expect_code(0)
         .expect_output("1.1.0 was skipped by the user");
 }
+
+/// Waits (a liveness bound of 30 s) until no window titled `name` is left.
+fn gone(display: &Display, name: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !display.windows(name).is_empty() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    true
+}
+
+#[test]
+fn dialog_windows_never_outlive_the_app_even_killed() {
+    if !installed() {
+        return;
+    }
+    let world = World::new();
+    let server = EvilServer::start(world.releases.clone());
+    server.set(
+        "demo-1.1.0.tar.gz",
+        Behave::Ranged {
+            drip: Some((4 * 1024, Duration::from_millis(50))),
+        },
+    );
+    let display = Display::start();
+    let start = || {
+        let mut cmd = command(&world.install.join("demo"));
+        cmd.env("DISPLAY", &display.name)
+            .env("LEAPFROG_MANIFEST_URL", server.manifest_url())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        spawn(&mut cmd).unwrap()
+    };
+    // Killed while it asks: the question goes with it.
+    let mut app = start();
+    let ended = std::cell::Cell::new(false);
+    let asked = display.wait_for_dialog(|| ended.get());
+    assert!(asked.is_some(), "no question dialog");
+    app.kill().unwrap();
+    app.wait().unwrap();
+    assert!(
+        gone(&display, "Update demo"),
+        "the question outlived the app"
+    );
+    // Killed while it downloads: the progress window goes with it.
+    let mut app = start();
+    assert!(display.click_button(83, || false), "no question dialog");
+    let progress = display.wait_for_window("Updating demo", || false);
+    assert!(progress.is_some(), "no progress window");
+    app.kill().unwrap();
+    app.wait().unwrap();
+    assert!(
+        gone(&display, "Updating demo"),
+        "the progress window outlived the app"
+    );
+    assert!(display.windows("Update demo").is_empty());
+}

@@ -256,57 +256,89 @@ pub(crate) fn release_cannot_start(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(ENOEXEC)
 }
 
-/// A window with `text` in a scrolling box and `buttons` below it (the
-/// first is the default, the second answers a closed window), where the
-/// desktop offers one: zenity's text window on Linux and the BSDs. Returns
-/// the index of the button chosen; `None` when there is no such window
-/// here (macOS, no zenity), for the caller to fall back.
+/// A dialog window where the desktop offers one: zenity on Linux and the
+/// BSDs. With `scrolling`, `text` is shown in a scrolling box (zenity's
+/// text window), else as a question; `buttons` go below it (the first is
+/// the default, the second answers a closed window). Returns the index of
+/// the button chosen; `None` when there is no such window here (macOS, no
+/// zenity, no display), for the caller to fall back.
+///
+/// The window never outlives this process: zenity runs under a small
+/// `sh` that reads this process's end of a pipe and closes the window
+/// when it ends, however it ends (even killed), so no question is left
+/// on screen by an app that has quit.
 #[cfg(feature = "dialog")]
-pub(crate) fn text_dialog(title: &str, text: &str, buttons: &[&str]) -> Option<usize> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    if cfg!(target_os = "macos") || buttons.len() < 2 {
+pub(crate) fn dialog(title: &str, text: &str, buttons: &[&str], scrolling: bool) -> Option<usize> {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    if cfg!(target_os = "macos") || buttons.is_empty() {
         return None;
     }
-    let mut command = Command::new("zenity");
-    command
-        .args([
-            "--text-info",
-            "--title",
-            title,
-            "--width=640",
-            "--height=480",
-        ])
-        .args(["--ok-label", buttons[0], "--cancel-label", buttons[1]]);
-    for extra in &buttons[2..] {
-        command.args(["--extra-button", extra]);
+    let mut zenity: Vec<&str> = vec!["zenity", "--title", title];
+    if scrolling {
+        // The text comes on stdin.
+        zenity.extend(["--text-info", "--width=640", "--height=480"]);
+    } else if buttons.len() == 1 {
+        zenity.extend(["--info", "--no-markup", "--text", text]);
+    } else {
+        zenity.extend(["--question", "--no-markup", "--text", text]);
     }
-    let mut child = command
+    zenity.extend(["--ok-label", buttons[0]]);
+    if let Some(cancel) = buttons.get(1) {
+        zenity.extend(["--cancel-label", cancel]);
+    }
+    for extra in buttons.iter().skip(2) {
+        zenity.extend(["--extra-button", extra]);
+    }
+    let shown = if scrolling { text } else { "" };
+    // $1 bytes of stdin are the window's text; the rest of stdin stays
+    // open while this process lives, and its end closes the window.
+    // (A background job of sh reads /dev/null unless told otherwise.)
+    const GUARD: &str = r#"n=$1; shift
+exec 3<&0
+head -c "$n" <&3 | "$@" &
+z=$!
+{ cat <&3 >/dev/null; kill "$z"; } >/dev/null 2>&1 &
+w=$!
+wait "$z"; s=$?
+kill "$w" 2>/dev/null
+exit "$s""#;
+    let mut child = Command::new("/bin/sh")
+        .args(["-c", GUARD, "leapfrog-dialog"])
+        .arg(shown.len().to_string())
+        .args(&zenity)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .ok()?;
-    // The window shows what was written once stdin is closed.
     let mut stdin = child.stdin.take()?;
-    let _ = stdin.write_all(text.as_bytes());
+    let _ = stdin.write_all(shown.as_bytes());
+    let mut stderr = child.stderr.take()?;
+    let errors = std::thread::spawn(move || {
+        let mut said = String::new();
+        let _ = stderr.read_to_string(&mut said);
+        said
+    });
+    let mut said = String::new();
+    let _ = child.stdout.take()?.read_to_string(&mut said);
+    let status = child.wait().ok()?;
     drop(stdin);
-    let out = child.wait_with_output().ok()?;
-    let said = String::from_utf8_lossy(&out.stdout);
-    let said = said.trim();
+    let errors = errors.join().unwrap_or_default();
     // zenity that cannot open the display also ends with 1: no answer.
-    if String::from_utf8_lossy(&out.stderr).contains("cannot open display") {
+    if errors.contains("cannot open display") {
         return None;
     }
-    match out.status.code() {
+    let said = said.trim();
+    match status.code() {
         Some(0) => Some(0),
-        Some(1) => Some(
+        Some(1) if buttons.len() > 1 => Some(
             buttons[2..]
                 .iter()
                 .position(|b| *b == said)
                 .map_or(1, |i| i + 2),
         ),
-        // zenity could not show the window (no display after all).
+        // zenity could not show the window (none installed, no display).
         _ => None,
     }
 }
@@ -340,7 +372,9 @@ pub(crate) fn progress_window(
     let mut child = Command::new("zenity")
         .args(["--progress", "--title", title, "--text"])
         .arg(pango_escape(text))
-        .args(["--percentage=0", "--width=480"])
+        // --auto-close: the window also closes when stdin ends, which is
+        // when this process ends, however it ends.
+        .args(["--percentage=0", "--width=480", "--auto-close"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -217,10 +217,15 @@ pub(crate) fn release_cannot_start(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(ERROR_BAD_EXE_FORMAT)
 }
 
-/// A window with `text` in a scrolling box and buttons below it: none
-/// here that std can show; the caller falls back to a message dialog.
+/// A dialog window of the desktop's own; none on Windows (the caller falls
+/// back to rfd's message box).
 #[cfg(feature = "dialog")]
-pub(crate) fn text_dialog(_title: &str, _text: &str, _buttons: &[&str]) -> Option<usize> {
+pub(crate) fn dialog(
+    _title: &str,
+    _text: &str,
+    _buttons: &[&str],
+    _scrolling: bool,
+) -> Option<usize> {
     None
 }
 
