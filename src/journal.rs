@@ -127,6 +127,11 @@ pub struct Journal {
     /// How often this release failed here through no fault of its own.
     #[serde(default)]
     pub retries: u32,
+    /// The process that staged the update. Another process (a later
+    /// launch, or the helper that applies when the app quits) checks the
+    /// staged files again before applying them.
+    #[serde(default)]
+    pub staged_by: Option<u32>,
 }
 
 impl Journal {
@@ -159,6 +164,7 @@ impl Journal {
             bad_release: false,
             failed_at: None,
             retries: 0,
+            staged_by: None,
         }
     }
 

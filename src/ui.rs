@@ -82,6 +82,7 @@ impl Question<'_> {
             Restart::NextLaunch => {
                 format!("It is installed the next time {program} starts.")
             }
+            Restart::OnExit => format!("It is installed when you close {program}."),
         }
     }
 }

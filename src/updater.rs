@@ -434,6 +434,15 @@ impl Updater {
                 Err(self.restart(&staged))
             }
             Restart::NextLaunch => Ok(Outcome::Staged(version)),
+            Restart::OnExit => {
+                if let Err(e) = update::apply_on_exit(&staged.0) {
+                    log::warn!(
+                        "{}; {version} is installed at the next launch instead",
+                        e.chain()
+                    );
+                }
+                Ok(Outcome::Staged(version))
+            }
         }
     }
 

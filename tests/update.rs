@@ -368,6 +368,104 @@ fn update_staged_for_next_launch() {
     assert_eq!(tree_hashes(&world.install), expected_after_update(&world));
 }
 
+/// Stages 1.1.0 with `demo --next-launch`; returns the server.
+fn stage_for_next_launch(world: &World) -> Server {
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    let mut cmd = command(&world.install.join("demo"));
+    cmd.arg("--next-launch")
+        .env("LEAPFROG_ASSUME_YES", "1")
+        .env("LEAPFROG_MANIFEST_URL", manifest_url(&server));
+    run(&mut cmd, std::time::Duration::from_secs(60))
+        .expect_code(0)
+        .expect_output("1.1.0 is staged");
+    server
+}
+
+#[test]
+fn update_a_stage_damaged_before_the_next_launch_is_dropped_untouched() {
+    let world = World::new();
+    let before = tree_hashes(&world.install);
+    let _server = stage_for_next_launch(&world);
+    // Something changes a staged file before the next launch.
+    let staged = world.backup.join(".leapfrog-staging/assets/new.txt");
+    fs::write(&staged, "changed behind leapfrog's back\n").unwrap();
+    world
+        .launch("http://127.0.0.1:9/versions.txt")
+        .expect_code(0)
+        .expect_output("the staged update to 1.1.0 does not verify any more")
+        .expect_output("assets/new.txt")
+        .expect_output("demo 1.0.0 running")
+        .expect_output("the update to 1.1.0 failed and was undone")
+        .expect_no_output("demo 1.1.0 running");
+    let mut now = tree_hashes(&world.install);
+    now.remove(leapfrog::internal::STATE_NAME);
+    let mut was = before.clone();
+    was.remove(leapfrog::internal::STATE_NAME);
+    assert_eq!(now, was, "the install dir changed");
+    assert!(!world.backup.join(".leapfrog-staging").exists());
+    let journal = leapfrog::internal::Journal::read(&world.backup)
+        .unwrap()
+        .unwrap();
+    assert_eq!(journal.step, leapfrog::internal::Step::RolledBack);
+    assert!(!journal.bad_release, "the release is not to blame");
+    assert_lines_in_order(
+        &update_log(&world.backup),
+        &[
+            "demo 1.0.0 -> 1.1.0: staged",
+            "demo 1.0.0 -> 1.1.0: rolled back",
+        ],
+    );
+}
+
+#[test]
+fn update_on_exit_is_applied_when_the_app_quits_and_its_next_launch_is_the_trial() {
+    let world = World::new();
+    let before = tree_hashes(&world.install);
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    let mut cmd = command(&world.install.join("demo"));
+    cmd.arg("--on-exit")
+        .env("LEAPFROG_ASSUME_YES", "1")
+        .env("LEAPFROG_MANIFEST_URL", manifest_url(&server));
+    // The helper writes to the same output: `run` reads it to its end.
+    let out = run(&mut cmd, std::time::Duration::from_secs(60))
+        .expect_code(0)
+        .expect_output("1.1.0 is staged; it is installed when the app quits")
+        .expect_output("has ended: applying the update it staged")
+        .expect_output("demo 1.1.0 is installed (")
+        .expect_output("its next launch is its trial")
+        .expect_no_output("demo 1.1.0 running")
+        .stdout();
+    // The app went first, the helper applied after it had quit.
+    let quit = out.find("] quitting").unwrap();
+    let applied = out.find("has ended: applying").unwrap();
+    assert!(quit < applied, "{out}");
+    let app_pid = out
+        .split("[demo pid ")
+        .nth(1)
+        .unwrap()
+        .split(']')
+        .next()
+        .unwrap();
+    assert!(
+        out.contains(&format!("pid {app_pid} has ended")),
+        "the helper waited for another pid:\n{out}"
+    );
+    assert_ne!(tree_hashes(&world.install), before);
+    let journal = leapfrog::internal::Journal::read(&world.backup)
+        .unwrap()
+        .unwrap();
+    assert_eq!(journal.step, leapfrog::internal::Step::Applied);
+    // The next start is the new version's watched trial.
+    drop(server);
+    world
+        .launch("http://127.0.0.1:9/versions.txt")
+        .expect_code(0)
+        .expect_output("trial launch 1 of demo 1.1.0")
+        .expect_output("demo 1.1.0 running")
+        .expect_output("demo 1.1.0 is healthy");
+    assert_eq!(tree_hashes(&world.install), expected_after_update(&world));
+}
+
 #[test]
 fn update_apply_failure_rolls_back() {
     // A folder of the user's sits where 1.1.0 wants to put a file: the

@@ -97,6 +97,13 @@ pub enum Restart {
     /// Leave the staged update for the next launch, where
     /// [`finish_pending`](crate::finish_pending) applies it.
     NextLaunch,
+    /// Apply it when the app quits on its own: a copy of the program waits,
+    /// in the background, for this process to end, then applies the update
+    /// (checking the staged files again first). The new version's first
+    /// launch, the next time the user starts the app, is its trial. Nothing
+    /// interrupts the user; if the app is started again before it quits,
+    /// that launch applies the update instead.
+    OnExit,
 }
 
 /// Overrides the manifest URL, when the app allows it.

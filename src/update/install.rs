@@ -133,6 +133,39 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
 
 /// The file list of the release being installed: staged, or (once moved)
 /// the install dir's when it is that release's.
+/// Checks, before anything is applied, that every staged item is still
+/// what the release's file list says (by sha256 and size for files): a
+/// stage left for a later launch may have been damaged meanwhile (a disk
+/// error, a cleaner, a virus scanner, another program).
+pub(crate) fn verify_staged(journal: &Journal) -> Result<()> {
+    let staging = journal.staging_dir();
+    let broken = |reason: String| Error::Journal {
+        path: Journal::path_in(&journal.backup_dir),
+        reason,
+    };
+    let list = read_list(&staging).ok_or_else(|| {
+        broken(format!(
+            "the staged file list is gone from {}",
+            staging.display()
+        ))
+    })?;
+    if list.version.to_string() != journal.to_version {
+        return Err(broken(format!(
+            "the staged release is {} {}, not the {} the update is for",
+            list.program, list.version, journal.to_version
+        )));
+    }
+    for (path, item) in &list.items {
+        if !holds(&file_list::join(&staging, path), item) {
+            return Err(broken(format!(
+                "the staged {path} in {} is not the release's any more (changed or removed since it was verified)",
+                staging.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn new_release_list(journal: &Journal) -> Option<FileList> {
     read_list(&journal.staging_dir()).or_else(|| {
         read_list(&journal.install_dir).filter(|l| l.version.to_string() == journal.to_version)

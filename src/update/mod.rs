@@ -6,7 +6,9 @@
 //! | 2 | [`stage`] | the old app | the install dir untouched; a backup dir without a journal (a broken-off download, or a complete archive, in it) | runs the old version; the next stage continues the download, or reuses the archive once it verifies |
 //! | 2 | [`stage`], done | the old app | a `staged` journal: every staged file verified and on disk | hops out and applies |
 //! | 3 | [`hop_out`] | the old app, replaced by its copy in the backup dir | a `staged` journal | hops out again |
+//! | 3, on exit | `apply_on_exit` | the old app starts its copy, which waits for the app to end | a `staged` journal | hops out and applies (the copy, woken, finds it taken on and exits) |
 //! | 4 | [`apply`] | the copy | an `applying` journal, some files renamed | hops out and applies again: every part runs twice safely |
+//! | 4, later | [`apply`] of a stage another process made | the copy | the staged files are checked again first; one that no longer verifies is dropped, nothing changed, a `rolled_back` journal (tried again later) | runs the old version |
 //! | 4, failed | `hop::undo_and_run_installed` | the copy | a `rolling_back` journal | hops out and finishes putting the old release back |
 //! | 5 | [`hop_home`] | the copy, watching the new version (its child) | an `applied` journal, the trial not judged | hops out to be watched again; after more unjudged trials than allowed attempts plus two, rolls back |
 //! | 6 | [`confirm`] | the new version, or its watcher | a `confirmed` journal | nothing to do |
@@ -174,6 +176,100 @@ pub(crate) fn hop_out(journal: &Journal, resumed: bool) -> Error {
     hop::hop(&journal.backup_dir, journal, resumed)
 }
 
+/// Step 3 for [`Restart::OnExit`](crate::Restart::OnExit): starts the
+/// backup copy in the background, to apply the update once this process
+/// has ended. It learns of the end through a pipe: this process holds its
+/// writing end until it ends, however it ends (the system closes it).
+pub(crate) fn apply_on_exit(journal: &Journal) -> Result<()> {
+    static HELD: std::sync::Mutex<Vec<std::process::ChildStdin>> =
+        std::sync::Mutex::new(Vec::new());
+    let exe = journal.backup_dir.join(&journal.exe);
+    let mut child = std::process::Command::new(&exe)
+        .args(crate::os::original_args())
+        .env(crate::os::ENV_HOPS, "1")
+        .env(ENV_APPLY_ON_EXIT, std::process::id().to_string())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .map_err(crate::error::io_err("starting", &exe))?;
+    if let Some(stdin) = child.stdin.take() {
+        HELD.lock().unwrap_or_else(|e| e.into_inner()).push(stdin);
+    }
+    log::info!(
+        "{} {} is applied when this process ends (by pid {}, waiting)",
+        journal.program,
+        journal.to_version,
+        child.id()
+    );
+    history::record_journal(
+        journal,
+        &format!(
+            "applied when the app quits: pid {} waits for it",
+            child.id()
+        ),
+    );
+    Ok(())
+}
+
+/// Set in the helper that [`apply_on_exit`] starts: the pid it waits for.
+const ENV_APPLY_ON_EXIT: &str = "LEAPFROG_APPLY_ON_EXIT";
+
+/// The helper's part, first thing in its `finish_pending`: waits until the
+/// app has ended (its end of the pipe on stdin closes), then applies the
+/// update under the lock, unless another launch has taken it on
+/// meanwhile; starts nothing, and exits whatever happens.
+fn apply_when_the_app_ends(app: &str) -> ! {
+    // Nothing is ever written to the pipe: it ends when the app does.
+    let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+    log::info!("pid {app} has ended: applying the update it staged");
+    // This copy never goes on as the app: whatever it finds, it exits.
+    let backup = match recover::locate() {
+        Ok(Some(Found::Journal(journal, Place::Backup))) => journal.backup_dir,
+        _ => std::process::exit(0),
+    };
+    let Some((mut journal, lock)) = lock_and_read_staged(&backup) else {
+        std::process::exit(0);
+    };
+    let code = if let Err(error) = install::verify_staged(&journal) {
+        i32::from(drop_stage(&mut journal, &error).is_err())
+    } else {
+        match install::apply(&mut journal) {
+            Ok(done) => {
+                log::info!(
+                    "{} {} is installed ({} files replaced, {} removed); its next launch is its trial",
+                    journal.program,
+                    journal.to_version,
+                    done.replaced,
+                    done.removed
+                );
+                0
+            }
+            Err(error) => {
+                log::error!("applying the update failed: {}", error.chain());
+                journal.failed_here(&format!("applying failed: {}", error.chain()));
+                if let Err(e) = install::undo_apply(&mut journal) {
+                    log::error!("rolling back failed: {}", e.chain());
+                }
+                1
+            }
+        }
+    };
+    drop(lock);
+    std::process::exit(code)
+}
+
+/// The journal and the update lock, when the journal (read under the
+/// lock) still says `staged`.
+fn lock_and_read_staged(backup: &Path) -> Option<(Journal, UpdateLock)> {
+    let lock = lock::lock(backup, std::time::Duration::from_secs(60)).ok()??;
+    match Journal::read(backup) {
+        Ok(Some(journal)) if journal.step == Step::Staged => Some((journal, lock)),
+        _ => {
+            log::info!("the update was taken on by another launch meanwhile");
+            None
+        }
+    }
+}
+
 /// Step 4, run by the backup copy under the lock: brings the install dir to
 /// the staged release, then goes on to step 5. When a file cannot be put in
 /// place, the old release is put back and started instead. Returns only on
@@ -185,12 +281,41 @@ pub(crate) fn apply(mut journal: Journal, lock: UpdateLock) -> Error {
         journal.to_version,
         journal.install_dir.display()
     );
+    // A stage that another process made (a later launch applies it, or
+    // the helper that applies when the app quits) is checked again first;
+    // one that no longer verifies is dropped before anything changes.
+    if journal.step == Step::Staged && journal.staged_by != Some(std::process::id()) {
+        if let Err(error) = install::verify_staged(&journal) {
+            return match drop_stage(&mut journal, &error) {
+                Ok(()) => hop::run_installed(&journal),
+                Err(e) => e,
+            };
+        }
+    }
     if let Err(error) = install::apply(&mut journal) {
         log::error!("applying the update failed: {}", error.chain());
         journal.failed_here(&format!("applying failed: {}", error.chain()));
         return hop::undo_and_run_installed(journal);
     }
     hop_home(journal, Some(lock))
+}
+
+/// Drops a staged update that no longer verifies: nothing was applied, so
+/// the journal says rolled back (through no fault of the release: it is
+/// tried again later, staged afresh), and the old version's user is told.
+fn drop_stage(journal: &mut Journal, error: &Error) -> Result<()> {
+    log::error!(
+        "the staged update to {} does not verify any more: {}; it is dropped, nothing was changed",
+        journal.to_version,
+        error.chain()
+    );
+    journal.failed_here(&format!(
+        "the staged update did not verify any more, so nothing was changed ({})",
+        error.chain()
+    ));
+    journal.advance(Step::RolledBack)?;
+    let _ = fs::remove_dir_all(journal.staging_dir());
+    Ok(())
 }
 
 /// Step 5: starts the new version in the install dir. Its first launch is a
@@ -232,6 +357,9 @@ pub(crate) fn confirm(journal: &mut Journal, how: &str) -> Result<()> {
 /// // ... set up the updater, run the app ...
 /// ```
 pub fn finish_pending() -> Pending {
+    if let Ok(app) = std::env::var(ENV_APPLY_ON_EXIT) {
+        apply_when_the_app_ends(&app)
+    }
     match recover::locate() {
         Ok(None) => Pending::Nothing,
         Ok(Some(Found::Journal(journal, place))) => resume(*journal, place),

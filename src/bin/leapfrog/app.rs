@@ -69,8 +69,11 @@ pub fn main() -> ExitCode {
     let pending = leapfrog::finish_pending();
     let dir = exe_dir().unwrap_or_default();
     // `demo --next-launch` stages an update and applies it at the next launch.
+    // `demo --on-exit` stages it and has it applied when the app quits.
     let restart = if std::env::args().any(|a| a == "--next-launch") {
         Restart::NextLaunch
+    } else if std::env::args().any(|a| a == "--on-exit") {
+        Restart::OnExit
     } else {
         Restart::Now
     };
@@ -140,6 +143,10 @@ pub fn main() -> ExitCode {
         Ok(Ok(Outcome::Declined(v))) => say!("{v} is available; not updating now"),
         Ok(Ok(Outcome::NotAsked(v))) => {
             say!("{v} is available, but nobody could be asked; not updating now")
+        }
+        Ok(Ok(Outcome::Staged(v))) if restart == Restart::OnExit => {
+            say!("{v} is staged; it is installed when the app quits");
+            say!("quitting");
         }
         Ok(Ok(Outcome::Staged(v))) => say!("{v} is staged; it is installed at the next launch"),
         Ok(Ok(Outcome::Cancelled(v))) => {
