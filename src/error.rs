@@ -222,6 +222,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A lifecycle hook (the app's, or a command its release names) failed
+    /// or ran out of time.
+    #[error("the {hook} hook failed: {reason}")]
+    Hook {
+        /// Which hook: the moment and the app's callback or the command.
+        hook: String,
+        /// Why.
+        reason: String,
+    },
+
     /// The user cancelled the download (the progress window's Cancel).
     /// Nothing was changed; what arrived is kept, and the next download
     /// of this release continues from there.

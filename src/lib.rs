@@ -170,6 +170,7 @@ mod config;
 mod error;
 mod failpoint;
 mod fetch;
+mod hooks;
 mod journal;
 mod layout;
 mod os;
@@ -183,6 +184,7 @@ mod updater;
 
 pub use config::{Ask, Restart};
 pub use error::{Error, Result};
+pub use hooks::{HookCall, Lifecycle};
 pub use release::manifest::{Manifest, Release};
 pub use update::{confirm_healthy, finish_pending, rollback, Available, Check, Notes, Pending};
 pub use updater::{Outcome, StagedUpdate, Updater, UpdaterBuilder};

@@ -8,7 +8,10 @@ use semver::Version;
 
 use crate::config::{Ask, Resolved, Restart, Settings};
 use crate::error::{Error, Result};
+use crate::hooks::{HookCall, Lifecycle};
 use crate::journal::{Confirm, Journal};
+use crate::release::manifest::parse_version;
+use crate::release::trust::State;
 use crate::ui;
 use crate::update::{self, Available, Check};
 
@@ -345,6 +348,77 @@ impl Updater {
         update::hop_out(&staged.0, false)
     }
 
+    /// Runs the lifecycle hooks due at this launch, after
+    /// [`finish_pending`](crate::finish_pending) and before the app goes
+    /// on: the after-update hooks when `pending` says this is the new
+    /// version's first launch, and the first-run hooks on the first launch
+    /// of the install. When an after-update hook fails on a watched trial
+    /// launch, this launch ends with failure (exit status 1) and the update
+    /// is rolled back; otherwise the error is returned (a failed first-run
+    /// hook runs again next launch).
+    ///
+    /// ```no_run
+    /// let pending = leapfrog::finish_pending();
+    /// let updater = leapfrog::Updater::builder("demo", "1.0.0")
+    ///     .manifest_url("https://example.com/versions.txt")
+    ///     .allow_unsigned()
+    ///     .hook(leapfrog::Lifecycle::FirstRun, |_| Ok(()))
+    ///     .build()?;
+    /// updater.run_hooks(&pending)?;
+    /// # Ok::<(), leapfrog::Error>(())
+    /// ```
+    pub fn run_hooks(&self, pending: &crate::Pending) -> Result<()> {
+        let hooks = &self.settings().hooks;
+        let limit = hooks.time_limit.unwrap_or(crate::hooks::DEFAULT_TIME_LIMIT);
+        if let (crate::Pending::Updated { from, to, .. }, true) =
+            (pending, hooks.any(Lifecycle::AfterUpdate))
+        {
+            let call = HookCall::new(
+                Lifecycle::AfterUpdate,
+                (parse_version(from)?, parse_version(to)?),
+                self.install_dir(),
+            );
+            // It must be done before the watcher counts the trial healthy.
+            let window =
+                Journal::read(self.backup_dir())
+                    .ok()
+                    .flatten()
+                    .map(|j| match j.trial.confirm {
+                        Confirm::AfterMs(ms) | Confirm::WithinMs(ms) => Duration::from_millis(ms),
+                    });
+            // (A margin of a tenth, at most a second, for the start.)
+            let limit = window.map_or(limit, |w| {
+                limit.min(w.saturating_sub((w / 10).min(Duration::from_secs(1))))
+            });
+            if let Err(e) = hooks.run(&call, limit, self.backup_dir()) {
+                if update::is_watched() {
+                    log::error!(
+                        "{}; this trial launch of {} ends with failure, so the update is rolled back",
+                        e.chain(),
+                        call.to
+                    );
+                    std::process::exit(1);
+                }
+                return Err(e);
+            }
+        }
+        if hooks.any(Lifecycle::FirstRun) {
+            let install = self.install_dir();
+            if State::read(install)?.first_run.is_none() {
+                let current = self.current_version().clone();
+                let call = HookCall::new(Lifecycle::FirstRun, (current.clone(), current), install);
+                hooks.run(&call, limit, self.backup_dir())?;
+                let mut state = State::read(install)?;
+                state.first_run = Some(crate::release::trust::FirstRun {
+                    version: self.current_version().to_string(),
+                    at: update::unix_seconds(std::time::SystemTime::now()),
+                });
+                state.write(install)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The whole update: check, ask, stage, and restart (or leave it for the
     /// next launch, as the builder's [`Restart`] says). Another copy of the
     /// program that is updating (it holds the lock) is seen before the
@@ -376,6 +450,23 @@ impl Updater {
             ui::Answer::Later | ui::Answer::Skip => {
                 return Ok(Outcome::Declined(available.release.version))
             }
+        }
+        let hooks = &self.settings().hooks;
+        if hooks.any(Lifecycle::BeforeUpdate) {
+            let call = HookCall::new(
+                Lifecycle::BeforeUpdate,
+                (
+                    self.current_version().clone(),
+                    available.release.version.clone(),
+                ),
+                self.install_dir(),
+            );
+            let limit = hooks.time_limit.unwrap_or(crate::hooks::DEFAULT_TIME_LIMIT);
+            hooks
+                .run(&call, limit, self.backup_dir())
+                .inspect_err(|e| {
+                    log::warn!("{}; no update this time, nothing was changed", e.chain())
+                })?;
         }
         let mut staged = self.stage(&available);
         // A mirror whose archive fails to download or verify is skipped; the
@@ -559,6 +650,45 @@ impl UpdaterBuilder {
     /// ```
     pub fn before_restart(mut self, f: impl Fn(&Version) -> bool + Send + Sync + 'static) -> Self {
         self.settings.before_restart = Some(std::sync::Arc::new(f));
+        self
+    }
+
+    /// Adds a lifecycle hook: `f` runs at `when` (see [`Lifecycle`]),
+    /// within the time limit ([`hook_time_limit`](Self::hook_time_limit));
+    /// `Err` says why it failed. A failing after-update hook fails the new
+    /// version's trial, and the update is rolled back; a failing
+    /// before-update hook means no update this time. First-run and
+    /// after-update hooks run in [`Updater::run_hooks`], before-update
+    /// hooks in [`Updater::update`]. A release can name commands for the
+    /// same moments in its `data/config.json` (`after_update_command`, …);
+    /// they run after the app's own.
+    ///
+    /// ```
+    /// use leapfrog::Lifecycle;
+    /// let builder = leapfrog::Updater::builder("demo", "1.0.0").hook(Lifecycle::AfterUpdate, |call| {
+    ///     log::info!("moving the settings of {} to {}", call.from, call.to);
+    ///     Ok(())
+    /// });
+    /// # let _ = builder;
+    /// ```
+    pub fn hook(
+        mut self,
+        when: Lifecycle,
+        f: impl Fn(&HookCall) -> std::result::Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.settings
+            .hooks
+            .callbacks
+            .push((when, std::sync::Arc::new(f)));
+        self
+    }
+
+    /// The time each lifecycle hook may take (default one minute); one that
+    /// runs longer has failed. An after-update hook also has to finish
+    /// before its trial launch counts as healthy (see
+    /// [`confirm_after`](Self::confirm_after)).
+    pub fn hook_time_limit(mut self, limit: Duration) -> Self {
+        self.settings.hooks.time_limit = Some(limit);
         self
     }
 

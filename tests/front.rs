@@ -215,3 +215,38 @@ fn front_the_app_saves_its_work_or_puts_the_restart_off() {
     let hop = text.find("hopping out").expect("hopped");
     assert!(saved < hop, "{text}");
 }
+
+#[test]
+fn front_first_run_hook_runs_once_and_a_failing_before_update_hook_changes_nothing() {
+    let world = World::new();
+    // The installed version's before-update hook refuses.
+    fs::write(
+        world.install.join("data/misbehave"),
+        "before-update-fails\n",
+    )
+    .unwrap();
+    let before = tree_hashes(&world.install);
+    let server = EvilServer::start(world.releases.clone());
+    world
+        .launch(&server.manifest_url())
+        .expect_code(0)
+        .expect_output("first-run hook: welcome to demo 1.0.0")
+        .expect_output("before-update hook: 1.0.0 is about to be replaced by 1.1.0")
+        .expect_output("the before_update (the app's, #1) hook failed: it refuses on purpose")
+        .expect_output("no update this time, nothing was changed")
+        .expect_no_output("demo 1.1.0 running");
+    assert_eq!(tree_hashes(&world.install), before);
+    assert!(!world.backup.exists());
+    assert_eq!(archive_requests(&server), 0, "nothing was downloaded");
+    let state = leapfrog::internal::State::read(&world.install).unwrap();
+    assert_eq!(state.first_run.unwrap().version, "1.0.0");
+    // The first run is over; the hook lets the update through now.
+    fs::remove_file(world.install.join("data/misbehave")).unwrap();
+    world
+        .launch(&server.manifest_url())
+        .expect_code(0)
+        .expect_no_output("first-run hook")
+        .expect_output("before_update hook (the app's, #1) 1.0.0 -> 1.1.0: done")
+        .expect_output("after-update hook: moving the demo's data from 1.0.0 to 1.1.0")
+        .expect_output("demo 1.1.0 running");
+}

@@ -168,6 +168,106 @@ fn trial_a_version_that_crashes_is_rolled_back() {
 }
 
 #[test]
+fn trial_a_failing_after_update_hook_is_rolled_back() {
+    let world = broken_world(misbehaving("after-update-fails"));
+    assert_rolled_back(&world, &[], "exited with status 1", 1);
+    assert_lines_in_order(
+        &update_log(&world.backup),
+        &[
+            "demo 1.0.0 -> 1.1.0: trial launch 1 of 1.1.0",
+            "after_update hook (the app's, #1) failed: this release's migration fails on purpose",
+            "demo 1.0.0 -> 1.1.0: rolled back",
+        ],
+    );
+}
+
+#[test]
+fn trial_an_after_update_hook_out_of_time_is_rolled_back() {
+    // Healthy after 3 s: the hook must be done well before that.
+    let world = broken_world(misbehaving("after-update-hangs"));
+    let env = [("LEAPFROG_CONFIRM_AFTER", "3s")];
+    assert_rolled_back(&world, &env, "exited with status 1", 1);
+    assert_lines_in_order(
+        &update_log(&world.backup),
+        &["after_update hook (the app's, #1) failed: it did not finish within 2s 700ms"],
+    );
+}
+
+/// Makes the release tree's config name `command` for `key`.
+fn name_hook_command(tree: &Path, key: &str, command: &str) {
+    let path = tree.join("data/config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    config["Update_app"][key] = command.into();
+    fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+}
+
+#[cfg(unix)]
+fn script(tree: &Path, name: &str, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = tree.join(name);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn trial_the_release_s_after_update_command_runs_in_the_new_version() {
+    let world = broken_world(|tree| {
+        script(
+            tree,
+            "hooks/after-update.sh",
+            "echo \"migrating $LEAPFROG_FROM_VERSION to $LEAPFROG_TO_VERSION ($LEAPFROG_HOOK)\"\n\
+             echo \"$LEAPFROG_FROM_VERSION -> $LEAPFROG_TO_VERSION\" > data/migrated.txt",
+        );
+        name_hook_command(
+            tree,
+            "after_update_command",
+            "hooks/after-update.sh --quiet",
+        );
+    });
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    world
+        .launch(&url(&server))
+        .expect_code(0)
+        .expect_output("after-update hook: moving the demo's data from 1.0.0 to 1.1.0")
+        .expect_output("after_update hook hooks/after-update.sh --quiet 1.0.0 -> 1.1.0: done in")
+        .expect_output("it said: migrating 1.0.0 to 1.1.0 (after_update)")
+        .expect_output("demo 1.1.0 is healthy");
+    assert_eq!(
+        fs::read_to_string(world.install.join("data/migrated.txt")).unwrap(),
+        "1.0.0 -> 1.1.0\n"
+    );
+    assert_lines_in_order(
+        &update_log(&world.backup),
+        &[
+            "after_update hook (the app's, #1) 1.0.0 -> 1.1.0: done",
+            "after_update hook hooks/after-update.sh --quiet 1.0.0 -> 1.1.0: done in",
+            "confirmed: the new version is healthy",
+        ],
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn trial_a_failing_after_update_command_is_rolled_back() {
+    let world = broken_world(|tree| {
+        script(
+            tree,
+            "hooks/after-update.sh",
+            "echo 'the data cannot be moved' >&2\nexit 4",
+        );
+        name_hook_command(tree, "after_update_command", "hooks/after-update.sh");
+    });
+    assert_rolled_back(&world, &[], "exited with status 1", 1);
+    assert_lines_in_order(
+        &update_log(&world.backup),
+        &["after_update hook hooks/after-update.sh failed: it ended with exit status: 4; it said: the data cannot be moved"],
+    );
+}
+
+#[test]
 fn trial_a_version_that_exits_with_failure_is_rolled_back() {
     let world = broken_world(misbehaving("fail"));
     assert_rolled_back(&world, &[], "exited with status 3", 1);

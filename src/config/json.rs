@@ -31,6 +31,13 @@ pub(crate) struct AppConfig {
     pub allow_unsigned: bool,
     /// Other manifest URLs to try in order (`mirrors`, a list).
     pub mirrors: Vec<String>,
+    /// Commands the release names for its lifecycle hooks
+    /// (`first_run_command`, `before_update_command`,
+    /// `after_update_command`: a program the release ships, relative to the
+    /// install dir, and its arguments, separated by spaces).
+    pub hook_commands: Vec<(crate::hooks::Lifecycle, Vec<String>)>,
+    /// The time each hook may take (`hook_time_limit`, e.g. `"30s"`).
+    pub hook_time_limit: Option<std::time::Duration>,
     /// Credentials for a private host (`auth_user`, `auth_password`,
     /// `auth_token`, `headers` as an object).
     pub credentials: crate::fetch::Credentials,
@@ -74,6 +81,25 @@ impl AppConfig {
             current_version: field("current_version")?,
             public_key: field("public_key").ok(),
             allow_unsigned: block.get("allow_unsigned").and_then(Value::as_bool) == Some(true),
+            hook_commands: {
+                use crate::hooks::Lifecycle;
+                let mut commands = Vec::new();
+                for when in [Lifecycle::FirstRun, Lifecycle::BeforeUpdate, Lifecycle::AfterUpdate] {
+                    if let Ok(line) = field(&format!("{}_command", when.name())) {
+                        commands.push((when, line.split_whitespace().map(str::to_owned).collect()));
+                    }
+                }
+                commands
+            },
+            hook_time_limit: match field("hook_time_limit") {
+                Ok(text) => Some(humantime::parse_duration(&text).map_err(|e| {
+                    Error::Settings(format!(
+                        "{}: Update_app.hook_time_limit {text:?}: {e} (write e.g. \"30s\" or \"2m\")",
+                        path.display()
+                    ))
+                })?),
+                Err(_) => None,
+            },
             mirrors: match block.get("mirrors") {
                 None => Vec::new(),
                 Some(Value::Array(items)) => items

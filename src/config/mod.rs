@@ -211,6 +211,8 @@ pub(crate) struct Settings {
     pub by_user: bool,
     /// How long "Remind me later" puts a version off.
     pub remind_after: Duration,
+    /// The app's lifecycle hooks and its release's hook commands.
+    pub hooks: crate::hooks::Hooks,
 }
 
 impl Settings {
@@ -244,6 +246,7 @@ impl Settings {
             retry_after: Duration::from_secs(3600),
             by_user: false,
             remind_after: Duration::from_secs(24 * 3600),
+            hooks: crate::hooks::Hooks::default(),
         }
     }
 
@@ -287,6 +290,8 @@ impl Settings {
         settings.allow_unsigned = config.allow_unsigned;
         settings.mirrors = config.mirrors.clone();
         settings.limits.credentials = config.credentials.clone();
+        settings.hooks.commands = config.hook_commands.clone();
+        settings.hooks.time_limit = config.hook_time_limit;
         settings.config = Some(AppConfig { path, ..config });
         Ok(settings)
     }

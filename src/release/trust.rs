@@ -48,9 +48,22 @@ pub struct State {
     /// epoch), and how it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_check: Option<LastCheck>,
+    /// When this install first ran its first-run hooks (seconds since the
+    /// Unix epoch), and at which version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_run: Option<FirstRun>,
     /// Fields a later leapfrog wrote, kept as they were.
     #[serde(flatten)]
     pub extra: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// The first run of an install.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstRun {
+    /// The version that ran first.
+    pub version: String,
+    /// When, in seconds since the Unix epoch.
+    pub at: u64,
 }
 
 /// "Remind me later": `version` is not offered again before `until`.

@@ -48,6 +48,7 @@ pub use check::{find_update, Available, Check, Checked, Notes, Query};
 pub use install::rollback;
 pub use recover::Pending;
 pub(crate) use tidy::tidy;
+pub(crate) use trial::is_watched;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use leapfrog::{Outcome, Pending, Restart, Updater};
+use leapfrog::{Lifecycle, Outcome, Pending, Restart, Updater};
 
 use crate::logger;
 
@@ -33,12 +33,14 @@ macro_rules! say {
 /// that a new version which fails its first launch is rolled back:
 /// `data/misbehave` holding `crash`, `fail` (exit status 3), `hang` (never
 /// confirms), or `late-fail` (runs 2 seconds without confirming, then exits
-/// with status 3: healthy by then when the app confirms after a shorter time).
+/// with status 3: healthy by then when the app confirms after a shorter time);
+/// or hooks that break: `after-update-fails`, `after-update-hangs` (the
+/// new version's), `before-update-fails` (the installed version's).
 fn misbehave_if_asked(dir: &std::path::Path) {
-    let Ok(what) = std::fs::read_to_string(dir.join("data").join("misbehave")) else {
+    let Some(what) = misbehaviour(dir) else {
         return;
     };
-    match what.trim() {
+    match what.as_str() {
         "crash" => {
             say!("this release is broken on purpose: crashing");
             std::process::abort()
@@ -59,8 +61,16 @@ fn misbehave_if_asked(dir: &std::path::Path) {
             say!("failing now, with status 3");
             std::process::exit(3)
         }
+        // Broken hooks (see main).
+        "after-update-fails" | "after-update-hangs" | "before-update-fails" => {}
         other => say!("data/misbehave: unknown {other:?}; behaving"),
     }
+}
+
+/// What `data/misbehave` asks for, if anything.
+fn misbehaviour(dir: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("data").join("misbehave")).ok()?;
+    Some(text.trim().to_owned())
 }
 
 pub fn main() -> ExitCode {
@@ -93,6 +103,44 @@ pub fn main() -> ExitCode {
     let updater = match Updater::from_config(dir.join("data").join("config.json")).and_then(|b| {
         let b = b.restart(restart).allow_env_manifest_url();
         let b = if by_user { b.asked_by_user() } else { b };
+        // Lifecycle hooks: what a real app would migrate or set up. A
+        // release may break its own on purpose (data/misbehave, below).
+        let misbehaving = misbehaviour(&dir);
+        let b = b
+            .hook(Lifecycle::FirstRun, |call| {
+                say!("first-run hook: welcome to demo {}", call.to);
+                Ok(())
+            })
+            .hook(Lifecycle::BeforeUpdate, {
+                let misbehaving = misbehaving.clone();
+                move |call| {
+                    say!(
+                        "before-update hook: {} is about to be replaced by {}",
+                        call.from,
+                        call.to
+                    );
+                    match misbehaving.as_deref() {
+                        Some("before-update-fails") => Err("it refuses on purpose".into()),
+                        _ => Ok(()),
+                    }
+                }
+            })
+            .hook(Lifecycle::AfterUpdate, move |call| {
+                say!(
+                    "after-update hook: moving the demo's data from {} to {}",
+                    call.from,
+                    call.to
+                );
+                match misbehaving.as_deref() {
+                    Some("after-update-fails") => {
+                        Err("this release's migration fails on purpose".into())
+                    }
+                    Some("after-update-hangs") => loop {
+                        std::thread::sleep(std::time::Duration::from_secs(3600));
+                    },
+                    _ => Ok(()),
+                }
+            });
         let b = b.before_restart(move |version| {
             if put_off {
                 say!("busy: putting the restart into {version} off to the next launch");
@@ -119,6 +167,9 @@ pub fn main() -> ExitCode {
         updater.current_version(),
         dir.display()
     );
+    if let Err(e) = updater.run_hooks(&pending) {
+        say!("{}", e.chain());
+    }
     match pending {
         Pending::Updated { from, to, .. } => {
             misbehave_if_asked(&dir);

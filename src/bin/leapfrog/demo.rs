@@ -131,6 +131,12 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
         lines.iter().any(|l| l.contains("demo 1.1.0 running")),
     );
     check(
+        "1.1.0's after-update hook ran on its trial launch",
+        lines
+            .iter()
+            .any(|l| l.contains("after-update hook: moving the demo's data from 1.0.0 to 1.1.0")),
+    );
+    check(
         &format!(
             "the process started (pid {started}) did every step and stayed to the end; \
              only 1.1.0's watched trial launch ran apart (pids {others:?})"
