@@ -181,6 +181,8 @@ pub mod serve;
 mod ui;
 mod update;
 mod updater;
+#[cfg(feature = "watch")]
+mod watch;
 
 pub use config::{Ask, Restart};
 pub use error::{Error, Result};
@@ -188,6 +190,8 @@ pub use hooks::{HookCall, Lifecycle};
 pub use release::manifest::{Manifest, Release};
 pub use update::{confirm_healthy, finish_pending, rollback, Available, Check, Notes, Pending};
 pub use updater::{Outcome, StagedUpdate, Updater, UpdaterBuilder};
+#[cfg(feature = "watch")]
+pub use watch::ManifestWatch;
 
 /// Not part of the API: the pieces leapfrog's own command, tests and
 /// benchmarks look into (the journal, the names on disk, the fetcher).

@@ -537,6 +537,32 @@ impl Updater {
         }
     }
 
+    /// Watches the folder of a `file://` (or path) manifest and runs
+    /// [`update`](Self::update) each time `versions.txt` changes there,
+    /// handing its outcome to `on_outcome` (from the watching thread). A
+    /// publisher's new release reaches a running app at once, and no
+    /// polling loads the share. Refused for a web or FTP host. The watch
+    /// ends when the returned [`ManifestWatch`](crate::ManifestWatch) is
+    /// dropped.
+    ///
+    /// ```no_run
+    /// let updater = leapfrog::Updater::builder("demo", "1.0.0")
+    ///     .manifest_url("file:///srv/releases/versions.txt")
+    ///     .allow_unsigned()
+    ///     .build()?;
+    /// let watch = updater.watch_manifest(|outcome| log::info!("{outcome:?}"))?;
+    /// // ... the app runs; `watch` lives as long as it should ...
+    /// # drop(watch);
+    /// # Ok::<(), leapfrog::Error>(())
+    /// ```
+    #[cfg(feature = "watch")]
+    pub fn watch_manifest(
+        self,
+        on_outcome: impl FnMut(Result<Outcome>) + Send + 'static,
+    ) -> Result<crate::ManifestWatch> {
+        crate::watch::watch(self, on_outcome)
+    }
+
     /// Runs [`update`](Self::update) in a background thread, so the app's
     /// start is never delayed. With [`Restart::Now`], an accepted update
     /// replaces the process from that thread once it is staged. Join the

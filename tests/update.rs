@@ -320,6 +320,88 @@ fn update_from_a_file_share() {
 }
 
 #[test]
+fn update_watching_a_share_takes_the_next_release_when_it_is_published() {
+    let world = World::new();
+    // The share offers only 1.0.0 when the app starts.
+    let manifest = world.releases.join("versions.txt");
+    let full = fs::read_to_string(&manifest).unwrap();
+    let mut only_old = leapfrog::Manifest::parse(&full, "t").unwrap();
+    only_old
+        .releases
+        .retain(|r| r.version.to_string() == "1.0.0");
+    fs::write(&manifest, only_old.render()).unwrap();
+    let log = world.dir.path().join("out.log");
+    let mut app = spawn(
+        command(&world.install.join("demo"))
+            .arg("--watch")
+            .env("LEAPFROG_ASSUME_YES", "1")
+            .env(
+                "LEAPFROG_MANIFEST_URL",
+                format!("file://{}", manifest.display()),
+            )
+            .stdout(fs::File::create(&log).unwrap())
+            .stderr(std::process::Stdio::null()),
+    )
+    .unwrap();
+    let said = |needle: &str| {
+        fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains(needle)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !said("for a new release") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the app never watched"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The publisher puts 1.1.0 out (a new manifest renamed into place).
+    let next = world.releases.join("versions.txt.new");
+    fs::write(&next, &full).unwrap();
+    fs::rename(&next, &manifest).unwrap();
+    // The app took it without being started again (a liveness bound).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(55);
+    let status = loop {
+        if let Some(status) = app.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = app.kill();
+            panic!(
+                "the app did not update:\n{}",
+                fs::read_to_string(&log).unwrap()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let out = fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{out}");
+    for needle in [
+        "the manifest changed: checking for an update",
+        "demo 1.1.0 running",
+        "updated from 1.0.0 to 1.1.0",
+    ] {
+        assert!(out.contains(needle), "{needle:?} missing:\n{out}");
+    }
+    assert!(!out.contains("no new release came"), "{out}");
+    assert_eq!(tree_hashes(&world.install), expected_after_update(&world));
+}
+
+#[test]
+fn update_watching_is_refused_for_a_web_host() {
+    let world = World::new();
+    let mut cmd = command(&world.install.join("demo"));
+    cmd.arg("--watch")
+        .env("LEAPFROG_MANIFEST_URL", "http://127.0.0.1:9/versions.txt");
+    run(&mut cmd, std::time::Duration::from_secs(30))
+        .expect_code(1)
+        .expect_output(
+            "only a manifest in a folder or on a file share (file:// or a path) can be watched",
+        );
+}
+
+#[test]
 fn update_rejects_a_relabelled_archive() {
     // A validly hashed archive of another version, listed as 1.1.0.
     let world = World::new();

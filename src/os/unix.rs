@@ -470,3 +470,27 @@ fn pango_escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }
+
+/// Whether `dir` is on a network file system whose changes the system
+/// does not report to watchers (NFS, SMB/CIFS), on Linux.
+#[cfg(feature = "watch")]
+pub(crate) fn on_network_share(dir: &Path) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        const NFS: i64 = 0x6969;
+        const SMB: i64 = 0x517b;
+        const CIFS: i64 = 0xff53_4d42;
+        const SMB2: i64 = 0xfe53_4d42;
+        // f_type's width differs between architectures.
+        #[allow(clippy::useless_conversion)]
+        let kind = |s: rustix::fs::StatFs| i64::from(s.f_type);
+        rustix::fs::statfs(dir)
+            .map(kind)
+            .is_ok_and(|t| [NFS, SMB, CIFS, SMB2].contains(&t))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        false
+    }
+}

@@ -252,3 +252,10 @@ impl ProgressWindow {
     /// Nothing to close.
     pub(crate) fn close(&mut self) {}
 }
+
+/// Whether `dir` is on a share whose changes are not reported: Windows
+/// reports changes on SMB shares too.
+#[cfg(feature = "watch")]
+pub(crate) fn on_network_share(_dir: &Path) -> bool {
+    false
+}

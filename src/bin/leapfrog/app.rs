@@ -186,45 +186,67 @@ pub fn main() -> ExitCode {
         Pending::Failed(e) => say!("an update in progress could not be finished: {}", e.chain()),
         _ => {}
     }
+    // `demo --watch` (a manifest in a folder or on a share): waits for the
+    // publisher's next release instead of checking once, for a minute.
+    if std::env::args().any(|a| a == "--watch") {
+        let watch = match updater.watch_manifest(move |outcome| say_outcome(outcome, restart)) {
+            Ok(watch) => watch,
+            Err(e) => {
+                say!("cannot watch for updates: {}", e.chain());
+                return ExitCode::FAILURE;
+            }
+        };
+        say!("watching {} for a new release", watch.folder().display());
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        say!("no new release came; quitting");
+        return ExitCode::SUCCESS;
+    }
     // Never delays the start: the check runs in the background. This demo
     // has no other work, so it waits for the check to end.
     let check = updater.spawn_startup_check();
     match check.join() {
-        Ok(Ok(Outcome::UpToDate)) => say!("up to date"),
-        Ok(Ok(Outcome::Declined(v))) => say!("{v} is available; not updating now"),
-        Ok(Ok(Outcome::NotAsked(v))) => {
-            say!("{v} is available, but nobody could be asked; not updating now")
-        }
-        Ok(Ok(Outcome::Staged(v))) if restart == Restart::OnExit => {
-            say!("{v} is staged; it is installed when the app quits");
-            say!("quitting");
-        }
-        Ok(Ok(Outcome::Staged(v))) => say!("{v} is staged; it is installed at the next launch"),
-        Ok(Ok(Outcome::Cancelled(v))) => {
-            say!("the download of {v} was cancelled; still running the installed version")
-        }
-        Ok(Ok(Outcome::PutOff {
-            version,
-            until: None,
-        })) => {
-            say!("{version} was skipped by the user; not asking again until a newer release")
-        }
-        Ok(Ok(Outcome::PutOff {
-            version,
-            until: Some(until),
-        })) => say!(
-            "{version} was put off by the user; asking again after {}",
-            humantime::format_rfc3339_seconds(until)
-        ),
-        Ok(Ok(Outcome::RolledBack(v))) => {
-            say!("{v} was rolled back here before; not installing it again now")
-        }
-        Ok(Ok(other)) => say!("{other:?}"),
-        Ok(Err(e)) => say!(
-            "update failed, still running the installed version: {}",
-            e.chain()
-        ),
+        Ok(outcome) => say_outcome(outcome, restart),
         Err(_) => say!("the update check panicked"),
     }
     ExitCode::SUCCESS
+}
+
+/// Says how an update ended.
+fn say_outcome(outcome: leapfrog::Result<Outcome>, restart: Restart) {
+    match outcome {
+        Ok(Outcome::UpToDate) => say!("up to date"),
+        Ok(Outcome::Declined(v)) => say!("{v} is available; not updating now"),
+        Ok(Outcome::NotAsked(v)) => {
+            say!("{v} is available, but nobody could be asked; not updating now")
+        }
+        Ok(Outcome::Staged(v)) if restart == Restart::OnExit => {
+            say!("{v} is staged; it is installed when the app quits");
+            say!("quitting");
+        }
+        Ok(Outcome::Staged(v)) => say!("{v} is staged; it is installed at the next launch"),
+        Ok(Outcome::Cancelled(v)) => {
+            say!("the download of {v} was cancelled; still running the installed version")
+        }
+        Ok(Outcome::PutOff {
+            version,
+            until: None,
+        }) => {
+            say!("{version} was skipped by the user; not asking again until a newer release")
+        }
+        Ok(Outcome::PutOff {
+            version,
+            until: Some(until),
+        }) => say!(
+            "{version} was put off by the user; asking again after {}",
+            humantime::format_rfc3339_seconds(until)
+        ),
+        Ok(Outcome::RolledBack(v)) => {
+            say!("{v} was rolled back here before; not installing it again now")
+        }
+        Ok(other) => say!("{other:?}"),
+        Err(e) => say!(
+            "update failed, still running the installed version: {}",
+            e.chain()
+        ),
+    }
 }
