@@ -166,6 +166,7 @@
 
 #![deny(missing_docs)]
 
+pub mod adoption;
 mod config;
 mod error;
 mod failpoint;

@@ -393,6 +393,12 @@ pub fn publish(opts: &PublishOptions) -> Result<Published> {
         )));
     }
     fs::create_dir_all(&opts.repo).map_err(io_err("creating", &opts.repo))?;
+    // The object adoption pings ask for (apps that turn them on), so that
+    // they are answered 200, not 404.
+    let ping = opts.repo.join(crate::adoption::PING_NAME);
+    if fs::symlink_metadata(&ping).is_err() {
+        fs::write(&ping, crate::adoption::PING_TEXT).map_err(io_err("writing", &ping))?;
+    }
     let manifest_path = opts.repo.join(MANIFEST_NAME);
     let mut manifest = match fs::read_to_string(&manifest_path) {
         Ok(text) => Manifest::parse(&text, &manifest_path.display().to_string())?,

@@ -709,6 +709,16 @@ impl UpdaterBuilder {
         self
     }
 
+    /// Sends an adoption ping after a check, at most once a day: a request
+    /// for `ping.txt` beside the manifest whose query names the program,
+    /// version, channel and days since the previous ping, and nothing
+    /// else (see [`adoption`](crate::adoption)). Off unless turned on here
+    /// (or by `"adoption_ping": true` in `data/config.json`).
+    pub fn adoption_ping(mut self) -> Self {
+        self.settings.adoption_ping = true;
+        self
+    }
+
     /// The time each lifecycle hook may take (default one minute); one that
     /// runs longer has failed. An after-update hook also has to finish
     /// before its trial launch counts as healthy (see

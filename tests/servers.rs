@@ -31,6 +31,11 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// nginx's access log.
+    pub fn access_log(&self) -> String {
+        fs::read_to_string(self._dir.path().join("access.log")).unwrap_or_default()
+    }
+
     fn wait_ready(mut self, what: &str) -> Daemon {
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
@@ -291,6 +296,80 @@ fn nginx_full_update() {
         .expect_code(0)
         .expect_output("demo 1.1.0 running");
     expected_after_update(&world);
+}
+
+#[test]
+fn nginx_adoption_pings_are_opt_in_daily_and_name_no_install() {
+    // An app that did not turn pings on sends none.
+    let quiet = World::new();
+    let Some(server) = nginx(&quiet.releases, None) else {
+        return;
+    };
+    let url = format!("http://127.0.0.1:{}/versions.txt", server.port);
+    quiet
+        .launch(&url)
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
+    assert!(
+        !server.access_log().contains("ping.txt"),
+        "{}",
+        server.access_log()
+    );
+    // One that did: a ping with its first check, none again that day.
+    let world = World::new();
+    let config = world.install.join("data/config.json");
+    let turn_on = || {
+        let mut doc: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&config).unwrap()).unwrap();
+        doc["Update_app"]["adoption_ping"] = true.into();
+        fs::write(&config, doc.to_string()).unwrap();
+    };
+    turn_on();
+    world
+        .launch(&url)
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
+    // (The setting is the release's: 1.1.0's config would carry it too.)
+    turn_on();
+    world
+        .launch(&url)
+        .expect_code(0)
+        .expect_output("up to date");
+    // Three days later.
+    let mut state = leapfrog::internal::State::read(&world.install).unwrap();
+    let today = state.last_ping.expect("the day of the ping is kept");
+    state.last_ping = Some(today - 3);
+    state.write(&world.install).unwrap();
+    world
+        .launch(&url)
+        .expect_code(0)
+        .expect_output("up to date");
+    let log = server.access_log();
+    let pings: Vec<&str> = log.lines().filter(|l| l.contains("ping.txt")).collect();
+    assert_eq!(pings.len(), 2, "{log}");
+    assert!(
+        pings[0].contains("\"GET /ping.txt?p=demo&v=1.0.0&c=stable&d=new HTTP/1.1\" 200"),
+        "{log}"
+    );
+    assert!(
+        pings[1].contains("\"GET /ping.txt?p=demo&v=1.1.0&c=stable&d=3 HTTP/1.1\" 200"),
+        "{log}"
+    );
+    // The manifest is asked for by one URL, the same for every install.
+    for line in log.lines().filter(|l| l.contains("versions.txt")) {
+        assert!(line.contains("\"GET /versions.txt HTTP/1.1\""), "{line}");
+    }
+    let access = world.dir.path().join("access.log");
+    fs::write(&access, &log).unwrap();
+    run(
+        leapfrog().arg("adoption").arg(&access),
+        Duration::from_secs(30),
+    )
+    .expect_code(0)
+    .expect_output("demo 1.0.0 (stable): 1 pings: 1 new installs, 0 a day after the last")
+    .expect_output(
+        "demo 1.1.0 (stable): 1 pings: 0 new installs, 0 a day after the last, 1 within a week",
+    );
 }
 
 #[test]

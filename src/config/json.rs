@@ -36,6 +36,8 @@ pub(crate) struct AppConfig {
     /// `after_update_command`: a program the release ships, relative to the
     /// install dir, and its arguments, separated by spaces).
     pub hook_commands: Vec<(crate::hooks::Lifecycle, Vec<String>)>,
+    /// Whether the app sends adoption pings (`adoption_ping`).
+    pub adoption_ping: bool,
     /// The time each hook may take (`hook_time_limit`, e.g. `"30s"`).
     pub hook_time_limit: Option<std::time::Duration>,
     /// Credentials for a private host (`auth_user`, `auth_password`,
@@ -81,6 +83,7 @@ impl AppConfig {
             current_version: field("current_version")?,
             public_key: field("public_key").ok(),
             allow_unsigned: block.get("allow_unsigned").and_then(Value::as_bool) == Some(true),
+            adoption_ping: block.get("adoption_ping").and_then(Value::as_bool) == Some(true),
             hook_commands: {
                 use crate::hooks::Lifecycle;
                 let mut commands = Vec::new();

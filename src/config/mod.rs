@@ -213,6 +213,8 @@ pub(crate) struct Settings {
     pub remind_after: Duration,
     /// The app's lifecycle hooks and its release's hook commands.
     pub hooks: crate::hooks::Hooks,
+    /// Opt-in adoption pings (see [`crate::adoption`]).
+    pub adoption_ping: bool,
 }
 
 impl Settings {
@@ -247,6 +249,7 @@ impl Settings {
             by_user: false,
             remind_after: Duration::from_secs(24 * 3600),
             hooks: crate::hooks::Hooks::default(),
+            adoption_ping: false,
         }
     }
 
@@ -292,6 +295,7 @@ impl Settings {
         settings.limits.credentials = config.credentials.clone();
         settings.hooks.commands = config.hook_commands.clone();
         settings.hooks.time_limit = config.hook_time_limit;
+        settings.adoption_ping = config.adoption_ping;
         settings.config = Some(AppConfig { path, ..config });
         Ok(settings)
     }

@@ -52,6 +52,10 @@ pub struct State {
     /// Unix epoch), and at which version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_run: Option<FirstRun>,
+    /// The day (days since the Unix epoch) of this install's last adoption
+    /// ping, when the app turned pings on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ping: Option<u64>,
     /// Fields a later leapfrog wrote, kept as they were.
     #[serde(flatten)]
     pub extra: std::collections::BTreeMap<String, serde_json::Value>,

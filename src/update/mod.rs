@@ -64,6 +64,9 @@ use recover::{Found, Place};
 /// the release to move to, if any: signed, fresh, not rolled back here.
 pub(crate) fn check(updater: &Resolved) -> Result<Check> {
     let checked = check::newest(updater);
+    if checked.is_ok() {
+        crate::adoption::maybe_ping(updater);
+    }
     let outcome = match &checked {
         Ok(Check::UpToDate) => "up to date".to_owned(),
         Ok(Check::Available(a)) if a.required => format!("{} is required", a.release.version),

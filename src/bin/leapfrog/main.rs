@@ -207,6 +207,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Sum up the adoption pings (apps with adoption_ping on) in a web
+    /// server's or CDN's access log: pings, new installs, and how long
+    /// since each install's previous ping, by version.
+    Adoption {
+        /// The access log (nginx, Apache, most CDNs: a request per line).
+        log: PathBuf,
+    },
     /// Say what an install is (version, channel, install id, keys, last
     /// update) and what it would be offered now, and why.
     Status {
@@ -320,6 +327,21 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             json,
         ),
         Command::Status { install, backup } => status::run(&install, backup.as_deref()),
+        Command::Adoption { log } => {
+            let text = std::fs::read_to_string(&log)
+                .map_err(|e| anyhow::anyhow!("reading the access log {}: {e}", log.display()))?;
+            let summary = leapfrog::adoption::summarize(&text);
+            if summary.is_empty() {
+                println!("no adoption pings in {}", log.display());
+            }
+            for ((program, version, channel), a) in summary {
+                println!(
+                    "{program} {version} ({channel}): {} pings: {} new installs, {} a day after the last, {} within a week, {} after longer",
+                    a.pings, a.new, a.daily, a.weekly, a.returning
+                );
+            }
+            Ok(Exit::Ok)
+        }
         Command::Demo { keep } => demo::run(keep),
     }
 }
