@@ -55,11 +55,21 @@ fn publish_writes_archive_and_manifest() {
         "what changed\n"
     );
     assert_eq!(m.serial, Some(1));
-    let names: Vec<_> = fs::read_dir(&repo)
+    let mut names: Vec<_> = fs::read_dir(&repo)
         .unwrap()
-        .map(|e| e.unwrap().file_name())
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert_eq!(names.len(), 3, "no temp files left: {names:?}");
+    names.sort();
+    // The archive, the manifest, the notes and the adoption ping object;
+    // no temp files left.
+    assert_eq!(
+        names,
+        ["demo-1.2.0.tar.gz", "demo-1.2.0.txt", "ping.txt", "versions.txt"]
+    );
+    assert_eq!(
+        fs::read_to_string(repo.join("ping.txt")).unwrap(),
+        leapfrog::adoption::PING_TEXT
+    );
 }
 
 #[test]
