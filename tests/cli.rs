@@ -64,7 +64,12 @@ fn publish_writes_archive_and_manifest() {
     // no temp files left.
     assert_eq!(
         names,
-        ["demo-1.2.0.tar.gz", "demo-1.2.0.txt", "ping.txt", "versions.txt"]
+        [
+            "demo-1.2.0.tar.gz",
+            "demo-1.2.0.txt",
+            "ping.txt",
+            "versions.txt"
+        ]
     );
     assert_eq!(
         fs::read_to_string(repo.join("ping.txt")).unwrap(),

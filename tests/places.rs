@@ -209,3 +209,76 @@ fn place_disk_filling_up_while_staging_keeps_the_old_version() {
     // What was staged is gone again.
     assert!(!backup.exists(), "the failed stage was left behind");
 }
+
+/// A stand-in for an AppImage: a script that does what the AppImage
+/// runtime does (set APPIMAGE to the image file and APPDIR to its mount,
+/// then run the program inside the mount), the mount being a folder.
+#[cfg(target_os = "linux")]
+fn appimage(tree: &Path, mount: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(tree).unwrap();
+    let image = tree.join("Demo.AppImage");
+    fs::write(
+        &image,
+        format!(
+            "#!/bin/sh\nAPPIMAGE=\"$0\" APPDIR=\"{m}\" exec \"{m}/demo\" \"$@\"\n",
+            m = mount.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&image, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn places_an_appimage_replaces_its_image_file_and_never_writes_the_mount() {
+    let dir = tempfile::tempdir().unwrap();
+    let releases = dir.path().join("releases");
+    // Each version's read-only image content (program and config).
+    let mounts: Vec<PathBuf> = ["1.0.0", "1.1.0"]
+        .iter()
+        .map(|version| {
+            let mount = dir.path().join(format!("mount-{version}"));
+            app_tree(&mount, version, None, &[]);
+            let tree = dir.path().join(format!("tree-{version}"));
+            appimage(&tree, &mount);
+            leapfrog::publish::publish(&leapfrog::publish::PublishOptions::new(
+                &tree, "demo", *version, &releases,
+            ))
+            .unwrap();
+            mount
+        })
+        .collect();
+    let mounted_before: Vec<_> = mounts.iter().map(|m| tree_hashes(m)).collect();
+    let install = dir.path().join("Apps/Demo");
+    fs::create_dir_all(install.parent().unwrap()).unwrap();
+    leapfrog::publish::unpack(releases.join("demo-1.0.0.tar.gz"), &install).unwrap();
+    let server = Server::start(&releases, "127.0.0.1:0").unwrap();
+    let mut cmd = command(&install.join("Demo.AppImage"));
+    cmd.env("LEAPFROG_ASSUME_YES", "1").env(
+        "LEAPFROG_MANIFEST_URL",
+        format!("{}versions.txt", server.url()),
+    );
+    let out = run(&mut cmd, std::time::Duration::from_secs(60))
+        .expect_code(0)
+        .expect_output(&format!(
+            "exec {}",
+            dir.path().join("Apps/Demo.backup/Demo.AppImage").display()
+        ))
+        .expect_output("demo 1.1.0 running")
+        .expect_output("demo 1.1.0 is healthy")
+        .stdout();
+    // The image file is the new one; the old one is in the backup beside.
+    assert_eq!(
+        fs::read(install.join("Demo.AppImage")).unwrap(),
+        fs::read(dir.path().join("tree-1.1.0/Demo.AppImage")).unwrap(),
+        "{out}"
+    );
+    assert_eq!(
+        fs::read(dir.path().join("Apps/Demo.backup/Demo.AppImage")).unwrap(),
+        fs::read(dir.path().join("tree-1.0.0/Demo.AppImage")).unwrap()
+    );
+    // Nothing inside an image was written (its config keeps its version).
+    let mounted_after: Vec<_> = mounts.iter().map(|m| tree_hashes(m)).collect();
+    assert_eq!(mounted_before, mounted_after);
+}

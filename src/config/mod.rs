@@ -287,6 +287,13 @@ impl Settings {
         settings.manifest_url = Some(config.manifest_url());
         settings.install_dir = Some(install_dir);
         settings.exe = Some(config.main_app_name.clone().into());
+        // An AppImage reads its config inside the image; what an update
+        // replaces is the image file, in the folder it lies in.
+        let running = crate::os::running_exe().ok();
+        if let Some(image) = running.filter(|r| std::env::current_exe().is_ok_and(|e| &e != r)) {
+            settings.install_dir = image.parent().map(Path::to_owned);
+            settings.exe = image.file_name().map(PathBuf::from);
+        }
         settings.archive_template = config.update_zip_name.clone();
         settings.channel = config.channel.clone();
         settings.public_keys.extend(config.public_key.clone());
@@ -355,13 +362,11 @@ impl Settings {
             )
         })?;
         let exe_path =
-            std::env::current_exe().map_err(io_err("finding", "the running executable"))?;
+            crate::os::running_exe().map_err(io_err("finding", "the running executable"))?;
         let install_dir = match &self.install_dir {
             Some(dir) => std::path::absolute(dir).map_err(io_err("resolving", dir))?,
-            None => exe_path
-                .parent()
-                .ok_or_else(|| Error::Settings("the executable has no folder".into()))?
-                .to_owned(),
+            None => crate::os::default_install_dir(&exe_path)
+                .ok_or_else(|| Error::Settings("the executable has no folder".into()))?,
         };
         let exe = match &self.exe {
             Some(exe) if exe.is_absolute() => exe

@@ -122,6 +122,51 @@ pub(crate) fn relaunch(
     }
 }
 
+/// The file that is the running program, which an update replaces: the
+/// executable, except in a Linux AppImage, whose executable runs from the
+/// image's read-only mount (`$APPDIR`): there it is the `.AppImage` file
+/// itself (`$APPIMAGE`, set by the AppImage runtime).
+pub(crate) fn running_exe() -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    Ok(appimage(&exe, &|name| std::env::var_os(name)).unwrap_or(exe))
+}
+
+/// The AppImage file `exe` runs from, by the runtime's variables.
+fn appimage(exe: &Path, env: &dyn Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    let image = PathBuf::from(env("APPIMAGE")?);
+    let mount = PathBuf::from(env("APPDIR")?);
+    (image.is_absolute() && mount.is_absolute() && exe.starts_with(&mount)).then_some(image)
+}
+
+/// The install dir of the program at `exe` (absolute) when the app does
+/// not name one: the folder it is in, or for a macOS app bundle
+/// (`Name.app/Contents/MacOS/exe`) the bundle, updated as a whole (its
+/// backup, `Name.app.backup`, lies outside it).
+pub(crate) fn default_install_dir(exe: &Path) -> Option<PathBuf> {
+    let folder = exe.parent()?;
+    if cfg!(target_os = "macos") {
+        if let Some(bundle) = bundle_of(exe) {
+            return Some(bundle);
+        }
+    }
+    Some(folder.to_owned())
+}
+
+/// The `.app` bundle `exe` is the executable of.
+fn bundle_of(exe: &Path) -> Option<PathBuf> {
+    let macos = exe.parent()?;
+    let contents = macos.parent()?;
+    let bundle = contents.parent()?;
+    let named = |p: &Path, n: &str| p.file_name().is_some_and(|f| f == n);
+    let app = bundle
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("app"));
+    (named(macos, "MacOS") && named(contents, "Contents") && app).then(|| bundle.to_owned())
+}
+
 /// The arguments this process was started with, to pass on unchanged.
 pub(crate) fn original_args() -> Vec<OsString> {
     std::env::args_os().skip(1).collect()
@@ -156,5 +201,44 @@ mod tests {
             vec![OsString::from("--flag"), OsString::from("a b")]
         );
         assert_eq!(r.hops, 2);
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    #[test]
+    fn an_appimage_is_the_image_file_not_its_mount() {
+        let env = |name: &str| match name {
+            "APPIMAGE" => Some(OsString::from("/home/u/Apps/Demo/Demo.AppImage")),
+            "APPDIR" => Some(OsString::from("/tmp/.mount_DemoAb12")),
+            _ => None,
+        };
+        let inside = Path::new("/tmp/.mount_DemoAb12/usr/bin/demo");
+        let found = appimage(inside, &env);
+        if cfg!(target_os = "linux") {
+            assert_eq!(
+                found,
+                Some(PathBuf::from("/home/u/Apps/Demo/Demo.AppImage"))
+            );
+        } else {
+            assert_eq!(found, None);
+        }
+        // An executable outside the mount is itself (stale variables).
+        assert_eq!(appimage(Path::new("/opt/demo/demo"), &env), None);
+        assert_eq!(appimage(inside, &|_| None), None);
+    }
+
+    #[test]
+    fn a_macos_bundle_is_updated_as_a_whole() {
+        assert_eq!(
+            bundle_of(Path::new("/Applications/Demo.app/Contents/MacOS/demo")),
+            Some(PathBuf::from("/Applications/Demo.app"))
+        );
+        assert_eq!(bundle_of(Path::new("/opt/demo/bin/demo")), None);
+        assert_eq!(bundle_of(Path::new("/x/Demo/Contents/MacOS/demo")), None);
+        let plain = default_install_dir(Path::new("/opt/demo/demo")).unwrap();
+        assert_eq!(plain, PathBuf::from("/opt/demo"));
     }
 }

@@ -72,7 +72,7 @@ pub(crate) enum Place {
 /// journal must lie in the backup dir whose marker names this install dir,
 /// and name both. Anything else is refused, never followed.
 pub(crate) fn locate() -> Result<Option<Found>> {
-    let exe = std::env::current_exe().map_err(io_err("finding", "the running executable"))?;
+    let exe = crate::os::running_exe().map_err(io_err("finding", "the running executable"))?;
     let env_backup = std::env::var_os(crate::config::ENV_BACKUP_DIR).map(PathBuf::from);
     // The executable may sit in a subfolder of the install dir (bin/app).
     for dir in exe.ancestors().skip(1).take(4) {
