@@ -381,8 +381,8 @@ fn ask_terminal(question_: &Question<'_>, notes: impl FnOnce() -> Option<String>
 }
 
 /// Whether a native dialog can be shown, or why not: always on Windows
-/// and macOS; on other systems rfd shows message dialogs through `zenity`,
-/// so a display and `zenity` on the PATH are needed.
+/// and macOS; on other systems a display is needed, and `zenity` (or
+/// KDE's `kdialog`) on the PATH to draw it.
 fn dialog_available() -> Result<(), String> {
     if cfg!(any(windows, target_os = "macos")) {
         return Ok(());
@@ -393,11 +393,10 @@ fn dialog_available() -> Result<(), String> {
     if !display {
         return Err("no display".into());
     }
-    let zenity = std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("zenity").is_file()));
-    if !zenity {
+    if crate::os::dialog_program().is_none() {
         return Err(
-            "a display, but no zenity on the PATH to show the dialog with (install zenity)".into(),
+            "a display, but neither zenity nor kdialog on the PATH to show the dialog with (install zenity)"
+                .into(),
         );
     }
     Ok(())

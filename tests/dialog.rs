@@ -204,6 +204,10 @@ impl Drop for Display {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Killed, Xvfb leaves its lock and socket: free the number.
+        let n = self.name.trim_start_matches(':');
+        let _ = fs::remove_file(format!("/tmp/.X{n}-lock"));
+        let _ = fs::remove_file(format!("/tmp/.X11-unix/X{n}"));
     }
 }
 

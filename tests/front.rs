@@ -173,7 +173,7 @@ fn front_a_display_without_zenity_says_so_and_the_app_is_told_nobody_was_asked()
         .env_remove("WAYLAND_DISPLAY");
     run(&mut cmd, Duration::from_secs(60))
         .expect_code(0)
-        .expect_output("nobody to ask (a display, but no zenity on the PATH to show the dialog with (install zenity), and no terminal)")
+        .expect_output("nobody to ask (a display, but neither zenity nor kdialog on the PATH to show the dialog with (install zenity), and no terminal)")
         .expect_output("1.1.0 is available, but nobody could be asked; not updating now");
     assert_eq!(archive_requests(&server), 0);
     assert_eq!(tree_hashes(&world.install), before);
@@ -248,5 +248,93 @@ fn front_first_run_hook_runs_once_and_a_failing_before_update_hook_changes_nothi
         .expect_no_output("first-run hook")
         .expect_output("before_update hook (the app's, #1) 1.0.0 -> 1.1.0: done")
         .expect_output("after-update hook: moving the demo's data from 1.0.0 to 1.1.0")
+        .expect_output("demo 1.1.0 running");
+}
+
+/// A folder for PATH with a stand-in `kdialog` (it records its arguments
+/// in `args` and exits with `FAKE_KDIALOG_EXIT`), and what the dialog
+/// guard needs (`head`, `cat`); no zenity.
+#[cfg(unix)]
+fn kde_path(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let kdialog = bin.join("kdialog");
+    fs::write(
+        &kdialog,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > {}\nexit \"$FAKE_KDIALOG_EXIT\"\n",
+            dir.join("args").display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&kdialog, fs::Permissions::from_mode(0o755)).unwrap();
+    for tool in ["head", "cat"] {
+        std::os::unix::fs::symlink(format!("/usr/bin/{tool}"), bin.join(tool)).unwrap();
+    }
+    bin
+}
+
+#[cfg(unix)]
+#[test]
+fn front_without_zenity_kdialog_asks() {
+    let world = World::new();
+    let server = EvilServer::start(world.releases.clone());
+    let before = tree_hashes(&world.install);
+    let kde = tempfile::tempdir().unwrap();
+    let path = kde_path(kde.path());
+    let launch = |args: &[&str], exit: &str| {
+        let mut cmd = command(&world.install.join("demo"));
+        cmd.args(args)
+            .env("LEAPFROG_MANIFEST_URL", server.manifest_url())
+            .env("DISPLAY", ":0")
+            .env("PATH", &path)
+            .env("FAKE_KDIALOG_EXIT", exit)
+            .env_remove("LEAPFROG_ASSUME_YES")
+            .env_remove("WAYLAND_DISPLAY");
+        run(&mut cmd, Duration::from_secs(60))
+    };
+    // Cancel (or closing the window): "Remind me later".
+    launch(&[], "2")
+        .expect_code(0)
+        .expect_output("demo 1.1.0: reminding the user after");
+    let args = fs::read_to_string(kde.path().join("args")).unwrap();
+    let args: Vec<&str> = args.lines().collect();
+    for (flag, value) in [
+        ("--title", "Update demo"),
+        ("--yes-label", "Update"),
+        ("--no-label", "Skip this version"),
+        ("--cancel-label", "Remind me later"),
+    ] {
+        let at = args
+            .iter()
+            .position(|a| *a == flag)
+            .unwrap_or_else(|| panic!("{flag}: {args:?}"));
+        assert_eq!(args[at + 1], value, "{args:?}");
+    }
+    let question = args.iter().position(|a| *a == "--yesnocancel").unwrap();
+    assert!(
+        args[question + 1].starts_with("demo 1.1.0 is available (you have 1.0.0"),
+        "{args:?}"
+    );
+    assert!(
+        args.iter()
+            .any(|a| a.contains("demo restarts to finish updating")),
+        "{args:?}"
+    );
+    let mut now = tree_hashes(&world.install);
+    now.remove(leapfrog::internal::STATE_NAME);
+    let mut was = before.clone();
+    was.remove(leapfrog::internal::STATE_NAME);
+    assert_eq!(now, was);
+    // Asked again ("Check for updates"): "Skip this version" (No).
+    launch(&["--check-now"], "1")
+        .expect_code(0)
+        .expect_output("demo 1.1.0: skipped by the user");
+    let state = leapfrog::internal::State::read(&world.install).unwrap();
+    assert_eq!(state.skipped.as_deref(), Some("1.1.0"));
+    // And again: "Update" (Yes): the app updates itself.
+    launch(&["--check-now"], "0")
+        .expect_code(0)
         .expect_output("demo 1.1.0 running");
 }

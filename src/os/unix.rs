@@ -256,39 +256,78 @@ pub(crate) fn release_cannot_start(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(ENOEXEC)
 }
 
-/// A dialog window where the desktop offers one: zenity on Linux and the
-/// BSDs. With `scrolling`, `text` is shown in a scrolling box (zenity's
-/// text window), else as a question; `buttons` go below it (the first is
-/// the default, the second answers a closed window). Returns the index of
-/// the button chosen; `None` when there is no such window here (macOS, no
-/// zenity, no display), for the caller to fall back.
+/// The program that draws dialogs here: zenity, else KDE's kdialog;
+/// `None` on macOS or when neither is on the PATH.
+pub(crate) fn dialog_program() -> Option<&'static str> {
+    if cfg!(target_os = "macos") {
+        return None;
+    }
+    let on_path = |name: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
+    };
+    ["zenity", "kdialog"].into_iter().find(|name| on_path(name))
+}
+
+/// A dialog window where the desktop offers one: zenity (or kdialog) on
+/// Linux and the BSDs. With `scrolling`, `text` is shown in a scrolling
+/// box (zenity's text window; kdialog has none: `None`), else as a
+/// question; `buttons` go below it (the first is the default, the second
+/// answers a closed window). Returns the index of the button chosen;
+/// `None` when there is no such window here (macOS, neither program, no
+/// display), for the caller to fall back.
 ///
-/// The window never outlives this process: zenity runs under a small
-/// `sh` that reads this process's end of a pipe and closes the window
-/// when it ends, however it ends (even killed), so no question is left
-/// on screen by an app that has quit.
+/// The window never outlives this process: the program runs under a
+/// small `sh` that reads this process's end of a pipe and closes the
+/// window when it ends, however it ends (even killed), so no question is
+/// left on screen by an app that has quit.
 #[cfg(feature = "dialog")]
 pub(crate) fn dialog(title: &str, text: &str, buttons: &[&str], scrolling: bool) -> Option<usize> {
     use std::io::{Read, Write};
     use std::process::Stdio;
-    if cfg!(target_os = "macos") || buttons.is_empty() {
+    if buttons.is_empty() || buttons.len() > 3 {
         return None;
     }
+    let kde = match dialog_program()? {
+        "kdialog" if scrolling => return None,
+        program => program == "kdialog",
+    };
     let mut zenity: Vec<&str> = vec!["zenity", "--title", title];
-    if scrolling {
-        // The text comes on stdin.
-        zenity.extend(["--text-info", "--width=640", "--height=480"]);
-    } else if buttons.len() == 1 {
-        zenity.extend(["--info", "--no-markup", "--text", text]);
+    if kde {
+        // kdialog: Yes, No, Cancel; "No" is the third button, "Cancel"
+        // (a closed window too) the second.
+        zenity = vec!["kdialog", "--title", title];
+        match buttons {
+            [only] => zenity.extend(["--msgbox", text, "--ok-label", only]),
+            [yes, no] => zenity.extend(["--yesno", text, "--yes-label", yes, "--no-label", no]),
+            [yes, cancel, no, ..] => zenity.extend([
+                "--yesnocancel",
+                text,
+                "--yes-label",
+                yes,
+                "--no-label",
+                no,
+                "--cancel-label",
+                cancel,
+            ]),
+            [] => return None,
+        }
     } else {
-        zenity.extend(["--question", "--no-markup", "--text", text]);
-    }
-    zenity.extend(["--ok-label", buttons[0]]);
-    if let Some(cancel) = buttons.get(1) {
-        zenity.extend(["--cancel-label", cancel]);
-    }
-    for extra in buttons.iter().skip(2) {
-        zenity.extend(["--extra-button", extra]);
+        if scrolling {
+            // The text comes on stdin.
+            zenity.extend(["--text-info", "--width=640", "--height=480"]);
+        } else if buttons.len() == 1 {
+            zenity.extend(["--info", "--no-markup", "--text", text]);
+        } else {
+            zenity.extend(["--question", "--no-markup", "--text", text]);
+        }
+        zenity.extend(["--ok-label", buttons[0]]);
+        if let Some(cancel) = buttons.get(1) {
+            zenity.extend(["--cancel-label", cancel]);
+        }
+        for extra in buttons.iter().skip(2) {
+            zenity.extend(["--extra-button", extra]);
+        }
     }
     let shown = if scrolling { text } else { "" };
     // $1 bytes of stdin are the window's text; the rest of stdin stays
@@ -330,6 +369,15 @@ exit "$s""#;
         return None;
     }
     let said = said.trim();
+    if kde {
+        return match (status.code(), buttons.len()) {
+            (Some(0), _) | (_, 1) => Some(0),
+            (Some(1), 2) => Some(1),
+            (Some(1), _) => Some(2),
+            (Some(2), _) => Some(1),
+            _ => None,
+        };
+    }
     match status.code() {
         Some(0) => Some(0),
         Some(1) if buttons.len() > 1 => Some(

@@ -217,6 +217,12 @@ pub(crate) fn release_cannot_start(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(ERROR_BAD_EXE_FORMAT)
 }
 
+/// The program that draws dialogs: none on Windows (rfd's message box
+/// is used).
+pub(crate) fn dialog_program() -> Option<&'static str> {
+    None
+}
+
 /// A dialog window of the desktop's own; none on Windows (the caller falls
 /// back to rfd's message box).
 #[cfg(feature = "dialog")]
