@@ -65,6 +65,26 @@ pub(crate) fn ask(
     }
 }
 
+/// The whole question as text, as the dialog and the terminal show it:
+/// what is offered, the release notes (as plain text), and what happens
+/// to the running program.
+pub(crate) fn question_text(
+    restart: Restart,
+    available: &Available,
+    notes: impl FnOnce() -> Option<String>,
+) -> String {
+    let question = Question { available, restart };
+    let (title, notes) = self::question(available, notes);
+    let mut text = title;
+    if let Some(notes) = notes {
+        text.push_str("\n\n");
+        text.push_str(notes.trim_end());
+    }
+    text.push_str("\n\n");
+    text.push_str(&question.restart_note());
+    text
+}
+
 /// What is asked about: the update, and when it takes effect.
 struct Question<'a> {
     available: &'a Available,

@@ -256,6 +256,17 @@ impl Updater {
         Some(text)
     }
 
+    /// The question about `available` as text, as the dialog and the
+    /// terminal show it: what is offered (version, size, whether it is
+    /// required), the release notes since the running version, and whether
+    /// the app restarts. For an app that asks in its own interface (after
+    /// [`Outcome::NotAsked`], or with [`Ask::Never`]).
+    pub fn question(&self, available: &Available) -> String {
+        ui::question_text(self.settings().restart, available, || {
+            self.release_notes(available)
+        })
+    }
+
     /// Asks the user, as the builder's [`Ask`] says, whether to install
     /// `available`, showing the release notes of every version since the
     /// running one. Besides "Update", the user may answer "Remind me
@@ -275,6 +286,13 @@ impl Updater {
         } else {
             settings.ask
         };
+        if ask == Ask::AssumeYes {
+            // Nobody sees it: the log says what was said yes to.
+            log::info!("saying yes (not asking) to:");
+            for line in self.question(available).lines() {
+                log::info!("  | {line}");
+            }
+        }
         let answer = ui::ask(ask, settings.restart, available, || {
             self.release_notes(available)
         });

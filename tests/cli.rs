@@ -270,6 +270,7 @@ fn demo_runs_end_to_end_and_keeps_its_dirs() {
     .expect_output("[ok] the install dir is exactly the 1.1.0 release plus the user's file")
     .expect_output("[ok] the app remembers the signed manifest")
     .expect_output("[ok] 1.1.0's after-update hook ran on its trial launch")
+    .expect_output("[ok] the question (said yes to, and logged) carried 1.1.0's release notes")
     .expect_output("[ok] the process started (pid ")
     .expect_output("[ok] at 0% the app is not offered 1.2.0 and keeps running 1.1.0")
     .expect_output("[ok] at 100% the app updates itself to 1.2.0")

@@ -131,6 +131,12 @@ pub fn run(keep: Option<PathBuf>) -> anyhow::Result<Exit> {
         lines.iter().any(|l| l.contains("demo 1.1.0 running")),
     );
     check(
+        "the question (said yes to, and logged) carried 1.1.0's release notes",
+        lines
+            .iter()
+            .any(|l| l.contains("| - adds assets/new.txt, changes assets/logo.txt")),
+    );
+    check(
         "1.1.0's after-update hook ran on its trial launch",
         lines
             .iter()
