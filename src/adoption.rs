@@ -85,19 +85,47 @@ pub(crate) fn maybe_ping(updater: &Resolved) {
     ) else {
         return;
     };
-    // The object's text is not needed, only the request.
-    if let Err(e) = crate::fetch::fetch_text(&url, &updater.settings().limits) {
-        log::debug!(
-            "adoption ping {} failed: {}",
-            crate::fetch::redact(&url),
-            e.chain()
-        );
+    // The day is noted first: an install that cannot note it (read-only)
+    // sends none, rather than one at every check.
+    let noted = State::read(install).and_then(|mut fresh| {
+        fresh.last_ping = Some(today);
+        fresh.write(install)
+    });
+    if noted.is_err() {
         return;
     }
-    log::debug!("adoption ping: {}", crate::fetch::redact(&url));
-    if let Ok(mut fresh) = State::read(install) {
-        fresh.last_ping = Some(today);
-        let _ = fresh.write(install);
+    // In the background, with short timeouts: the check never waits for
+    // it. The object's text is not needed, only the request.
+    let mut limits = updater.settings().limits.clone();
+    limits.connect_timeout = limits
+        .connect_timeout
+        .min(std::time::Duration::from_secs(5));
+    limits.read_timeout = limits.read_timeout.min(std::time::Duration::from_secs(5));
+    limits.retries = 0;
+    let spawned = std::thread::Builder::new()
+        .name("leapfrog-ping".into())
+        .spawn(move || match crate::fetch::fetch_text(&url, &limits) {
+            Ok(_) => log::debug!("adoption ping: {}", crate::fetch::redact(&url)),
+            Err(e) => log::debug!(
+                "adoption ping {} failed: {}",
+                crate::fetch::redact(&url),
+                e.chain()
+            ),
+        });
+    if let (Ok(handle), Ok(mut slot)) = (spawned, PING.lock()) {
+        *slot = Some(handle);
+    }
+}
+
+/// The ping under way, if any.
+static PING: std::sync::Mutex<Option<std::thread::JoinHandle<()>>> = std::sync::Mutex::new(None);
+
+/// Waits for the ping under way (a few seconds at most): at the end of an
+/// update, and before the process is replaced.
+pub(crate) fn finish() {
+    let handle = PING.lock().ok().and_then(|mut slot| slot.take());
+    if let Some(handle) = handle {
+        let _ = handle.join();
     }
 }
 

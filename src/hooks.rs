@@ -80,6 +80,10 @@ impl HookCall {
     }
 }
 
+/// Set for a hook command: the moment (`first_run`, …). An app started as
+/// a hook command runs no hooks itself.
+pub(crate) const ENV_HOOK: &str = "LEAPFROG_HOOK";
+
 /// An app's hook: `Err` says why it failed.
 pub(crate) type HookFn = Arc<dyn Fn(&HookCall) -> std::result::Result<(), String> + Send + Sync>;
 
@@ -213,10 +217,22 @@ fn run_command(
         ));
     }
     let exe = call.install_dir.join(path);
-    let mut child = Command::new(&exe)
+    let mut command = Command::new(&exe);
+    // Its own process group, stopped as a whole when out of time; none of
+    // the update's own variables (the command may be the app itself).
+    crate::os::own_process_group(&mut command);
+    for name in [
+        crate::os::ENV_HOPS,
+        crate::update::ENV_TRIAL,
+        crate::update::ENV_TRIAL_STARTED,
+        crate::update::ENV_APPLY_ON_EXIT,
+    ] {
+        command.env_remove(name);
+    }
+    let mut child = command
         .args(args)
         .current_dir(&call.install_dir)
-        .env("LEAPFROG_HOOK", call.when.name())
+        .env(ENV_HOOK, call.when.name())
         .env("LEAPFROG_FROM_VERSION", call.from.to_string())
         .env("LEAPFROG_TO_VERSION", call.to.to_string())
         .env("LEAPFROG_INSTALL_DIR", &call.install_dir)
@@ -252,7 +268,7 @@ fn run_command(
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
             Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
+                crate::os::kill_group(&mut child);
                 let _ = child.wait();
                 break None;
             }

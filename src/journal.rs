@@ -127,11 +127,12 @@ pub struct Journal {
     /// How often this release failed here through no fault of its own.
     #[serde(default)]
     pub retries: u32,
-    /// The process that staged the update. Another process (a later
-    /// launch, or the helper that applies when the app quits) checks the
-    /// staged files again before applying them.
+    /// A random token of the process that staged the update, which it
+    /// hands to its own hop out. Any other process that applies the update
+    /// (a later launch, or the helper that applies when the app quits)
+    /// checks the staged files again first.
     #[serde(default)]
-    pub staged_by: Option<u32>,
+    pub staged_by: Option<String>,
 }
 
 impl Journal {

@@ -339,12 +339,41 @@ impl Updater {
         answer
     }
 
-    /// Step 2: stages `available` in the backup dir (copy, download, verify,
-    /// unpack, journal). The install dir is not touched; on error nothing
+    /// Step 2: runs the before-update hooks, then stages `available` in the
+    /// backup dir (copy, download, verify, unpack, journal). The install
+    /// dir is not touched; on error nothing
     /// changes and the app goes on. [`Error::Busy`] when another copy of
     /// the program is updating, [`Error::InProgress`] when an earlier
     /// update is not finished.
     pub fn stage(&self, available: &Available) -> Result<StagedUpdate> {
+        self.before_update(available)?;
+        self.stage_only(available)
+    }
+
+    /// Runs the before-update hooks (see [`Lifecycle::BeforeUpdate`]).
+    fn before_update(&self, available: &Available) -> Result<()> {
+        let hooks = &self.settings().hooks;
+        if hooks.any(Lifecycle::BeforeUpdate) {
+            let call = HookCall::new(
+                Lifecycle::BeforeUpdate,
+                (
+                    self.current_version().clone(),
+                    available.release.version.clone(),
+                ),
+                self.install_dir(),
+            );
+            let limit = hooks.time_limit.unwrap_or(crate::hooks::DEFAULT_TIME_LIMIT);
+            hooks
+                .run(&call, limit, self.backup_dir())
+                .inspect_err(|e| {
+                    log::warn!("{}; no update this time, nothing was changed", e.chain())
+                })?;
+        }
+        Ok(())
+    }
+
+    /// [`stage`](Self::stage) without the before-update hooks.
+    fn stage_only(&self, available: &Available) -> Result<StagedUpdate> {
         let settings = self.settings();
         let shown = match settings.progress.clone() {
             Some(report) => ui::Progress::given(report),
@@ -388,15 +417,27 @@ impl Updater {
     pub fn run_hooks(&self, pending: &crate::Pending) -> Result<()> {
         let hooks = &self.settings().hooks;
         let limit = hooks.time_limit.unwrap_or(crate::hooks::DEFAULT_TIME_LIMIT);
-        if let (crate::Pending::Updated { from, to, .. }, true) =
-            (pending, hooks.any(Lifecycle::AfterUpdate))
-        {
+        if std::env::var_os(crate::hooks::ENV_HOOK).is_some() {
+            // This process is itself a hook command.
+            return Ok(());
+        }
+        // After-update hooks run in the watched trial launch only (not in
+        // a second copy started meanwhile), and once per process.
+        static AFTER_UPDATE_RAN: std::sync::atomic::AtomicBool =
+            std::sync::atomic::AtomicBool::new(false);
+        let after_update = matches!(pending, crate::Pending::Updated { .. })
+            && hooks.any(Lifecycle::AfterUpdate)
+            && update::is_watched()
+            && !AFTER_UPDATE_RAN.swap(true, std::sync::atomic::Ordering::SeqCst);
+        if let (crate::Pending::Updated { from, to, .. }, true) = (pending, after_update) {
             let call = HookCall::new(
                 Lifecycle::AfterUpdate,
                 (parse_version(from)?, parse_version(to)?),
                 self.install_dir(),
             );
-            // It must be done before the watcher counts the trial healthy.
+            // It must be done before the watcher counts the trial healthy,
+            // counted from when the watcher started this launch (with a
+            // margin of a tenth, at most a second).
             let window =
                 Journal::read(self.backup_dir())
                     .ok()
@@ -404,34 +445,46 @@ impl Updater {
                     .map(|j| match j.trial.confirm {
                         Confirm::AfterMs(ms) | Confirm::WithinMs(ms) => Duration::from_millis(ms),
                     });
-            // (A margin of a tenth, at most a second, for the start.)
             let limit = window.map_or(limit, |w| {
-                limit.min(w.saturating_sub((w / 10).min(Duration::from_secs(1))))
+                let used = update::started_ago().unwrap_or_default();
+                let left = limit.min(w.saturating_sub(used + (w / 10).min(Duration::from_secs(1))));
+                Duration::from_millis(u64::try_from(left.as_millis()).unwrap_or(u64::MAX))
             });
+            log::info!(
+                "after-update hooks of {to}: {:.1} s to finish before the trial is judged",
+                limit.as_secs_f64()
+            );
             if let Err(e) = hooks.run(&call, limit, self.backup_dir()) {
-                if update::is_watched() {
-                    log::error!(
-                        "{}; this trial launch of {} ends with failure, so the update is rolled back",
-                        e.chain(),
-                        call.to
-                    );
-                    std::process::exit(1);
-                }
-                return Err(e);
+                log::error!(
+                    "{}; this trial launch of {} ends with failure, so the update is rolled back",
+                    e.chain(),
+                    call.to
+                );
+                std::process::exit(1);
             }
         }
         if hooks.any(Lifecycle::FirstRun) {
             let install = self.install_dir();
-            if State::read(install)?.first_run.is_none() {
-                let current = self.current_version().clone();
-                let call = HookCall::new(Lifecycle::FirstRun, (current.clone(), current), install);
-                hooks.run(&call, limit, self.backup_dir())?;
+            let state = State::read(install)?;
+            if state.first_run.is_none() {
+                // An install that has checked for updates before ran before
+                // (with a leapfrog that had no first-run hooks): only noted.
+                let ran_before = state.last_check.is_some() || state.serial.is_some();
+                if !ran_before {
+                    let current = self.current_version().clone();
+                    let call =
+                        HookCall::new(Lifecycle::FirstRun, (current.clone(), current), install);
+                    hooks.run(&call, limit, self.backup_dir())?;
+                }
                 let mut state = State::read(install)?;
                 state.first_run = Some(crate::release::trust::FirstRun {
                     version: self.current_version().to_string(),
                     at: update::unix_seconds(std::time::SystemTime::now()),
                 });
-                state.write(install)?;
+                if let Err(e) = state.write(install) {
+                    // A read-only install: the hooks run again next start.
+                    log::warn!("the first run cannot be noted: {}", e.chain());
+                }
             }
         }
         Ok(())
@@ -442,6 +495,13 @@ impl Updater {
     /// program that is updating (it holds the lock) is seen before the
     /// user is asked: [`Error::Busy`].
     pub fn update(&self) -> Result<Outcome> {
+        let outcome = self.update_steps();
+        crate::adoption::finish();
+        outcome
+    }
+
+    /// [`update`](Self::update)'s steps.
+    fn update_steps(&self) -> Result<Outcome> {
         update::tidy(self.install_dir(), self.backup_dir());
         let available = match self.check() {
             Ok(Check::Available(available)) => *available,
@@ -469,24 +529,8 @@ impl Updater {
                 return Ok(Outcome::Declined(available.release.version))
             }
         }
-        let hooks = &self.settings().hooks;
-        if hooks.any(Lifecycle::BeforeUpdate) {
-            let call = HookCall::new(
-                Lifecycle::BeforeUpdate,
-                (
-                    self.current_version().clone(),
-                    available.release.version.clone(),
-                ),
-                self.install_dir(),
-            );
-            let limit = hooks.time_limit.unwrap_or(crate::hooks::DEFAULT_TIME_LIMIT);
-            hooks
-                .run(&call, limit, self.backup_dir())
-                .inspect_err(|e| {
-                    log::warn!("{}; no update this time, nothing was changed", e.chain())
-                })?;
-        }
-        let mut staged = self.stage(&available);
+        self.before_update(&available)?;
+        let mut staged = self.stage_only(&available);
         // A mirror whose archive fails to download or verify is skipped; the
         // next mirror's manifest must offer the same release.
         for mirror in self.resolved.manifest_urls().skip(1) {
@@ -504,7 +548,7 @@ impl Updater {
             );
             staged = match update::check_at(&self.resolved, mirror) {
                 Ok(Check::Available(other)) if other.release == available.release => {
-                    self.stage(&other)
+                    self.stage_only(&other)
                 }
                 Ok(_) => continue,
                 Err(e) => Err(e),
@@ -703,7 +747,7 @@ impl UpdaterBuilder {
     /// version's trial, and the update is rolled back; a failing
     /// before-update hook means no update this time. First-run and
     /// after-update hooks run in [`Updater::run_hooks`], before-update
-    /// hooks in [`Updater::update`]. A release can name commands for the
+    /// hooks in [`Updater::stage`] (and so in [`Updater::update`]). A release can name commands for the
     /// same moments in its `data/config.json` (`after_update_command`, …);
     /// they run after the app's own.
     ///

@@ -254,6 +254,20 @@ fn places_an_appimage_replaces_its_image_file_and_never_writes_the_mount() {
     fs::create_dir_all(install.parent().unwrap()).unwrap();
     leapfrog::publish::unpack(releases.join("demo-1.0.0.tar.gz"), &install).unwrap();
     let server = Server::start(&releases, "127.0.0.1:0").unwrap();
+    // An image that shares its folder with something else is not updated.
+    fs::write(install.join("Other.AppImage"), "another program\n").unwrap();
+    let mut cmd = command(&install.join("Demo.AppImage"));
+    cmd.env("LEAPFROG_ASSUME_YES", "1").env(
+        "LEAPFROG_MANIFEST_URL",
+        format!("{}versions.txt", server.url()),
+    );
+    run(&mut cmd, std::time::Duration::from_secs(60))
+        .expect_code(0)
+        .expect_output("shares its folder with Other.AppImage")
+        .expect_output("move the AppImage into a folder of its own")
+        .expect_no_output("demo 1.1.0 running");
+    assert!(!dir.path().join("Apps/Demo.backup").exists());
+    fs::remove_file(install.join("Other.AppImage")).unwrap();
     let mut cmd = command(&install.join("Demo.AppImage"));
     cmd.env("LEAPFROG_ASSUME_YES", "1").env(
         "LEAPFROG_MANIFEST_URL",

@@ -92,6 +92,8 @@ pub(crate) struct Relaunch {
     pub args: Vec<OsString>,
     /// How many hops this chain has made, this one included (see [`ENV_HOPS`]).
     pub hops: u32,
+    /// More environment for the new process.
+    pub env: Vec<(&'static str, String)>,
 }
 
 /// The environment variable that counts the hops of one update, so that an
@@ -119,6 +121,7 @@ pub(crate) fn relaunch(
         program: dir.join(exe),
         args: args.into_iter().collect(),
         hops,
+        env: Vec::new(),
     }
 }
 
@@ -129,6 +132,12 @@ pub(crate) fn relaunch(
 pub(crate) fn running_exe() -> std::io::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     Ok(appimage(&exe, &|name| std::env::var_os(name)).unwrap_or(exe))
+}
+
+/// Whether this process runs from an AppImage's mount.
+pub(crate) fn is_appimage() -> bool {
+    std::env::current_exe()
+        .is_ok_and(|exe| appimage(&exe, &|name| std::env::var_os(name)).is_some())
 }
 
 /// The AppImage file `exe` runs from, by the runtime's variables.

@@ -135,7 +135,8 @@ pub(crate) fn replace_process(relaunch: &Relaunch) -> io::Error {
     let mut command = Command::new(&relaunch.program);
     command
         .args(&relaunch.args)
-        .env(super::ENV_HOPS, relaunch.hops.to_string());
+        .env(super::ENV_HOPS, relaunch.hops.to_string())
+        .envs(relaunch.env.iter().map(|(k, v)| (k, v)));
     if let Some(count) = crate::failpoint::count() {
         command.env("LEAPFROG_FP_COUNT", count.to_string());
     }
@@ -329,30 +330,60 @@ pub(crate) fn dialog(title: &str, text: &str, buttons: &[&str], scrolling: bool)
             zenity.extend(["--extra-button", extra]);
         }
     }
-    let shown = if scrolling { text } else { "" };
-    // $1 bytes of stdin are the window's text; the rest of stdin stays
-    // open while this process lives, and its end closes the window.
-    // (A background job of sh reads /dev/null unless told otherwise.)
-    const GUARD: &str = r#"n=$1; shift
-exec 3<&0
-head -c "$n" <&3 | "$@" &
+    // The stdin of the guard stays open while this process lives, and its
+    // end closes the window; nothing is ever written to it. (A background
+    // job of sh reads /dev/null unless told otherwise; `read` is sh's own,
+    // so killing the reader leaves no process behind.)
+    const GUARD: &str = r#"exec 3<&0 0</dev/null
+"$@" 3<&- &
 z=$!
-{ cat <&3 >/dev/null; kill "$z"; } >/dev/null 2>&1 &
+{ while read -r _; do :; done <&3; kill "$z"; } >/dev/null 2>&1 &
 w=$!
 wait "$z"; s=$?
 kill "$w" 2>/dev/null
 exit "$s""#;
-    let mut child = Command::new("/bin/sh")
-        .args(["-c", GUARD, "leapfrog-dialog"])
-        .arg(shown.len().to_string())
-        .args(&zenity)
+    let mut command = Command::new("/bin/sh");
+    command.args(["-c", GUARD, "leapfrog-dialog"]);
+    // zenity's scrolling text comes from a file of its own.
+    let text_file = if scrolling {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("leapfrog-notes-{}-{n}.txt", std::process::id()));
+        let mut file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .ok()?;
+        file.write_all(text.as_bytes()).ok()?;
+        Some(path)
+    } else {
+        None
+    };
+    let filename = text_file
+        .as_ref()
+        .map(|p| format!("--filename={}", p.display()));
+    let shown = if kde {
+        kdialog_text(text)
+    } else {
+        String::new()
+    };
+    let args: Vec<&str> = zenity
+        .iter()
+        .map(|a| if kde && *a == text { shown.as_str() } else { a })
+        .chain(filename.as_deref())
+        .collect();
+    let spawned = command
+        .args(&args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .ok()?;
-    let mut stdin = child.stdin.take()?;
-    let _ = stdin.write_all(shown.as_bytes());
+        .spawn();
+    let Ok(mut child) = spawned else {
+        text_file.map(fs::remove_file);
+        return None;
+    };
+    let stdin = child.stdin.take()?;
     let mut stderr = child.stderr.take()?;
     let errors = std::thread::spawn(move || {
         let mut said = String::new();
@@ -363,9 +394,16 @@ exit "$s""#;
     let _ = child.stdout.take()?.read_to_string(&mut said);
     let status = child.wait().ok()?;
     drop(stdin);
+    if let Some(path) = text_file {
+        let _ = fs::remove_file(path);
+    }
     let errors = errors.join().unwrap_or_default();
-    // zenity that cannot open the display also ends with 1: no answer.
-    if errors.contains("cannot open display") {
+    // zenity that cannot open the display also ends with 1, as kdialog
+    // does on a usage error: no answer.
+    if ["cannot open display", "Unknown option", "Usage:"]
+        .iter()
+        .any(|e| errors.contains(e))
+    {
         return None;
     }
     let said = said.trim();
@@ -389,6 +427,13 @@ exit "$s""#;
         // zenity could not show the window (none installed, no display).
         _ => None,
     }
+}
+
+/// `text` for kdialog, which shows text that looks like HTML as HTML:
+/// angle brackets are replaced by look-alike quotation marks.
+#[cfg(feature = "dialog")]
+fn kdialog_text(text: &str) -> String {
+    text.replace('<', "‹").replace('>', "›")
 }
 
 /// A progress window that zenity draws (Linux and the BSDs): a bar, a line
@@ -541,4 +586,28 @@ pub(crate) fn on_network_share(dir: &Path) -> bool {
         let _ = dir;
         false
     }
+}
+
+/// Makes the process `command` starts the leader of a process group of its
+/// own: a Ctrl-C or a closed terminal meant for the app does not reach it,
+/// and [`kill_group`] stops it with everything it started.
+pub(crate) fn own_process_group(command: &mut Command) {
+    command.process_group(0);
+}
+
+/// Stops `child`, which leads its own process group, and every process in
+/// that group.
+pub(crate) fn kill_group(child: &mut std::process::Child) {
+    if let Some(pid) = i32::try_from(child.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+    let _ = child.kill();
+}
+
+/// The process that started this one, when it is still the parent.
+pub(crate) fn parent_pid() -> Option<u32> {
+    Some(std::os::unix::process::parent_id())
 }

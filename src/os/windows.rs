@@ -143,6 +143,7 @@ pub(crate) fn replace_process(relaunch: &Relaunch) -> io::Error {
     let spawned = Command::new(&relaunch.program)
         .args(&relaunch.args)
         .env(super::ENV_HOPS, relaunch.hops.to_string())
+        .envs(relaunch.env.iter().map(|(k, v)| (k, v)))
         .spawn();
     match spawned {
         Ok(_) => std::process::exit(0),
@@ -264,4 +265,22 @@ impl ProgressWindow {
 #[cfg(feature = "watch")]
 pub(crate) fn on_network_share(_dir: &Path) -> bool {
     false
+}
+
+/// Starts the process of `command` in a process group of its own
+/// (CREATE_NEW_PROCESS_GROUP), out of reach of the app's Ctrl-C.
+pub(crate) fn own_process_group(command: &mut Command) {
+    use std::os::windows::process::CommandExt;
+    const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
+    command.creation_flags(CREATE_NEW_PROCESS_GROUP);
+}
+
+/// Stops `child` (std cannot reach the processes it started).
+pub(crate) fn kill_group(child: &mut std::process::Child) {
+    let _ = child.kill();
+}
+
+/// The parent process: std cannot tell on Windows.
+pub(crate) fn parent_pid() -> Option<u32> {
+    None
 }

@@ -297,6 +297,36 @@ pub(crate) fn preflight(install: &Path, backup: &Path, exe: &Path, download: u64
     crate::os::need_space(backup, download + copy)
 }
 
+/// Refuses an AppImage that shares its folder: the folder is its install
+/// dir (the backup mirrors it, the file list and state file lie in it), so
+/// nothing else may be there but the release's files and leapfrog's own.
+pub(crate) fn alone_in_its_folder(install: &Path, image: &Path) -> Result<()> {
+    let listed = FileList::read_installed(install).ok().flatten();
+    let ours = |name: &str| {
+        Path::new(name) == image
+            || layout::is_reserved(name)
+            || listed.as_ref().is_some_and(|l| l.items.contains_key(name))
+    };
+    let entries = fs::read_dir(install).map_err(io_err("listing", install))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !ours(&name) {
+            return Err(Error::Unsuitable {
+                path: install.to_owned(),
+                reason: format!(
+                    "the AppImage {} shares its folder with {name}, and an update would back up and \
+                     manage the whole folder; move the AppImage into a folder of its own \
+                     (e.g. ~/Applications/{}/) and start it from there",
+                    image.display(),
+                    image.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned())
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The bytes of the files under `dir`.
 fn tree_size(dir: &Path) -> u64 {
     fs::read_dir(dir)

@@ -9,6 +9,10 @@ use super::install;
 use crate::error::Error;
 use crate::journal::Journal;
 
+/// Set by the process that staged an update when it hops out: the
+/// journal's `staged_by` token.
+pub(crate) const ENV_STAGED_BY: &str = "LEAPFROG_STAGED_BY";
+
 /// More hops than an update needs (out, home) even with a resumed one.
 const MAX_HOPS: u32 = 6;
 
@@ -52,5 +56,11 @@ pub(crate) fn hop(dir: &Path, journal: &Journal, resumed: bool) -> Error {
         };
     }
     let args = crate::os::original_args();
-    crate::os::exec(&crate::os::relaunch(dir, &journal.exe, args, hops))
+    let mut relaunch = crate::os::relaunch(dir, &journal.exe, args, hops);
+    // The process that staged the update tells its copy so: that copy
+    // need not check the staged files again.
+    if let (false, Some(token)) = (resumed, &journal.staged_by) {
+        relaunch.env.push((ENV_STAGED_BY, token.clone()));
+    }
+    crate::os::exec(&relaunch)
 }

@@ -48,7 +48,7 @@ pub use check::{find_update, Available, Check, Checked, Notes, Query};
 pub use install::rollback;
 pub use recover::Pending;
 pub(crate) use tidy::tidy;
-pub(crate) use trial::is_watched;
+pub(crate) use trial::{is_watched, started_ago, ENV_TRIAL, ENV_TRIAL_STARTED};
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -59,6 +59,13 @@ use crate::fetch;
 use crate::journal::{Journal, Step};
 use lock::UpdateLock;
 use recover::{Found, Place};
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_millis() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
 
 /// Step 1: fetches the manifest (then the mirrors, in order) and returns
 /// the release to move to, if any: signed, fresh, not rolled back here.
@@ -123,6 +130,9 @@ pub(crate) fn stage(
         )));
     }
     let plan = stage::StagePlan::new(updater, available, watch);
+    if crate::os::is_appimage() {
+        backup::alone_in_its_folder(&plan.install_dir, &plan.exe)?;
+    }
     // Refused here, nothing changes: the previous backup stays as it is.
     let existed = fs::symlink_metadata(&plan.backup_dir).is_ok();
     // What is downloaded already (a broken-off or complete archive kept for
@@ -162,6 +172,7 @@ pub(crate) fn stage(
 /// which will apply the update. `resumed` when finishing an update that an
 /// earlier process started. Returns only on failure.
 pub(crate) fn hop_out(journal: &Journal, resumed: bool) -> Error {
+    crate::adoption::finish();
     log::info!(
         "hopping out to the backup copy in {}",
         journal.backup_dir.display()
@@ -188,11 +199,15 @@ pub(crate) fn apply_on_exit(journal: &Journal) -> Result<()> {
     static HELD: std::sync::Mutex<Vec<std::process::ChildStdin>> =
         std::sync::Mutex::new(Vec::new());
     let exe = journal.backup_dir.join(&journal.exe);
-    let mut child = std::process::Command::new(&exe)
+    let mut command = std::process::Command::new(&exe);
+    command
         .args(crate::os::original_args())
         .env(crate::os::ENV_HOPS, "1")
         .env(ENV_APPLY_ON_EXIT, std::process::id().to_string())
-        .stdin(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::piped());
+    // Out of reach of a Ctrl-C or a closed terminal meant for the app.
+    crate::os::own_process_group(&mut command);
+    let mut child = command
         .spawn()
         .map_err(crate::error::io_err("starting", &exe))?;
     if let Some(stdin) = child.stdin.take() {
@@ -215,7 +230,7 @@ pub(crate) fn apply_on_exit(journal: &Journal) -> Result<()> {
 }
 
 /// Set in the helper that [`apply_on_exit`] starts: the pid it waits for.
-const ENV_APPLY_ON_EXIT: &str = "LEAPFROG_APPLY_ON_EXIT";
+pub(crate) const ENV_APPLY_ON_EXIT: &str = "LEAPFROG_APPLY_ON_EXIT";
 
 /// The helper's part, first thing in its `finish_pending`: waits until the
 /// app has ended (its end of the pipe on stdin closes), then applies the
@@ -288,7 +303,9 @@ pub(crate) fn apply(mut journal: Journal, lock: UpdateLock) -> Error {
     // A stage that another process made (a later launch applies it, or
     // the helper that applies when the app quits) is checked again first;
     // one that no longer verifies is dropped before anything changes.
-    if journal.step == Step::Staged && journal.staged_by != Some(std::process::id()) {
+    let staged_here =
+        journal.staged_by.is_some() && std::env::var(hop::ENV_STAGED_BY).ok() == journal.staged_by;
+    if journal.step == Step::Staged && !staged_here {
         if let Err(error) = install::verify_staged(&journal) {
             return match drop_stage(&mut journal, &error) {
                 Ok(()) => hop::run_installed(&journal),
@@ -361,8 +378,16 @@ pub(crate) fn confirm(journal: &mut Journal, how: &str) -> Result<()> {
 /// // ... set up the updater, run the app ...
 /// ```
 pub fn finish_pending() -> Pending {
+    // Only the helper that the app itself started (its parent) is one: a
+    // program that merely inherited the variable goes on as usual.
     if let Ok(app) = std::env::var(ENV_APPLY_ON_EXIT) {
-        apply_when_the_app_ends(&app)
+        let parent = crate::os::parent_pid();
+        if parent.is_none_or(|p| p.to_string() == app) {
+            apply_when_the_app_ends(&app)
+        }
+        log::warn!(
+            "{ENV_APPLY_ON_EXIT}={app} is set, but pid {app} did not start this process; ignored"
+        );
     }
     match recover::locate() {
         Ok(None) => Pending::Nothing,

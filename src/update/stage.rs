@@ -73,7 +73,7 @@ pub(crate) fn stage_release(plan: &StagePlan<'_>) -> Result<Journal> {
     journal.archive = crate::release::manifest::archive_name(&release.program, &release.version);
     journal.config = plan.config.clone();
     journal.trial = plan.trial;
-    journal.staged_by = Some(std::process::id());
+    journal.staged_by = Some(crate::release::trust::new_install_id());
     journal.retries = earlier_retries(&plan.backup_dir, &journal.to_version);
     backup::copy_to_backup(&plan.install_dir, &plan.backup_dir, &journal.archive)?;
     journal.sha256 = fetch_archive(plan, &journal.archive_path())?;

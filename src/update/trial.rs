@@ -31,6 +31,18 @@ use crate::Result;
 /// The environment variable that tells a trial launch who watches it (the
 /// watcher's pid).
 pub(crate) const ENV_TRIAL: &str = "LEAPFROG_TRIAL";
+/// When (milliseconds since the Unix epoch) the watcher started the trial
+/// launch: what it counts its confirm time from.
+pub(crate) const ENV_TRIAL_STARTED: &str = "LEAPFROG_TRIAL_STARTED";
+
+/// How long ago the watcher started this trial launch, when this is one.
+pub(crate) fn started_ago() -> Option<std::time::Duration> {
+    let started: u128 = std::env::var(ENV_TRIAL_STARTED).ok()?.parse().ok()?;
+    let now = super::unix_millis();
+    Some(std::time::Duration::from_millis(
+        u64::try_from(now.saturating_sub(started)).unwrap_or(u64::MAX),
+    ))
+}
 const POLL: Duration = Duration::from_millis(50);
 /// How long a hung version has after being asked to stop before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(3);
@@ -196,7 +208,9 @@ fn spawn(journal: &Journal) -> std::io::Result<Child> {
     command
         .args(crate::os::original_args())
         .env_remove(crate::os::ENV_HOPS)
-        .env(ENV_TRIAL, std::process::id().to_string());
+        .env_remove(super::hop::ENV_STAGED_BY)
+        .env(ENV_TRIAL, std::process::id().to_string())
+        .env(ENV_TRIAL_STARTED, super::unix_millis().to_string());
     if let Some(count) = crate::failpoint::count() {
         command.env("LEAPFROG_FP_COUNT", count.to_string());
     }
