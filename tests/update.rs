@@ -416,18 +416,24 @@ fn update_rejects_a_relabelled_archive() {
     assert_untouched(&world, &before, &run);
 }
 
+/// Launches the demo app with `arg`, saying yes, against a server of the
+/// world's releases; returns the server (kept up) and the run.
+fn launch_with(world: &World, arg: &str) -> (Server, Run) {
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    let mut cmd = command(&world.install.join("demo"));
+    cmd.arg(arg)
+        .env("LEAPFROG_ASSUME_YES", "1")
+        .env("LEAPFROG_MANIFEST_URL", manifest_url(&server));
+    let run = run(&mut cmd, std::time::Duration::from_secs(60)).expect_code(0);
+    (server, run)
+}
+
 #[test]
 fn update_staged_for_next_launch() {
     let world = World::new();
     let before = tree_hashes(&world.install);
-    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
-    let mut cmd = command(&world.install.join("demo"));
-    cmd.arg("--next-launch")
-        .env("LEAPFROG_ASSUME_YES", "1")
-        .env("LEAPFROG_MANIFEST_URL", manifest_url(&server));
-    run(&mut cmd, std::time::Duration::from_secs(60))
-        .expect_code(0)
-        .expect_output("1.1.0 is staged")
+    let (server, run) = launch_with(&world, "--next-launch");
+    run.expect_output("1.1.0 is staged")
         .expect_no_output("demo 1.1.0 running");
     assert_eq!(
         tree_hashes(&world.install),
@@ -450,24 +456,12 @@ fn update_staged_for_next_launch() {
     assert_eq!(tree_hashes(&world.install), expected_after_update(&world));
 }
 
-/// Stages 1.1.0 with `demo --next-launch`; returns the server.
-fn stage_for_next_launch(world: &World) -> Server {
-    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
-    let mut cmd = command(&world.install.join("demo"));
-    cmd.arg("--next-launch")
-        .env("LEAPFROG_ASSUME_YES", "1")
-        .env("LEAPFROG_MANIFEST_URL", manifest_url(&server));
-    run(&mut cmd, std::time::Duration::from_secs(60))
-        .expect_code(0)
-        .expect_output("1.1.0 is staged");
-    server
-}
-
 #[test]
 fn update_a_stage_damaged_before_the_next_launch_is_dropped_untouched() {
     let world = World::new();
     let before = tree_hashes(&world.install);
-    let _server = stage_for_next_launch(&world);
+    let (_server, run) = launch_with(&world, "--next-launch");
+    run.expect_output("1.1.0 is staged");
     // Something changes a staged file before the next launch.
     let staged = world.backup.join(".leapfrog-staging/assets/new.txt");
     fs::write(&staged, "changed behind leapfrog's back\n").unwrap();
@@ -503,14 +497,9 @@ fn update_a_stage_damaged_before_the_next_launch_is_dropped_untouched() {
 fn update_on_exit_is_applied_when_the_app_quits_and_its_next_launch_is_the_trial() {
     let world = World::new();
     let before = tree_hashes(&world.install);
-    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
-    let mut cmd = command(&world.install.join("demo"));
-    cmd.arg("--on-exit")
-        .env("LEAPFROG_ASSUME_YES", "1")
-        .env("LEAPFROG_MANIFEST_URL", manifest_url(&server));
     // The helper writes to the same output: `run` reads it to its end.
-    let out = run(&mut cmd, std::time::Duration::from_secs(60))
-        .expect_code(0)
+    let (server, run) = launch_with(&world, "--on-exit");
+    let out = run
         .expect_output("1.1.0 is staged; it is installed when the app quits")
         .expect_output("has ended: applying the update it staged")
         .expect_output("demo 1.1.0 is installed (")
