@@ -538,6 +538,23 @@ fn update_on_exit_is_applied_when_the_app_quits_and_its_next_launch_is_the_trial
 }
 
 #[test]
+fn update_a_stray_apply_on_exit_variable_is_ignored() {
+    // Only the helper the app starts, for the stage it made, waits for the
+    // app to end; a launch that merely has the variable goes on as usual.
+    let world = World::new();
+    let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();
+    world
+        .launch_env(
+            &manifest_url(&server),
+            &[("LEAPFROG_APPLY_ON_EXIT", "1:not-a-stage")],
+        )
+        .expect_code(0)
+        .expect_output("LEAPFROG_APPLY_ON_EXIT is set, but names no update staged here; ignored")
+        .expect_output("demo 1.1.0 running");
+    assert_eq!(tree_hashes(&world.install), expected_after_update(&world));
+}
+
+#[test]
 fn update_apply_failure_rolls_back() {
     // A folder of the user's sits where 1.1.0 wants to put a file: the
     // rename fails half way through applying, so everything goes back.

@@ -606,8 +606,3 @@ pub(crate) fn kill_group(child: &mut std::process::Child) {
     }
     let _ = child.kill();
 }
-
-/// The process that started this one, when it is still the parent.
-pub(crate) fn parent_pid() -> Option<u32> {
-    Some(std::os::unix::process::parent_id())
-}

@@ -279,8 +279,3 @@ pub(crate) fn own_process_group(command: &mut Command) {
 pub(crate) fn kill_group(child: &mut std::process::Child) {
     let _ = child.kill();
 }
-
-/// The parent process: std cannot tell on Windows.
-pub(crate) fn parent_pid() -> Option<u32> {
-    None
-}

@@ -203,7 +203,14 @@ pub(crate) fn apply_on_exit(journal: &Journal) -> Result<()> {
     command
         .args(crate::os::original_args())
         .env(crate::os::ENV_HOPS, "1")
-        .env(ENV_APPLY_ON_EXIT, std::process::id().to_string())
+        .env(
+            ENV_APPLY_ON_EXIT,
+            format!(
+                "{}:{}",
+                std::process::id(),
+                journal.staged_by.as_deref().unwrap_or_default()
+            ),
+        )
         .stdin(std::process::Stdio::piped());
     // Out of reach of a Ctrl-C or a closed terminal meant for the app.
     crate::os::own_process_group(&mut command);
@@ -236,16 +243,12 @@ pub(crate) const ENV_APPLY_ON_EXIT: &str = "LEAPFROG_APPLY_ON_EXIT";
 /// app has ended (its end of the pipe on stdin closes), then applies the
 /// update under the lock, unless another launch has taken it on
 /// meanwhile; starts nothing, and exits whatever happens.
-fn apply_when_the_app_ends(app: &str) -> ! {
+fn apply_when_the_app_ends(app: &str, backup: &Path) -> ! {
     // Nothing is ever written to the pipe: it ends when the app does.
     let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
     log::info!("pid {app} has ended: applying the update it staged");
     // This copy never goes on as the app: whatever it finds, it exits.
-    let backup = match recover::locate() {
-        Ok(Some(Found::Journal(journal, Place::Backup))) => journal.backup_dir,
-        _ => std::process::exit(0),
-    };
-    let Some((mut journal, lock)) = lock_and_read_staged(&backup) else {
+    let Some((mut journal, lock)) = lock_and_read_staged(backup) else {
         std::process::exit(0);
     };
     let code = if let Err(error) = install::verify_staged(&journal) {
@@ -274,6 +277,23 @@ fn apply_when_the_app_ends(app: &str) -> ! {
     };
     drop(lock);
     std::process::exit(code)
+}
+
+/// When `value` (`<app pid>:<token>`) names the update staged where this
+/// copy runs (the backup copy, a `staged` journal with that token): the
+/// app's pid and the backup dir.
+fn helper_of(value: &str) -> Option<(String, PathBuf)> {
+    let (app, token) = value.split_once(':')?;
+    match recover::locate() {
+        Ok(Some(Found::Journal(journal, Place::Backup)))
+            if journal.step == Step::Staged
+                && !token.is_empty()
+                && journal.staged_by.as_deref() == Some(token) =>
+        {
+            Some((app.to_owned(), journal.backup_dir))
+        }
+        _ => None,
+    }
 }
 
 /// The journal and the update lock, when the journal (read under the
@@ -378,16 +398,14 @@ pub(crate) fn confirm(journal: &mut Journal, how: &str) -> Result<()> {
 /// // ... set up the updater, run the app ...
 /// ```
 pub fn finish_pending() -> Pending {
-    // Only the helper that the app itself started (its parent) is one: a
-    // program that merely inherited the variable goes on as usual.
-    if let Ok(app) = std::env::var(ENV_APPLY_ON_EXIT) {
-        let parent = crate::os::parent_pid();
-        if parent.is_none_or(|p| p.to_string() == app) {
-            apply_when_the_app_ends(&app)
+    // The helper the app started for Restart::OnExit: only when the
+    // journal it names is there, staged, with its token; a variable that
+    // merely reached another process is ignored.
+    if let Ok(value) = std::env::var(ENV_APPLY_ON_EXIT) {
+        if let Some((app, backup)) = helper_of(&value) {
+            apply_when_the_app_ends(&app, &backup)
         }
-        log::warn!(
-            "{ENV_APPLY_ON_EXIT}={app} is set, but pid {app} did not start this process; ignored"
-        );
+        log::warn!("{ENV_APPLY_ON_EXIT} is set, but names no update staged here; ignored");
     }
     match recover::locate() {
         Ok(None) => Pending::Nothing,
