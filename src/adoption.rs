@@ -102,30 +102,34 @@ pub(crate) fn maybe_ping(updater: &Resolved) {
         .min(std::time::Duration::from_secs(5));
     limits.read_timeout = limits.read_timeout.min(std::time::Duration::from_secs(5));
     limits.retries = 0;
+    let (done, finished) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("leapfrog-ping".into())
-        .spawn(move || match crate::fetch::fetch_text(&url, &limits) {
-            Ok(_) => log::debug!("adoption ping: {}", crate::fetch::redact(&url)),
-            Err(e) => log::debug!(
-                "adoption ping {} failed: {}",
-                crate::fetch::redact(&url),
-                e.chain()
-            ),
+        .spawn(move || {
+            match crate::fetch::fetch_text(&url, &limits) {
+                Ok(_) => log::debug!("adoption ping: {}", crate::fetch::redact(&url)),
+                Err(e) => log::debug!(
+                    "adoption ping {} failed: {}",
+                    crate::fetch::redact(&url),
+                    e.chain()
+                ),
+            }
+            let _ = done.send(());
         });
-    if let (Ok(handle), Ok(mut slot)) = (spawned, PING.lock()) {
-        *slot = Some(handle);
+    if let (Ok(_), Ok(mut slot)) = (spawned, PING.lock()) {
+        *slot = Some(finished);
     }
 }
 
-/// The ping under way, if any.
-static PING: std::sync::Mutex<Option<std::thread::JoinHandle<()>>> = std::sync::Mutex::new(None);
+/// The end of the ping under way, if any.
+static PING: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>> = std::sync::Mutex::new(None);
 
-/// Waits for the ping under way (a few seconds at most): at the end of an
-/// update, and before the process is replaced.
+/// Waits for the ping under way, five seconds at most (then lets it go):
+/// at the end of an update, and before the process is replaced.
 pub(crate) fn finish() {
-    let handle = PING.lock().ok().and_then(|mut slot| slot.take());
-    if let Some(handle) = handle {
-        let _ = handle.join();
+    let finished = PING.lock().ok().and_then(|mut slot| slot.take());
+    if let Some(finished) = finished {
+        let _ = finished.recv_timeout(std::time::Duration::from_secs(5));
     }
 }
 

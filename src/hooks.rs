@@ -226,6 +226,7 @@ fn run_command(
         crate::update::ENV_TRIAL,
         crate::update::ENV_TRIAL_STARTED,
         crate::update::ENV_APPLY_ON_EXIT,
+        crate::update::ENV_STAGED_BY,
     ] {
         command.env_remove(name);
     }

@@ -353,6 +353,10 @@ impl Updater {
     /// Runs the before-update hooks (see [`Lifecycle::BeforeUpdate`]).
     fn before_update(&self, available: &Available) -> Result<()> {
         let hooks = &self.settings().hooks;
+        if std::env::var_os(crate::hooks::ENV_HOOK).is_some() {
+            // This process is itself a hook command.
+            return Ok(());
+        }
         if hooks.any(Lifecycle::BeforeUpdate) {
             let call = HookCall::new(
                 Lifecycle::BeforeUpdate,
@@ -435,32 +439,56 @@ impl Updater {
                 (parse_version(from)?, parse_version(to)?),
                 self.install_dir(),
             );
-            // It must be done before the watcher counts the trial healthy,
-            // counted from when the watcher started this launch (with a
-            // margin of a tenth, at most a second).
-            let window =
-                Journal::read(self.backup_dir())
-                    .ok()
-                    .flatten()
-                    .map(|j| match j.trial.confirm {
-                        Confirm::AfterMs(ms) | Confirm::WithinMs(ms) => Duration::from_millis(ms),
-                    });
-            let limit = window.map_or(limit, |w| {
-                let used = update::started_ago().unwrap_or_default();
-                let left = limit.min(w.saturating_sub(used + (w / 10).min(Duration::from_secs(1))));
-                Duration::from_millis(u64::try_from(left.as_millis()).unwrap_or(u64::MAX))
-            });
-            log::info!(
-                "after-update hooks of {to}: {:.1} s to finish before the trial is judged",
-                limit.as_secs_f64()
-            );
-            if let Err(e) = hooks.run(&call, limit, self.backup_dir()) {
-                log::error!(
-                    "{}; this trial launch of {} ends with failure, so the update is rolled back",
-                    e.chain(),
-                    call.to
-                );
-                std::process::exit(1);
+            // On trial (not yet judged), it must be done before the watcher
+            // counts the trial healthy, counted from when the watcher
+            // started this launch (with a margin of a tenth, at most a
+            // second); once judged, a failure fails no trial any more.
+            let journal = Journal::read(self.backup_dir()).ok().flatten();
+            let on_trial = journal
+                .as_ref()
+                .is_some_and(|j| j.step == crate::journal::Step::Applied);
+            let limit = match journal.filter(|_| on_trial).map(|j| j.trial.confirm) {
+                Some(Confirm::AfterMs(ms) | Confirm::WithinMs(ms)) => {
+                    let window = Duration::from_millis(ms);
+                    let used = update::started_ago().unwrap_or_default();
+                    let margin = (window / 10).min(Duration::from_secs(1));
+                    let left = limit.min(window.saturating_sub(used + margin));
+                    Duration::from_millis(u64::try_from(left.as_millis()).unwrap_or(u64::MAX))
+                }
+                None => limit,
+            };
+            let outcome = if on_trial && limit.is_zero() {
+                Err(Error::Hook {
+                    hook: "after_update".into(),
+                    reason: format!(
+                        "no time was left for it in the trial launch of {to} ({} after its start); \
+                         give the trial more time (confirm_after)",
+                        humantime::format_duration(Duration::from_millis(
+                            u64::try_from(update::started_ago().unwrap_or_default().as_millis())
+                                .unwrap_or(u64::MAX)
+                        ))
+                    ),
+                })
+            } else {
+                if on_trial {
+                    log::info!(
+                        "after-update hooks of {to}: {:.1} s to finish before the trial is judged",
+                        limit.as_secs_f64()
+                    );
+                }
+                hooks.run(&call, limit, self.backup_dir())
+            };
+            match outcome {
+                Err(e) if on_trial => {
+                    log::error!(
+                        "{}; this trial launch of {} ends with failure, so the update is rolled back",
+                        e.chain(),
+                        call.to
+                    );
+                    std::process::exit(1);
+                }
+                Err(e) => return Err(e),
+                Ok(()) => {}
             }
         }
         if hooks.any(Lifecycle::FirstRun) {

@@ -94,6 +94,8 @@ pub(crate) struct Relaunch {
     pub hops: u32,
     /// More environment for the new process.
     pub env: Vec<(&'static str, String)>,
+    /// Environment the new process must not have.
+    pub env_remove: Vec<&'static str>,
 }
 
 /// The environment variable that counts the hops of one update, so that an
@@ -122,6 +124,7 @@ pub(crate) fn relaunch(
         args: args.into_iter().collect(),
         hops,
         env: Vec::new(),
+        env_remove: Vec::new(),
     }
 }
 

@@ -137,6 +137,9 @@ pub(crate) fn replace_process(relaunch: &Relaunch) -> io::Error {
         .args(&relaunch.args)
         .env(super::ENV_HOPS, relaunch.hops.to_string())
         .envs(relaunch.env.iter().map(|(k, v)| (k, v)));
+    for name in &relaunch.env_remove {
+        command.env_remove(name);
+    }
     if let Some(count) = crate::failpoint::count() {
         command.env("LEAPFROG_FP_COUNT", count.to_string());
     }
@@ -284,7 +287,7 @@ pub(crate) fn dialog_program() -> Option<&'static str> {
 /// left on screen by an app that has quit.
 #[cfg(feature = "dialog")]
 pub(crate) fn dialog(title: &str, text: &str, buttons: &[&str], scrolling: bool) -> Option<usize> {
-    use std::io::{Read, Write};
+    use std::io::Read;
     use std::process::Stdio;
     if buttons.is_empty() || buttons.len() > 3 {
         return None;
@@ -346,23 +349,13 @@ exit "$s""#;
     command.args(["-c", GUARD, "leapfrog-dialog"]);
     // zenity's scrolling text comes from a file of its own.
     let text_file = if scrolling {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("leapfrog-notes-{}-{n}.txt", std::process::id()));
-        let mut file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .ok()?;
-        file.write_all(text.as_bytes()).ok()?;
-        Some(path)
+        Some(NotesFile::write(text)?)
     } else {
         None
     };
     let filename = text_file
         .as_ref()
-        .map(|p| format!("--filename={}", p.display()));
+        .map(|f| format!("--filename={}", f.0.display()));
     let shown = if kde {
         kdialog_text(text)
     } else {
@@ -379,10 +372,7 @@ exit "$s""#;
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn();
-    let Ok(mut child) = spawned else {
-        text_file.map(fs::remove_file);
-        return None;
-    };
+    let mut child = spawned.ok()?;
     let stdin = child.stdin.take()?;
     let mut stderr = child.stderr.take()?;
     let errors = std::thread::spawn(move || {
@@ -394,9 +384,7 @@ exit "$s""#;
     let _ = child.stdout.take()?.read_to_string(&mut said);
     let status = child.wait().ok()?;
     drop(stdin);
-    if let Some(path) = text_file {
-        let _ = fs::remove_file(path);
-    }
+    drop(text_file);
     let errors = errors.join().unwrap_or_default();
     // zenity that cannot open the display also ends with 1, as kdialog
     // does on a usage error: no answer.
@@ -426,6 +414,39 @@ exit "$s""#;
         ),
         // zenity could not show the window (none installed, no display).
         _ => None,
+    }
+}
+
+/// A temp file holding a dialog's text, removed when dropped (on every
+/// way out of [`dialog`]).
+#[cfg(feature = "dialog")]
+struct NotesFile(std::path::PathBuf);
+
+#[cfg(feature = "dialog")]
+impl NotesFile {
+    /// Writes `text` to a new file of a random name in the temp dir.
+    fn write(text: &str) -> Option<NotesFile> {
+        use std::io::Write;
+        let name = format!(
+            "leapfrog-notes-{}.txt",
+            crate::release::trust::new_install_id()
+        );
+        let path = std::env::temp_dir().join(name);
+        let mut file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .ok()?;
+        let notes = NotesFile(path);
+        file.write_all(text.as_bytes()).ok()?;
+        Some(notes)
+    }
+}
+
+#[cfg(feature = "dialog")]
+impl Drop for NotesFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
     }
 }
 

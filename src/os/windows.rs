@@ -140,11 +140,15 @@ pub(crate) fn append_no_follow(path: &Path) -> std::io::Result<File> {
 
 /// Starts `relaunch` and exits this process; returns only when the spawn failed.
 pub(crate) fn replace_process(relaunch: &Relaunch) -> io::Error {
-    let spawned = Command::new(&relaunch.program)
+    let mut command = Command::new(&relaunch.program);
+    command
         .args(&relaunch.args)
         .env(super::ENV_HOPS, relaunch.hops.to_string())
-        .envs(relaunch.env.iter().map(|(k, v)| (k, v)))
-        .spawn();
+        .envs(relaunch.env.iter().map(|(k, v)| (k, v)));
+    for name in &relaunch.env_remove {
+        command.env_remove(name);
+    }
+    let spawned = command.spawn();
     match spawned {
         Ok(_) => std::process::exit(0),
         Err(e) => e,

@@ -302,8 +302,17 @@ pub(crate) fn preflight(install: &Path, backup: &Path, exe: &Path, download: u64
 /// nothing else may be there but the release's files and leapfrog's own.
 pub(crate) fn alone_in_its_folder(install: &Path, image: &Path) -> Result<()> {
     let listed = FileList::read_installed(install).ok().flatten();
+    // An AppImage's portable mode keeps <image>.home and <image>.config
+    // beside it.
+    let portable = |suffix: &str| {
+        let mut name = image.as_os_str().to_owned();
+        name.push(suffix);
+        name
+    };
     let ours = |name: &str| {
         Path::new(name) == image
+            || std::ffi::OsStr::new(name) == portable(".home")
+            || std::ffi::OsStr::new(name) == portable(".config")
             || layout::is_reserved(name)
             || listed.as_ref().is_some_and(|l| l.items.contains_key(name))
     };

@@ -59,8 +59,11 @@ pub(crate) fn hop(dir: &Path, journal: &Journal, resumed: bool) -> Error {
     let mut relaunch = crate::os::relaunch(dir, &journal.exe, args, hops);
     // The process that staged the update tells its copy so: that copy
     // need not check the staged files again.
-    if let (false, Some(token)) = (resumed, &journal.staged_by) {
-        relaunch.env.push((ENV_STAGED_BY, token.clone()));
+    match (resumed, &journal.staged_by) {
+        (false, Some(token)) => relaunch.env.push((ENV_STAGED_BY, token.clone())),
+        _ => relaunch.env_remove.push(ENV_STAGED_BY),
     }
+    // The on-exit helper's variable never crosses a hop.
+    relaunch.env_remove.push(super::ENV_APPLY_ON_EXIT);
     crate::os::exec(&relaunch)
 }

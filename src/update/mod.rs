@@ -45,6 +45,7 @@ mod trial;
 
 pub(crate) use check::{check_at, nothing_in_progress, unix_seconds};
 pub use check::{find_update, Available, Check, Checked, Notes, Query};
+pub(crate) use hop::ENV_STAGED_BY;
 pub use install::rollback;
 pub use recover::Pending;
 pub(crate) use tidy::tidy;
@@ -243,12 +244,12 @@ pub(crate) const ENV_APPLY_ON_EXIT: &str = "LEAPFROG_APPLY_ON_EXIT";
 /// app has ended (its end of the pipe on stdin closes), then applies the
 /// update under the lock, unless another launch has taken it on
 /// meanwhile; starts nothing, and exits whatever happens.
-fn apply_when_the_app_ends(app: &str, backup: &Path) -> ! {
+fn apply_when_the_app_ends(app: &str, backup: &Path, token: &str) -> ! {
     // Nothing is ever written to the pipe: it ends when the app does.
     let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
     log::info!("pid {app} has ended: applying the update it staged");
     // This copy never goes on as the app: whatever it finds, it exits.
-    let Some((mut journal, lock)) = lock_and_read_staged(backup) else {
+    let Some((mut journal, lock)) = lock_and_read_staged(backup, token) else {
         std::process::exit(0);
     };
     let code = if let Err(error) = install::verify_staged(&journal) {
@@ -279,29 +280,55 @@ fn apply_when_the_app_ends(app: &str, backup: &Path) -> ! {
     std::process::exit(code)
 }
 
-/// When `value` (`<app pid>:<token>`) names the update staged where this
-/// copy runs (the backup copy, a `staged` journal with that token): the
-/// app's pid and the backup dir.
-fn helper_of(value: &str) -> Option<(String, PathBuf)> {
-    let (app, token) = value.split_once(':')?;
+/// What a process with [`ENV_APPLY_ON_EXIT`] set is.
+enum Helper {
+    /// The helper of the update staged here: the app's pid, the backup
+    /// dir, the stage's token.
+    Of {
+        app: String,
+        backup: PathBuf,
+        token: String,
+    },
+    /// A backup copy, but not (or no longer) of that stage.
+    Stale,
+    /// Not a backup copy: the variable merely reached this process.
+    NotOne,
+}
+
+/// What `value` (`<app pid>:<token>`) makes this process: the helper when
+/// it runs as the backup copy of a `staged` journal with that token.
+fn helper_of(value: &str) -> Helper {
+    let (app, token) = value.split_once(':').unwrap_or((value, ""));
     match recover::locate() {
-        Ok(Some(Found::Journal(journal, Place::Backup)))
+        Ok(Some(Found::Journal(journal, Place::Backup))) => {
             if journal.step == Step::Staged
                 && !token.is_empty()
-                && journal.staged_by.as_deref() == Some(token) =>
-        {
-            Some((app.to_owned(), journal.backup_dir))
+                && journal.staged_by.as_deref() == Some(token)
+            {
+                Helper::Of {
+                    app: app.to_owned(),
+                    backup: journal.backup_dir,
+                    token: token.to_owned(),
+                }
+            } else {
+                Helper::Stale
+            }
         }
-        _ => None,
+        Ok(Some(Found::Journal(_, Place::Install)) | None) => Helper::NotOne,
+        _ => Helper::Stale,
     }
 }
 
 /// The journal and the update lock, when the journal (read under the
-/// lock) still says `staged`.
-fn lock_and_read_staged(backup: &Path) -> Option<(Journal, UpdateLock)> {
+/// lock) still says `staged`, with the stage's `token`.
+fn lock_and_read_staged(backup: &Path, token: &str) -> Option<(Journal, UpdateLock)> {
     let lock = lock::lock(backup, std::time::Duration::from_secs(60)).ok()??;
     match Journal::read(backup) {
-        Ok(Some(journal)) if journal.step == Step::Staged => Some((journal, lock)),
+        Ok(Some(journal))
+            if journal.step == Step::Staged && journal.staged_by.as_deref() == Some(token) =>
+        {
+            Some((journal, lock))
+        }
         _ => {
             log::info!("the update was taken on by another launch meanwhile");
             None
@@ -402,10 +429,18 @@ pub fn finish_pending() -> Pending {
     // journal it names is there, staged, with its token; a variable that
     // merely reached another process is ignored.
     if let Ok(value) = std::env::var(ENV_APPLY_ON_EXIT) {
-        if let Some((app, backup)) = helper_of(&value) {
-            apply_when_the_app_ends(&app, &backup)
+        match helper_of(&value) {
+            Helper::Of { app, backup, token } => apply_when_the_app_ends(&app, &backup, &token),
+            // A backup copy with the variable is a helper too late or
+            // astray: it never goes on as the app.
+            Helper::Stale => {
+                log::info!("the update this copy was started to apply is not here any more");
+                std::process::exit(0)
+            }
+            Helper::NotOne => {
+                log::warn!("{ENV_APPLY_ON_EXIT} is set, but names no update staged here; ignored")
+            }
         }
-        log::warn!("{ENV_APPLY_ON_EXIT} is set, but names no update staged here; ignored");
     }
     match recover::locate() {
         Ok(None) => Pending::Nothing,

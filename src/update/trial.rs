@@ -209,6 +209,7 @@ fn spawn(journal: &Journal) -> std::io::Result<Child> {
         .args(crate::os::original_args())
         .env_remove(crate::os::ENV_HOPS)
         .env_remove(super::hop::ENV_STAGED_BY)
+        .env_remove(super::ENV_APPLY_ON_EXIT)
         .env(ENV_TRIAL, std::process::id().to_string())
         .env(ENV_TRIAL_STARTED, super::unix_millis().to_string());
     if let Some(count) = crate::failpoint::count() {
