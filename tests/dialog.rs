@@ -248,9 +248,7 @@ fn dialog_later_then_update() {
         .expect_code(0)
         .expect_output("demo 1.1.0: reminding the user after")
         .expect_output("1.1.0 is available; not updating now");
-    let mut now = tree_hashes(&world.install);
-    now.remove(leapfrog::internal::STATE_NAME);
-    assert_eq!(now, before);
+    assert_eq!(tree_hashes(&world.install), before);
     launch(&[])
         .expect_code(0)
         .expect_output("1.1.0 was put off by the user");
@@ -262,6 +260,19 @@ fn dialog_later_then_update() {
     assert_ne!(tree_hashes(&world.install), before);
     // The progress window closed by itself.
     assert!(display.windows("Updating demo").is_empty());
+}
+
+/// A server of the world's releases that sends the 1.1.0 archive `chunk`
+/// bytes every `every` (with an ETag, and ranges honoured).
+fn dripping(world: &World, chunk: usize, every: Duration) -> EvilServer {
+    let server = EvilServer::start(world.releases.clone());
+    server.set(
+        "demo-1.1.0.tar.gz",
+        Behave::Ranged {
+            drip: Some((chunk, every)),
+        },
+    );
+    server
 }
 
 /// Bytes that do not compress.
@@ -297,15 +308,8 @@ fn dialog_progress_window_advances_and_cancel_leaves_the_old_version() {
     let archive_size = fs::metadata(world.releases.join("demo-1.1.0.tar.gz"))
         .unwrap()
         .len();
-    let mut before = tree_hashes(&world.install);
-    before.remove(leapfrog::internal::STATE_NAME);
-    let server = EvilServer::start(world.releases.clone());
-    server.set(
-        "demo-1.1.0.tar.gz",
-        Behave::Ranged {
-            drip: Some((32 * 1024, Duration::from_millis(25))),
-        },
-    );
+    let before = tree_hashes(&world.install);
+    let server = dripping(&world, 32 * 1024, Duration::from_millis(25));
     let display = Display::start();
     let launch = || {
         let mut cmd = command(&world.install.join("demo"));
@@ -363,9 +367,7 @@ fn dialog_progress_window_advances_and_cancel_leaves_the_old_version() {
         .expect_output("the user cancelled the download; nothing changed, 1.0.0 keeps running")
         .expect_output("the download of 1.1.0 was cancelled; still running the installed version")
         .expect_no_output("demo 1.1.0 running");
-    let mut now = tree_hashes(&world.install);
-    now.remove(leapfrog::internal::STATE_NAME);
-    assert_eq!(now, before);
+    assert_eq!(tree_hashes(&world.install), before);
     assert!(!world.backup.join("need_update").exists());
     let partial = world
         .backup
@@ -492,13 +494,7 @@ fn dialog_windows_never_outlive_the_app_even_killed() {
         return;
     }
     let world = World::new();
-    let server = EvilServer::start(world.releases.clone());
-    server.set(
-        "demo-1.1.0.tar.gz",
-        Behave::Ranged {
-            drip: Some((4 * 1024, Duration::from_millis(50))),
-        },
-    );
+    let server = dripping(&world, 4 * 1024, Duration::from_millis(50));
     let display = Display::start();
     let start = || {
         let mut cmd = command(&world.install.join("demo"));
