@@ -39,35 +39,45 @@ struct Display {
 }
 
 impl Display {
+    /// Xvfb picks the display number itself (`-displayfd`) and says which
+    /// once it accepts connections: tests running side by side can never
+    /// share one server, nor tear down each other's.
     fn start() -> Display {
-        for n in 90..140 {
-            if std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-                || std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists()
-            {
-                continue;
+        let mut child = Command::new("/usr/bin/Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1024x768x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (said, number) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+            let _ = said.send(line);
+        });
+        let line = number
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_default();
+        let n: u32 = match line.trim().parse() {
+            Ok(n) => n,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("Xvfb did not start: it said {line:?}, {:?}", child.wait());
             }
-            let name = format!(":{n}");
-            let child = Command::new("/usr/bin/Xvfb")
-                .args([
-                    name.as_str(),
-                    "-screen",
-                    "0",
-                    "1024x768x24",
-                    "-nolisten",
-                    "tcp",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
-                assert!(Instant::now() < deadline, "Xvfb did not start on {name}");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            return Display { child, name };
+        };
+        Display {
+            child,
+            name: format!(":{n}"),
         }
-        panic!("no free X display number");
     }
 
     fn xdotool(&self, args: &[&str]) -> String {
@@ -202,12 +212,10 @@ impl Screenshot {
 
 impl Drop for Display {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // Terminated, Xvfb removes its own lock and socket.
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         let _ = self.child.wait();
-        // Killed, Xvfb leaves its lock and socket: free the number.
-        let n = self.name.trim_start_matches(':');
-        let _ = fs::remove_file(format!("/tmp/.X{n}-lock"));
-        let _ = fs::remove_file(format!("/tmp/.X11-unix/X{n}"));
     }
 }
 
