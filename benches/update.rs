@@ -426,6 +426,7 @@ fn run_update(install: &Path, manifest_url: &str) -> UpdateRun {
         .args(["-f", "maxrss_kb=%M"])
         .arg(install.join("demo"))
         .env("LEAPFROG_ASSUME_YES", "1")
+        .env("LEAPFROG_CHECK_EVERY_START", "1")
         .env("LEAPFROG_LOG_TIMESTAMPS", "1")
         .env("LEAPFROG_MANIFEST_URL", manifest_url)
         .output()

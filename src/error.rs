@@ -190,6 +190,17 @@ pub enum Error {
         expires: String,
     },
 
+    /// The manifest fetched is not the one its freshness file names: a
+    /// cache between the client and the host holds an older or newer copy
+    /// of one of them. No update this time; the next check tries again.
+    #[error("{url}: {reason}; no update this time, the next check tries again")]
+    Stale {
+        /// The manifest's URL.
+        url: String,
+        /// What did not match.
+        reason: String,
+    },
+
     /// A signed manifest is older than one already accepted (a replay).
     #[error("{url}: {reason}; refusing an older manifest than one already seen")]
     Rollback {
@@ -309,6 +320,38 @@ impl Error {
         }
     }
 
+    /// How long the host asked to be left alone (an HTTP 429 or 503 with
+    /// `Retry-After`), when it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.find_source::<crate::fetch::RetryAfter>().map(|r| r.0)
+    }
+
+    /// The HTTP status a request failed with, when it failed with one.
+    pub fn http_status(&self) -> Option<u16> {
+        self.find_source::<crate::fetch::Status>().map(|s| s.0)
+    }
+
+    /// Whether the file asked for is not on the host (HTTP 404 or 410, a
+    /// missing file).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self.http_status(), Some(404 | 410))
+            || self
+                .find_source::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    }
+
+    /// The first error of type `T` in this one's sources.
+    fn find_source<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        let mut next = std::error::Error::source(self);
+        while let Some(e) = next {
+            if let Some(found) = e.downcast_ref::<T>() {
+                return Some(found);
+            }
+            next = e.source();
+        }
+        None
+    }
+
     /// The URL (or, for a manifest read from a file, its path) the error is
     /// about, when it is about one. Passwords in it are never shown.
     ///
@@ -326,6 +369,7 @@ impl Error {
             | Error::SizeMismatch { url, .. }
             | Error::Signature { url, .. }
             | Error::Expired { url, .. }
+            | Error::Stale { url, .. }
             | Error::Rollback { url, .. } => Some(url),
             Error::Manifest { origin, .. }
             | Error::UnknownProgram { origin, .. }

@@ -4,7 +4,10 @@
 //! # The update, step by step
 //!
 //! 1. **check**: `versions.txt` is fetched (in a background thread at startup
-//!    with [`Updater::spawn_startup_check`]) and the newest release picked.
+//!    with [`Updater::spawn_startup_check`], at most once a day after a
+//!    random wait) and the newest release picked. A signed repository's
+//!    small freshness file `versions.txt.fresh` comes first, conditionally
+//!    (a 304 when nothing changed); the manifest only when its hash did.
 //! 2. **stage**: the install dir is copied to the backup dir (default
 //!    `<install>.backup`); the release archive is streamed into it while
 //!    hashed, unpacked into a staging folder only once its sha256 and size
@@ -109,8 +112,8 @@
 //! # Ok::<(), leapfrog::Error>(())
 //! ```
 //!
-//! The publisher's side (pack, sign, publish, refresh, yank, verify) is
-//! the [`publish`] module; the `leapfrog` command wraps it.
+//! The publisher's side (pack, sign, publish, refresh, yank, verify,
+//! upload) is the [`publish`] module; the `leapfrog` command wraps it.
 //!
 //! # Settings from the environment
 //!
@@ -199,7 +202,7 @@ pub use watch::ManifestWatch;
 /// They may change in any release; an app must not use them.
 #[doc(hidden)]
 pub mod internal {
-    pub use crate::fetch::{download, Expect, Limits, ProgressFn};
+    pub use crate::fetch::{download, redact, Expect, Limits, ProgressFn};
     pub use crate::journal::{Confirm, Journal, Step, Trial, JOURNAL_FORMAT, JOURNAL_NAME};
     /// Every name leapfrog owns on disk.
     pub mod layout {
@@ -207,6 +210,7 @@ pub mod internal {
     }
     pub use crate::release::manifest::{parse_version, MAX_SERIAL};
     pub use crate::release::policy::{this_target, Audience, DEFAULT_CHANNEL};
-    pub use crate::release::trust::{State, STATE_NAME};
-    pub use crate::update::{find_update, Checked, Query};
+    pub use crate::release::trust::{LastCheck, State, STATE_NAME};
+    pub use crate::update::schedule;
+    pub use crate::update::{find_update, remember, Checked, Query};
 }

@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{io_err, Error, Result};
 use crate::release::archive;
+use crate::release::freshness::Freshness;
 use crate::release::hash;
 use crate::release::manifest::{self, Manifest, Release};
 
@@ -36,6 +37,9 @@ pub use crate::release::hash::sha256_file;
 #[cfg(feature = "sign")]
 pub use crate::release::signature::{keygen, sign};
 pub use crate::release::signature::{read_public_key, PublicKey};
+
+#[cfg(feature = "upload")]
+pub mod upload;
 
 /// The manifest's file name in a repository.
 pub const MANIFEST_NAME: &str = "versions.txt";
@@ -194,9 +198,11 @@ fn write_manifest(repo: &Path, manifest: &mut Manifest, signing: &Signing) -> Re
             sig_path.display()
         )));
     }
+    // Above every serial the repository gave out, the freshness file's too.
     let serial = manifest
         .serial
         .unwrap_or(0)
+        .max(fresh_serial(repo).unwrap_or(0))
         .checked_add(1)
         .filter(|s| *s <= manifest::MAX_SERIAL)
         .ok_or_else(|| {
@@ -255,8 +261,22 @@ fn write_manifest(repo: &Path, manifest: &mut Manifest, signing: &Signing) -> Re
                 text.as_bytes(),
                 &comment,
             )?;
-            crate::os::write_atomic(&manifest_path, text.as_bytes())?;
-            crate::os::write_atomic(&sig_path, signature.as_bytes())?;
+            // The manifest and its signature, then the freshness file that
+            // points at them: a client reading in between sees the old
+            // freshness file, and the old manifest is "no update this time".
+            write_pointer(&manifest_path, text.as_bytes())?;
+            write_pointer(&sig_path, signature.as_bytes())?;
+            let fresh = Freshness {
+                serial,
+                signed: manifest.signed.clone().expect("set above when signing"),
+                expires: manifest.expires.clone().expect("set above"),
+                manifest: MANIFEST_NAME.into(),
+                sha256: hash::sha256_bytes(text.as_bytes()),
+                size: text.len() as u64,
+            };
+            let fresh_text =
+                crate::release::freshness::sign(&fresh, key, signing.password.clone())?;
+            write_pointer(&fresh_path(repo), fresh_text.as_bytes())?;
         }
         #[cfg(not(feature = "sign"))]
         Some(_) => {
@@ -264,7 +284,7 @@ fn write_manifest(repo: &Path, manifest: &mut Manifest, signing: &Signing) -> Re
                 "built without the `sign` feature: cannot sign".into(),
             ));
         }
-        None => crate::os::write_atomic(&manifest_path, text.as_bytes())?,
+        None => write_pointer(&manifest_path, text.as_bytes())?,
     }
     Ok(serial)
 }
@@ -343,18 +363,105 @@ fn parse_schedule(text: &str) -> Result<Vec<manifest::RolloutStep>> {
         .map_err(|e| Error::Publish(format!("--rollout-schedule: {e}")))
 }
 
-/// Re-signs the repository's `versions.txt` with a higher serial and a new
-/// expiry (`signing.expires_in` from now), the releases untouched: a signed
-/// repository stays trusted between releases when this runs more often
-/// than it expires (a scheduled job, say). Returns the new serial.
+/// Re-signs the repository's freshness file (`versions.txt.fresh`) with a
+/// higher serial and a new expiry (`signing.expires_in` from now);
+/// `versions.txt` and the releases stay as they are, byte for byte, so
+/// every cached copy of the manifest stays valid. A signed repository
+/// stays trusted between releases when this runs more often than it
+/// expires (a scheduled job, say). Returns the new serial.
+///
+/// Clients of leapfrog before freshness files read `versions.txt`'s own
+/// `expires`, which only a publish (or yank, rollout) renews.
 pub fn refresh(repo: &Path, signing: &Signing) -> Result<u64> {
-    if signing.secret_key.is_none() {
+    let Some(key) = &signing.secret_key else {
         return Err(Error::Publish(
-            "refresh re-signs versions.txt: give the secret key (--secret-key)".into(),
+            "refresh re-signs versions.txt.fresh: give the secret key (--secret-key)".into(),
         ));
+    };
+    let manifest_path = repo.join(MANIFEST_NAME);
+    let text = fs::read_to_string(&manifest_path).map_err(io_err("reading", &manifest_path))?;
+    let manifest = Manifest::parse(&text, &manifest_path.display().to_string())?;
+    if !signature_path(repo).exists() {
+        return Err(Error::Publish(format!(
+            "{} is not signed ({} is missing): publish with --secret-key first",
+            repo.display(),
+            signature_path(repo).display()
+        )));
     }
-    let mut manifest = read_manifest(repo)?;
-    write_manifest(repo, &mut manifest, signing)
+    let serial = manifest
+        .serial
+        .unwrap_or(0)
+        .max(fresh_serial(repo).unwrap_or(0))
+        .checked_add(1)
+        .filter(|s| *s <= manifest::MAX_SERIAL)
+        .ok_or_else(|| {
+            Error::Publish(format!(
+                "{} is at serial {}, the largest allowed; the repository cannot be signed again \
+                 (start a new one with a new key and manifest URL)",
+                repo.display(),
+                manifest::MAX_SERIAL
+            ))
+        })?;
+    let now = std::time::SystemTime::now();
+    let fresh = Freshness {
+        serial,
+        signed: humantime::format_rfc3339_seconds(now).to_string(),
+        expires: humantime::format_rfc3339_seconds(now + signing.expires_in).to_string(),
+        manifest: MANIFEST_NAME.into(),
+        sha256: hash::sha256_bytes(text.as_bytes()),
+        size: text.len() as u64,
+    };
+    let signed = crate::release::freshness::sign(&fresh, key, signing.password.clone())?;
+    write_pointer(&fresh_path(repo), signed.as_bytes())?;
+    Ok(serial)
+}
+
+/// Replaces one of the repository's manifest files atomically, with a
+/// modification time at least a second past the one it replaces: web
+/// servers make their `ETag` and `Last-Modified` of the size and the time
+/// in whole seconds (nginx does), so a file rewritten within the same
+/// second at the same size would otherwise be answered "304 Not Modified"
+/// to a client holding the copy before.
+fn write_pointer(path: &Path, bytes: &[u8]) -> Result<()> {
+    let before = fs::metadata(path).and_then(|m| m.modified()).ok();
+    crate::os::write_atomic(path, bytes)?;
+    let Some(before) = before else {
+        return Ok(());
+    };
+    let seconds = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let file = fs::File::options()
+        .write(true)
+        .open(path)
+        .map_err(io_err("opening", path))?;
+    let now = file
+        .metadata()
+        .and_then(|m| m.modified())
+        .map_err(io_err("reading", path))?;
+    if seconds(now) <= seconds(before) {
+        let later = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds(before) + 1);
+        file.set_modified(later)
+            .map_err(io_err("setting the modification time of", path))?;
+    }
+    Ok(())
+}
+
+/// The freshness file's path for a repository.
+pub fn fresh_path(repo: &Path) -> PathBuf {
+    repo.join(format!(
+        "{MANIFEST_NAME}{}",
+        crate::release::freshness::FRESH_SUFFIX
+    ))
+}
+
+/// The serial of the repository's freshness file, if it has a readable one
+/// (the publisher's own file: not verified here).
+fn fresh_serial(repo: &Path) -> Option<u64> {
+    let text = fs::read_to_string(fresh_path(repo)).ok()?;
+    let body = text.split("untrusted comment:").next()?;
+    Freshness::parse(body, "").ok().map(|f| f.serial)
 }
 
 /// What a publish wrote.
@@ -580,17 +687,42 @@ pub fn verify_repo(
     )?;
     let manifest = Manifest::parse(&text, &origin)?;
     refuse_broken(repo, &manifest)?;
-    let (Some(_), Some(expires)) = (manifest.serial, &manifest.expires) else {
+    let (Some(mut serial), Some(mut expires)) = (manifest.serial, manifest.expires.clone()) else {
         return Err(Error::Publish(format!(
             "{origin}: no serial or expires line"
         )));
     };
+    // With a freshness file, it is what clients trust: it must be signed,
+    // name this very manifest, and be unexpired (the manifest's own
+    // expiry is for older clients).
+    let fresh_file = fresh_path(repo);
+    if fresh_file.exists() {
+        let fresh_origin = fresh_file.display().to_string();
+        let fresh_text = fs::read_to_string(&fresh_file).map_err(io_err("reading", &fresh_file))?;
+        let (fresh, _, _) = crate::release::freshness::verify(
+            &fresh_text,
+            std::slice::from_ref(public_key),
+            &fresh_origin,
+        )?;
+        if fresh.sha256 != hash::sha256_bytes(text.as_bytes())
+            || fresh.size != text.len() as u64
+            || fresh.manifest != MANIFEST_NAME
+        {
+            return Err(Error::Publish(format!(
+                "{fresh_origin} names another {} (sha256 {}, {} bytes) than {origin}; \
+                 run leapfrog refresh to sign the pair again",
+                fresh.manifest, fresh.sha256, fresh.size
+            )));
+        }
+        serial = fresh.serial;
+        expires = fresh.expires;
+    }
     if std::time::SystemTime::now()
-        > humantime::parse_rfc3339(expires).expect("checked when parsed")
+        > humantime::parse_rfc3339(&expires).expect("checked when parsed")
     {
         return Err(Error::Expired {
             url: origin,
-            expires: expires.clone(),
+            expires,
         });
     }
     let scratch = repo.join(format!(".leapfrog-verify-{}", std::process::id()));
@@ -634,8 +766,8 @@ pub fn verify_repo(
     let _ = fs::remove_dir_all(&scratch);
     result?;
     Ok(RepoReport {
-        serial: manifest.serial,
-        expires: manifest.expires.clone(),
+        serial: Some(serial),
+        expires: Some(expires),
         releases,
     })
 }

@@ -1,5 +1,6 @@
 //! A small static file server for demos and tests: GET and HEAD, single byte
 //! ranges (with If-Range against the ETag or Last-Modified it sends),
+//! conditional requests (If-None-Match, If-Modified-Since: 304),
 //! correct Content-Length, nothing outside the served folder. HTTP is
 //! parsed by tiny_http; this module only maps paths and ranges.
 
@@ -136,6 +137,28 @@ fn respond(root: &Path, request: &Request) -> Reply {
             .find(|h| h.field.equiv(name))
             .map(|h| h.value.as_str().to_owned())
     };
+    // A conditional request for the copy the client has: 304, no body
+    // (If-None-Match decides when it is sent, RFC 9110 13.1.3).
+    let unchanged = match header_value("If-None-Match") {
+        Some(tags) => tags
+            .split(',')
+            .any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == etag),
+        None => header_value("If-Modified-Since")
+            .and_then(|v| httpdate::parse_http_date(&v).ok())
+            .is_some_and(|since| seconds(modified) <= seconds(since)),
+    };
+    if unchanged {
+        return Response::new(
+            StatusCode(304),
+            vec![
+                header("ETag", &etag),
+                header("Last-Modified", &last_modified),
+            ],
+            Box::new(std::io::empty()),
+            Some(0),
+            None,
+        );
+    }
     // If-Range: honour the range only for the same version of the file.
     let same_file = header_value("If-Range").is_none_or(|v| v == etag || v == last_modified);
     let range = header_value("Range")
@@ -177,6 +200,12 @@ fn respond(root: &Path, request: &Request) -> Reply {
         Some(count as usize),
         None,
     )
+}
+
+/// Whole seconds since the Unix epoch: what an HTTP date can say.
+fn seconds(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Maps a request URL to a file below `root`, or `None` when it would leave it.

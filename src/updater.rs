@@ -48,6 +48,14 @@ pub enum Outcome {
     /// The user cancelled the download in the progress window. Nothing
     /// changed; the next update continues the download where it stopped.
     Cancelled(Version),
+    /// An automatic check ([`spawn_startup_check`](Updater::spawn_startup_check))
+    /// was not made: the last one is more recent than the check interval,
+    /// or failed and backs off, or the host asked to wait. Nothing was
+    /// fetched.
+    NotDue {
+        /// When the next automatic check may be made.
+        next: std::time::SystemTime,
+    },
     /// The newest release was rolled back here before and is not offered
     /// again yet (see [`Check::RolledBack`]).
     RolledBack(Version),
@@ -660,14 +668,57 @@ impl Updater {
     /// [`Restart::NextLaunch`] an app that exits first loses nothing: a
     /// broken-off download continues, and a complete one is reused, at the
     /// next start.
+    ///
+    /// This is the automatic check, spaced as a host behind a CDN wants
+    /// it: after a random wait of up to
+    /// [`start_delay`](UpdaterBuilder::start_delay), and only when the
+    /// last check is older than the [check interval](UpdaterBuilder::check_interval)
+    /// (plus a random part of half of it) and no backoff after failures or
+    /// `Retry-After` from the host holds it back; else the outcome is
+    /// [`Outcome::NotDue`] and nothing is fetched. Call
+    /// [`update`](Self::update) for a check the user asked for.
     pub fn spawn_startup_check(self) -> JoinHandle<Result<Outcome>> {
         std::thread::Builder::new()
             .name("leapfrog-check".into())
             .spawn(move || {
+                let schedule = self.settings().schedule;
+                std::thread::sleep(schedule.start_wait(update::schedule::random()));
+                if let Some(next) = self.not_due() {
+                    crate::adoption::finish();
+                    return Ok(Outcome::NotDue { next });
+                }
                 // update() logs what failed: the check, or the staging.
                 self.update()
             })
             .expect("spawning the update check thread")
+    }
+
+    /// When the next automatic check may run, if not now.
+    fn not_due(&self) -> Option<std::time::SystemTime> {
+        let schedule = self.settings().schedule;
+        let state = match State::read(self.install_dir()) {
+            Ok(state) => state,
+            // The check says what is wrong with the state file.
+            Err(_) => return None,
+        };
+        let now = update::unix_seconds(std::time::SystemTime::now());
+        if schedule.due(&state, now) {
+            return None;
+        }
+        let at = schedule
+            .next_check(&state, update::schedule::jitter_of(&state))
+            .unwrap_or(now);
+        log::info!(
+            "no automatic check now: the next is due in {} (the last {}; at most one a {})",
+            humantime::format_duration(std::time::Duration::from_secs(at.saturating_sub(now))),
+            match (&state.last_check, state.failed_checks) {
+                (_, n) if n > 0 => format!("{n} failed"),
+                (Some(last), _) => format!("was {} s ago", now.saturating_sub(last.at)),
+                (None, _) => "never ran".into(),
+            },
+            humantime::format_duration(schedule.interval()),
+        );
+        Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(at))
     }
 }
 
@@ -806,6 +857,29 @@ impl UpdaterBuilder {
     /// (or by `"adoption_ping": true` in `data/config.json`).
     pub fn adoption_ping(mut self) -> Self {
         self.settings.adoption_ping = true;
+        self
+    }
+
+    /// The least time between automatic checks
+    /// ([`spawn_startup_check`](Updater::spawn_startup_check)): 24 h by
+    /// default, never under an hour (a lower value is raised). Each check
+    /// waits this plus a random part of half of it after the last.
+    pub fn check_interval(mut self, interval: Duration) -> Self {
+        if interval < crate::update::schedule::MIN_INTERVAL {
+            log::warn!(
+                "check interval {} is below the floor of an hour; an hour it is",
+                humantime::format_duration(interval)
+            );
+        }
+        self.settings.schedule.interval = interval;
+        self
+    }
+
+    /// The longest random wait after the start before the automatic check
+    /// (30 s by default), so that installs started together do not all
+    /// ask at once.
+    pub fn start_delay(mut self, delay: Duration) -> Self {
+        self.settings.schedule.start_delay = delay;
         self
     }
 

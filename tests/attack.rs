@@ -44,6 +44,25 @@ impl Attack {
             .collect()
     }
 
+    /// Takes the freshness file away: the manifest's own signature
+    /// (`versions.txt.minisig`) is what the app checks then.
+    fn no_freshness_file(&self) {
+        fs::remove_file(self.world.releases.join("versions.txt.fresh")).unwrap();
+    }
+
+    /// A manifest edited after signing is refused both ways: as not the
+    /// one the signed freshness file names ("no update this time"), and,
+    /// where the repository has no freshness file, by its own signature
+    /// (naming `needles`).
+    fn edited_refused(&self, needles: &[&str]) {
+        self.refused(
+            &[],
+            &["or it was changed after signing", "no update this time"],
+        );
+        self.no_freshness_file();
+        self.refused(&[], needles);
+    }
+
     fn manifest(&self) -> Manifest {
         Manifest::parse(
             &fs::read_to_string(self.world.releases.join("versions.txt")).unwrap(),
@@ -132,6 +151,7 @@ fn bump(m: &mut Manifest) {
 #[test]
 fn attack_unsigned_manifest() {
     let a = Attack::new();
+    a.no_freshness_file();
     fs::remove_file(a.world.releases.join("versions.txt.minisig")).unwrap();
     a.refused(&[], &["unsigned", "versions.txt.minisig", "HTTP 404"]);
     a.good_update_works();
@@ -145,7 +165,7 @@ fn attack_manifest_bit_flip() {
     let i = bytes.len() - 5;
     bytes[i] ^= 0x01;
     fs::write(&path, bytes).unwrap();
-    a.refused(&[], &["the signature does not match"]);
+    a.edited_refused(&["the signature does not match"]);
     a.good_update_works();
 }
 
@@ -168,7 +188,7 @@ fn attack_manifest_edited_after_signing() {
         .unwrap()
         .replace("size=", "size=1");
     fs::write(&path, text).unwrap();
-    a.refused(&[], &["the manifest was changed after signing"]);
+    a.edited_refused(&["the manifest was changed after signing"]);
     a.good_update_works();
 }
 
@@ -182,7 +202,7 @@ fn attack_manifest_with_extra_release_appended() {
         "ab".repeat(32)
     ));
     fs::write(&path, text).unwrap();
-    a.refused(&[], &["the signature does not match"]);
+    a.edited_refused(&["the signature does not match"]);
     a.good_update_works();
 }
 
@@ -193,6 +213,9 @@ fn attack_manifest_expired() {
     bump(&mut m);
     m.expires = Some("2020-01-01T00:00:00Z".into());
     a.world.sign_text(&m.render(), None);
+    // The manifest's own expiry counts where there is no freshness file
+    // (tests/scale.rs: an expired freshness file).
+    a.no_freshness_file();
     a.refused(&[], &["expired at 2020-01-01T00:00:00Z", "stale copy"]);
     a.good_update_works();
 }
@@ -267,8 +290,74 @@ fn attack_oversize_manifest() {
 }
 
 #[test]
+fn attack_freshness_file_signed_by_another_key() {
+    let a = Attack::new();
+    let other = a.world.fixture.other_secret_key.clone().unwrap();
+    leapfrog::publish::refresh(
+        &a.world.releases,
+        &leapfrog::publish::Signing {
+            secret_key: Some(other),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    a.refused(
+        &[],
+        &[
+            "versions.txt.fresh",
+            "signed by a key this program does not trust",
+        ],
+    );
+    a.good_update_works();
+}
+
+#[test]
+fn attack_freshness_file_edited() {
+    // A later expiry written into a genuine freshness file.
+    let a = Attack::new();
+    let path = a.world.releases.join("versions.txt.fresh");
+    let text = fs::read_to_string(&path).unwrap();
+    let edited: String = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("expires ") {
+                "expires 2099-01-01T00:00:00Z\n".to_owned()
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    assert_ne!(edited, text);
+    fs::write(&path, edited).unwrap();
+    a.refused(&[], &["versions.txt.fresh", "the signature does not match"]);
+    a.good_update_works();
+}
+
+#[test]
+fn attack_oversize_freshness_file() {
+    let a = Attack::new();
+    a.server
+        .set("versions.txt.fresh", Behave::Body(vec![b'#'; 100_000]));
+    a.refused(&[], &["larger than the 4096-byte limit"]);
+    a.good_update_works();
+}
+
+#[test]
+fn attack_freshness_file_stripped_and_manifest_edited() {
+    // Without the freshness file the manifest's own signature decides.
+    let a = Attack::new();
+    fs::remove_file(a.world.releases.join("versions.txt.fresh")).unwrap();
+    let path = a.world.releases.join("versions.txt");
+    let text = fs::read_to_string(&path).unwrap();
+    fs::write(&path, text.replace("demo 1.0.0", "demo 1.0.1")).unwrap();
+    a.refused(&[], &["the signature does not match"]);
+    a.good_update_works();
+}
+
+#[test]
 fn attack_oversize_signature() {
     let a = Attack::new();
+    a.no_freshness_file();
     a.server
         .set("versions.txt.minisig", Behave::Body(vec![b'A'; 100_000]));
     a.refused(&[], &["unsigned", "larger than the 4096-byte limit"]);
@@ -278,6 +367,7 @@ fn attack_oversize_signature() {
 #[test]
 fn attack_malformed_signature() {
     let a = Attack::new();
+    a.no_freshness_file();
     fs::write(
         a.world.releases.join("versions.txt.minisig"),
         "untrusted comment: x\nnot base64 at all\n",
@@ -323,7 +413,7 @@ fn attack_yank_in_unsigned_manifest_is_ignored() {
     m.releases.retain(|r| r.version.to_string() == "1.0.0");
     m.releases[0].yanked = true;
     fs::write(a.world.releases.join("versions.txt"), m.render()).unwrap();
-    a.refused(&[], &["the signature does not match"]);
+    a.edited_refused(&["the signature does not match"]);
     a.good_update_works();
 }
 
@@ -493,7 +583,8 @@ fn attack_html_page_instead_of_manifest() {
         "versions.txt",
         Behave::Body(b"<html><body>Welcome to nginx!</body></html>".to_vec()),
     );
-    a.refused(&[], &["the signature does not match"]);
+    // Not the manifest the signed freshness file names, and no manifest at all.
+    a.refused(&[], &["not a leapfrog manifest"]);
     a.good_update_works();
 }
 

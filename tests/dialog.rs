@@ -47,6 +47,10 @@ impl Display {
             .args([
                 "-displayfd",
                 "1",
+                // Without it the server resets when its last client (a
+                // dialog, an xdotool call) leaves, and a dialog that
+                // connects during the reset finds no display.
+                "-noreset",
                 "-screen",
                 "0",
                 "1024x768x24",

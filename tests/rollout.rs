@@ -408,8 +408,10 @@ fn schedule_moves_with_the_signing_time(nginx: bool) {
     )
     .expect_code(0)
     .expect_output("its rollout schedule has not reached its first step");
-    // Signed again (the publisher's scheduled `leapfrog refresh`): the
-    // step is reached, and the install updates.
+    // Signed again (the publisher's scheduled `leapfrog refresh`, which
+    // re-signs only the freshness file): the step is reached, and the
+    // install updates.
+    let before_refresh = fs::read(world.releases.join("versions.txt")).unwrap();
     run(
         leapfrog()
             .args(["refresh", "--repo"])
@@ -419,8 +421,26 @@ fn schedule_moves_with_the_signing_time(nginx: bool) {
         LIMIT,
     )
     .expect_code(0);
-    // The schedule reached everyone: the line is for everyone again, older
-    // clients too.
+    assert_eq!(
+        fs::read(world.releases.join("versions.txt")).unwrap(),
+        before_refresh
+    );
+    world
+        .launch(&url)
+        .expect_code(0)
+        .expect_output("demo 1.1.0 running");
+    // The schedule reached everyone: at the next rewrite of the manifest
+    // (here a yank of 1.0.0) the line is for everyone again, older clients
+    // too.
+    run(
+        leapfrog()
+            .args(["yank", "--program", "demo", "--version", "1.0.0", "--repo"])
+            .arg(&world.releases)
+            .arg("--secret-key")
+            .arg(key),
+        LIMIT,
+    )
+    .expect_code(0);
     let manifest = fs::read_to_string(world.releases.join("versions.txt")).unwrap();
     assert!(
         manifest
@@ -428,10 +448,6 @@ fn schedule_moves_with_the_signing_time(nginx: bool) {
             .any(|l| l.starts_with("demo 1.1.0 ") && !l.contains("schedule=")),
         "{manifest}"
     );
-    world
-        .launch(&url)
-        .expect_code(0)
-        .expect_output("demo 1.1.0 running");
 }
 
 #[test]

@@ -17,6 +17,9 @@
 //! | `LEAPFROG_CONFIRM_AFTER`, `LEAPFROG_CONFIRM_WITHIN` | how the trial launch is judged (`30s`, `2m`) | `read_env` |
 //! | `LEAPFROG_TRIAL_ATTEMPTS` | trial launches that may fail | `read_env` |
 //! | `LEAPFROG_RETRY_AFTER` | the wait before retrying a release this machine made fail | `read_env` |
+//! | `LEAPFROG_CHECK_INTERVAL` | the least time between automatic checks (`24h`; never under `1h`) | `read_env` |
+//! | `LEAPFROG_START_DELAY` | the longest random wait before the check at a start (`30s`) | `read_env` |
+//! | `LEAPFROG_CHECK_EVERY_START=1` | an automatic check at every start, at once (development and tests) | `read_env` |
 //! | `LEAPFROG_CONNECT_TIMEOUT`, `LEAPFROG_READ_TIMEOUT`, `LEAPFROG_RATE_WINDOW` | network patience (`10s`, `500ms`) | `read_env` |
 //! | `LEAPFROG_MIN_RATE`, `LEAPFROG_RETRIES` | slowest transfer accepted (bytes/s), retries | `read_env` |
 //! | `LEAPFROG_AUTH_USER`, `LEAPFROG_AUTH_PASSWORD`, `LEAPFROG_AUTH_TOKEN`, `LEAPFROG_HEADERS` | credentials for a private host (never logged) | `read_env` |
@@ -125,6 +128,12 @@ pub(crate) const ENV_TRIAL_ATTEMPTS: &str = "LEAPFROG_TRIAL_ATTEMPTS";
 /// The wait before trying again a release that failed here through no
 /// fault of its own.
 pub(crate) const ENV_RETRY_AFTER: &str = "LEAPFROG_RETRY_AFTER";
+/// The least time between automatic checks.
+pub(crate) const ENV_CHECK_INTERVAL: &str = "LEAPFROG_CHECK_INTERVAL";
+/// The longest random wait before the check at a start.
+pub(crate) const ENV_START_DELAY: &str = "LEAPFROG_START_DELAY";
+/// An automatic check at every start (development and tests).
+pub(crate) const ENV_CHECK_EVERY_START: &str = "LEAPFROG_CHECK_EVERY_START";
 
 impl Resolved {
     pub(crate) fn program(&self) -> &str {
@@ -215,6 +224,8 @@ pub(crate) struct Settings {
     pub hooks: crate::hooks::Hooks,
     /// Opt-in adoption pings (see [`crate::adoption`]).
     pub adoption_ping: bool,
+    /// How automatic checks are spaced.
+    pub schedule: crate::update::schedule::Schedule,
 }
 
 impl Settings {
@@ -250,6 +261,7 @@ impl Settings {
             remind_after: Duration::from_secs(24 * 3600),
             hooks: crate::hooks::Hooks::default(),
             adoption_ping: false,
+            schedule: crate::update::schedule::Schedule::default(),
         }
     }
 
@@ -436,6 +448,17 @@ impl Settings {
         self.trial = trial_from_env(self.trial, env)?;
         if let Some(wait) = duration_from_env(ENV_RETRY_AFTER, env)? {
             self.retry_after = wait;
+        }
+        if let Some(interval) = duration_from_env(ENV_CHECK_INTERVAL, env)? {
+            self.schedule.interval = interval;
+        }
+        if let Some(delay) = duration_from_env(ENV_START_DELAY, env)? {
+            self.schedule.start_delay = delay;
+        }
+        if text(env, ENV_CHECK_EVERY_START)?
+            .is_some_and(|v| matches!(v.trim(), "1" | "true" | "yes"))
+        {
+            self.schedule.every_start = true;
         }
         limits_from_env(&mut self.limits, env)
     }

@@ -19,12 +19,13 @@ fn decode(s: &str) -> String {
 
 /// The parts of an `ftp://` URL.
 #[derive(Debug, PartialEq, Eq)]
-struct FtpUrl {
+pub(crate) struct FtpUrl {
     user: Option<String>,
     password: Option<String>,
     host: String,
     port: u16,
-    path: String,
+    /// The path on the server, from `/`.
+    pub path: String,
 }
 
 fn parse(url: &str) -> Option<FtpUrl> {
@@ -105,9 +106,33 @@ where
     })
 }
 
+/// A logged-in control connection, plain or explicit FTPS.
+pub(crate) enum Connected {
+    /// `ftp://`.
+    Plain(suppaftp::FtpStream),
+    /// `ftps://`.
+    Secure(suppaftp::RustlsFtpStream),
+}
+
 /// Logs in, asks for the file (from `resume.offset` when its size and date
 /// still match), and returns the data connection as a stream.
 pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Source, Failure> {
+    let shown = redact(url);
+    let fail = |message: String| Error::Download {
+        url: shown.clone(),
+        message,
+        source: None,
+    };
+    let (connected, parts) = connect(url, limits)?;
+    match connected {
+        Connected::Plain(ftp) => fetch(ftp, &parts, limits, resume, &fail),
+        Connected::Secure(ftp) => fetch(ftp, &parts, limits, resume, &fail),
+    }
+}
+
+/// Connects to the host of `url` (TLS for `ftps://`), logs in, and sets
+/// binary transfers; returns the session and the URL's parts.
+pub(crate) fn connect(url: &str, limits: &Limits) -> Result<(Connected, FtpUrl), Failure> {
     let shown = redact(url);
     let fail = |message: String| Error::Download {
         url: shown.clone(),
@@ -131,8 +156,9 @@ pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Sourc
     let _ = tcp.set_read_timeout(Some(limits.read_timeout));
     let network = |e: suppaftp::FtpError| Failure::retry(fail(format!("FTP: {e}")));
     if !secure {
-        let ftp = suppaftp::FtpStream::connect_with_stream(tcp).map_err(network)?;
-        return session(ftp, &parts, limits, resume, &fail);
+        let mut ftp = suppaftp::FtpStream::connect_with_stream(tcp).map_err(network)?;
+        login(&mut ftp, &parts, limits, &fail)?;
+        return Ok((Connected::Plain(ftp), parts));
     }
     let mut roots = rustls::RootCertStore::empty();
     let custom = limits.tls_roots_pem.is_some();
@@ -156,7 +182,7 @@ pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Sourc
     .with_root_certificates(roots)
     .with_no_client_auth();
     let connector = suppaftp::RustlsConnector::from(std::sync::Arc::new(config));
-    let ftp = suppaftp::RustlsFtpStream::connect_with_stream(tcp)
+    let mut ftp = suppaftp::RustlsFtpStream::connect_with_stream(tcp)
         .map_err(network)?
         .into_secure(connector, &parts.host)
         .map_err(|e| {
@@ -165,22 +191,17 @@ pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Sourc
                 parts.host
             )))
         })?;
-    session(ftp, &parts, limits, resume, &fail)
+    login(&mut ftp, &parts, limits, &fail)?;
+    Ok((Connected::Secure(ftp), parts))
 }
 
-/// The login and transfer, the same over plain FTP and FTPS.
-fn session<T: TlsStream + Send + 'static>(
-    mut ftp: ImplFtpStream<T>,
+/// The login (from the URL, the credentials, else anonymous) and binary mode.
+fn login<T: TlsStream>(
+    ftp: &mut ImplFtpStream<T>,
     parts: &FtpUrl,
     limits: &Limits,
-    resume: Option<&Resume>,
     fail: &dyn Fn(String) -> Error,
-) -> Result<Source, Failure>
-where
-    TransferStream<T>: Send,
-    ImplFtpStream<T>: Send,
-{
-    let network = |e: suppaftp::FtpError| Failure::retry(fail(format!("FTP: {e}")));
+) -> Result<(), Failure> {
     let (user, password) = match (&parts.user, &limits.credentials.basic) {
         (Some(user), _) => (user.clone(), parts.password.clone().unwrap_or_default()),
         (None, Some((user, password))) => (user.clone(), password.clone()),
@@ -192,12 +213,37 @@ where
         )))
     })?;
     ftp.transfer_type(suppaftp::types::FileType::Binary)
-        .map_err(network)?;
+        .map_err(|e| Failure::retry(fail(format!("FTP: {e}"))))
+}
+
+/// The transfer, the same over plain FTP and FTPS.
+fn fetch<T: TlsStream + Send + 'static>(
+    mut ftp: ImplFtpStream<T>,
+    parts: &FtpUrl,
+    limits: &Limits,
+    resume: Option<&Resume>,
+    fail: &dyn Fn(String) -> Error,
+) -> Result<Source, Failure>
+where
+    TransferStream<T>: Send,
+    ImplFtpStream<T>: Send,
+{
+    let network = |e: suppaftp::FtpError| Failure::retry(fail(format!("FTP: {e}")));
     let size = ftp.size(&parts.path).map_err(|e| {
-        Failure::fatal(fail(format!(
+        let message = format!(
             "{} is not on the server ({e}); check the URL and that the release was uploaded",
             parts.path
-        )))
+        );
+        let missing = matches!(&e, suppaftp::FtpError::UnexpectedResponse(r)
+            if r.status == suppaftp::Status::FileUnavailable);
+        let mut error = fail(message);
+        if let (true, Error::Download { source, .. }) = (missing, &mut error) {
+            *source = Some(Box::new(io::Error::new(
+                io::ErrorKind::NotFound,
+                e.to_string(),
+            )));
+        }
+        Failure::fatal(error)
     })? as u64;
     let date = ftp
         .mdtm(&parts.path)
@@ -222,6 +268,69 @@ where
         validator: Some(validator),
         offset,
     })
+}
+
+/// What an upload does on an FTP host, the same over FTP and FTPS.
+#[cfg(feature = "upload")]
+pub(crate) trait Storing {
+    /// The size of the file at `path`; `None` when there is none.
+    fn size_of(&mut self, path: &str) -> Result<Option<u64>, suppaftp::FtpError>;
+    /// Stores `from` at `path` (STOR).
+    fn store(&mut self, path: &str, from: &mut dyn Read) -> Result<(), suppaftp::FtpError>;
+    /// Renames `from` to `to`, replacing it (RNFR, RNTO).
+    fn rename_to(&mut self, from: &str, to: &str) -> Result<(), suppaftp::FtpError>;
+    /// Makes `dir` and the folders above it that are missing.
+    fn make_dirs(&mut self, dir: &str);
+    /// Removes the file at `path`, if it can.
+    fn remove(&mut self, path: &str);
+}
+
+#[cfg(feature = "upload")]
+impl<T: TlsStream> Storing for ImplFtpStream<T> {
+    fn size_of(&mut self, path: &str) -> Result<Option<u64>, suppaftp::FtpError> {
+        match self.size(path) {
+            Ok(n) => Ok(Some(n as u64)),
+            Err(suppaftp::FtpError::UnexpectedResponse(r))
+                if r.status == suppaftp::Status::FileUnavailable =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn store(&mut self, path: &str, mut from: &mut dyn Read) -> Result<(), suppaftp::FtpError> {
+        self.put_file(path, &mut from).map(|_| ())
+    }
+
+    fn rename_to(&mut self, from: &str, to: &str) -> Result<(), suppaftp::FtpError> {
+        self.rename(from, to)
+    }
+
+    fn make_dirs(&mut self, dir: &str) {
+        let mut at = String::new();
+        for part in dir.split('/').filter(|p| !p.is_empty()) {
+            at.push('/');
+            at.push_str(part);
+            // One that exists is refused; a real failure shows at STOR.
+            let _ = self.mkdir(&at);
+        }
+    }
+
+    fn remove(&mut self, path: &str) {
+        let _ = self.rm(path);
+    }
+}
+
+#[cfg(feature = "upload")]
+impl Connected {
+    /// The session, for an upload.
+    pub(crate) fn storing(&mut self) -> &mut dyn Storing {
+        match self {
+            Connected::Plain(ftp) => ftp,
+            Connected::Secure(ftp) => ftp,
+        }
+    }
 }
 
 #[cfg(test)]

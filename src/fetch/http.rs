@@ -7,11 +7,37 @@
 use base64::Engine as _;
 
 use crate::error::Error;
-use crate::fetch::{redact, Failure, Limits, Resume, Source};
+use crate::fetch::{redact, Failure, Limits, Resume, Source, Validators};
 
 /// Opens a GET request (from `resume.offset`, when the file is still the
 /// one `resume.validator` names) and returns the body as a stream.
 pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Source, Failure> {
+    match get(url, limits, resume, None)? {
+        Got::Body(source, _) => Ok(source),
+        Got::NotModified => Err(Failure::fatal(Error::Download {
+            url: redact(url),
+            message: "a 304 Not Modified to an unconditional request".into(),
+            source: None,
+        })),
+    }
+}
+
+/// What a conditional GET got.
+pub enum Got {
+    /// The body, and the validators to send next time.
+    Body(Source, Validators),
+    /// 304: the copy the validators came from is still current.
+    NotModified,
+}
+
+/// A GET, conditional when `cached` gives the validators of a copy at hand
+/// (`If-None-Match`, `If-Modified-Since`).
+pub fn get(
+    url: &str,
+    limits: &Limits,
+    resume: Option<&Resume>,
+    cached: Option<&Validators>,
+) -> Result<Got, Failure> {
     let shown = redact(url);
     let fail = |message: String| Error::Download {
         url: shown.clone(),
@@ -48,6 +74,10 @@ pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Sourc
             resume,
             origin == Origin::of(&current),
         );
+        let request = match cached {
+            Some(v) => conditional(request, v),
+            None => request,
+        };
         let response = request.call().map_err(|e| {
             let retryable = matches!(
                 e,
@@ -80,6 +110,31 @@ pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Sourc
         log::debug!("redirected to {}", redact(&current));
     };
     let status = response.status().as_u16();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    if status == 304 && cached.is_some() {
+        return Ok(Got::NotModified);
+    }
+    // A host that asks to be left alone for a while is not asked again
+    // in this run: the schedule waits as long (within a cap).
+    if matches!(status, 429 | 503) {
+        if let Some(wait) = header("retry-after").and_then(|v| parse_retry_after(&v)) {
+            return Err(Failure::fatal(Error::Download {
+                url: shown.clone(),
+                message: format!(
+                    "HTTP {}: the host is busy and asks to come back in {} s",
+                    response.status(),
+                    wait.as_secs()
+                ),
+                source: Some(Box::new(crate::fetch::RetryAfter(wait))),
+            }));
+        }
+    }
     if !(200..300).contains(&status) {
         let advice = match status {
             404 | 410 => {
@@ -92,18 +147,19 @@ pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Sourc
             500..=599 => "the server failed; try again later",
             _ => "unexpected answer from the server",
         };
-        let error = fail(format!("HTTP {}: {advice}", response.status()));
+        let error = Error::Download {
+            url: shown.clone(),
+            message: format!("HTTP {}: {advice}", response.status()),
+            source: Some(Box::new(crate::fetch::Status(status))),
+        };
         return Err(Failure {
             error,
             retryable: status >= 500 || status == 408 || status == 429,
         });
     }
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
+    let validators = Validators {
+        etag: header("etag"),
+        last_modified: header("last-modified"),
     };
     let validator = header("etag")
         .filter(|e| !e.starts_with("W/"))
@@ -136,12 +192,42 @@ pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Sourc
     };
     let body = response.into_body();
     let len = body.content_length();
-    Ok(Source {
-        reader: Box::new(body.into_reader()),
-        len,
-        validator,
-        offset,
-    })
+    Ok(Got::Body(
+        Source {
+            reader: Box::new(body.into_reader()),
+            len,
+            validator,
+            offset,
+        },
+        validators,
+    ))
+}
+
+/// The request made conditional on the copy `cached` describes.
+fn conditional(
+    mut request: ureq::RequestBuilder<ureq::typestate::WithoutBody>,
+    cached: &Validators,
+) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+    if let Some(etag) = &cached.etag {
+        request = request.header("If-None-Match", etag.as_str());
+    }
+    if let Some(date) = &cached.last_modified {
+        request = request.header("If-Modified-Since", date.as_str());
+    }
+    request
+}
+
+/// `Retry-After`: seconds, or an HTTP date (a date past is no wait).
+fn parse_retry_after(value: &str) -> Option<std::time::Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(std::time::Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
 }
 
 /// The most redirects followed for one request.

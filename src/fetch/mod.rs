@@ -211,25 +211,120 @@ pub(crate) fn backoff(limits: &Limits, attempt: u32) -> Duration {
 /// Opens `url` with the transport its scheme names, trying again with
 /// backoff after network and server errors.
 pub fn open(url: &str, limits: &Limits, resume: Option<&Resume>) -> Result<Source> {
-    let mut attempt = 0;
+    retrying(limits, || open_once(url, limits, resume))
+}
+
+/// Fetches a small text document (the manifest), refusing one larger than
+/// `limits.max_manifest_bytes`.
+pub fn fetch_text(url: &str, limits: &Limits) -> Result<String> {
+    read_text(url, open(url, limits, None)?, limits)
+}
+
+/// What identifies a copy of a document to its web server: what a
+/// conditional request sends back (`If-None-Match`, `If-Modified-Since`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Validators {
+    /// The `ETag` it came with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// The `Last-Modified` date it came with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    /// Whether there is anything to send.
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+}
+
+/// A small document fetched, perhaps conditionally.
+#[derive(Debug)]
+pub enum Fetched {
+    /// The text, and the validators it came with.
+    Text(String, Validators),
+    /// The copy at hand is current (HTTP 304).
+    NotModified,
+}
+
+/// [`fetch_text`], conditional on the copy `cached` describes when the
+/// host speaks HTTP: a `304 Not Modified` costs a few hundred bytes of
+/// headers, and says the copy at hand is current. Other hosts send the
+/// whole text each time.
+pub fn fetch_text_if(url: &str, limits: &Limits, cached: Option<&Validators>) -> Result<Fetched> {
+    let lower = url.to_ascii_lowercase();
+    let web = lower.starts_with("http://") || lower.starts_with("https://");
+    if !web {
+        return Ok(Fetched::Text(
+            fetch_text(url, limits)?,
+            Validators::default(),
+        ));
+    }
+    let cached = cached.filter(|v| !v.is_empty());
+    let got = retrying(limits, || http::get(url, limits, None, cached))?;
+    match got {
+        http::Got::NotModified => Ok(Fetched::NotModified),
+        http::Got::Body(source, validators) => {
+            let source = Source {
+                reader: Box::new(RateGuard {
+                    inner: source.reader,
+                    min_rate: limits.min_rate,
+                    window: limits.rate_window,
+                    window_start: std::time::Instant::now(),
+                    window_bytes: 0,
+                }),
+                ..source
+            };
+            Ok(Fetched::Text(read_text(url, source, limits)?, validators))
+        }
+    }
+}
+
+/// A host's "come back later": an HTTP 429 or 503 with `Retry-After`.
+/// Found in an [`Error`]'s sources by [`Error::retry_after`].
+#[derive(Debug, Clone, Copy)]
+pub struct RetryAfter(pub Duration);
+
+impl std::fmt::Display for RetryAfter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Retry-After: {} s", self.0.as_secs())
+    }
+}
+
+impl std::error::Error for RetryAfter {}
+
+/// The HTTP status a request failed with.
+#[derive(Debug, Clone, Copy)]
+pub struct Status(pub u16);
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HTTP status {}", self.0)
+    }
+}
+
+impl std::error::Error for Status {}
+
+/// Runs `attempt` again with backoff after network and server errors.
+fn retrying<T>(limits: &Limits, mut attempt: impl FnMut() -> Result<T, Failure>) -> Result<T> {
+    let mut tries = 0;
     loop {
-        match open_once(url, limits, resume) {
-            Ok(source) => return Ok(source),
-            Err(f) if f.retryable && attempt < limits.retries => {
-                let wait = backoff(limits, attempt);
+        match attempt() {
+            Ok(done) => return Ok(done),
+            Err(f) if f.retryable && tries < limits.retries => {
+                let wait = backoff(limits, tries);
                 log::info!("{}; trying again in {wait:?}", f.error.chain());
                 std::thread::sleep(wait);
-                attempt += 1;
+                tries += 1;
             }
             Err(f) => return Err(f.error),
         }
     }
 }
 
-/// Fetches a small text document (the manifest), refusing one larger than
-/// `limits.max_manifest_bytes`.
-pub fn fetch_text(url: &str, limits: &Limits) -> Result<String> {
-    let source = open(url, limits, None)?;
+/// The text of `source`, within `limits.max_manifest_bytes`.
+fn read_text(url: &str, source: Source, limits: &Limits) -> Result<String> {
     let cap = limits.max_manifest_bytes;
     if source.len.is_some_and(|n| n > cap) {
         return Err(too_big(url, cap));

@@ -6,6 +6,11 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+/// The sha256 of `bytes`, in lowercase hex.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 use crate::error::{io_err, Result};
 
 /// A reader that hashes and counts everything read through it.

@@ -8,6 +8,7 @@
 
 pub(crate) mod archive;
 pub(crate) mod file_list;
+pub(crate) mod freshness;
 pub(crate) mod hash;
 pub(crate) mod manifest;
 pub(crate) mod policy;

@@ -56,9 +56,44 @@ pub struct State {
     /// ping, when the app turned pings on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_ping: Option<u64>,
+    /// The highest freshness file serial accepted (`versions.txt.fresh`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fresh_serial: Option<u64>,
+    /// The sha256 of the freshness file accepted with that serial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fresh_sha256: Option<String>,
+    /// When the next automatic check may run at the earliest (seconds
+    /// since the Unix epoch), after failures or a host's `Retry-After`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_check: Option<u64>,
+    /// Automatic checks that failed in a row (the backoff grows with it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_checks: u32,
+    /// The last verified copy of each document a check fetched (the
+    /// manifest, its freshness file or signature), with the validators
+    /// to ask the host whether it changed.
+    #[serde(default, skip_serializing_if = "Cache::is_empty")]
+    pub cache: Cache,
     /// Fields a later leapfrog wrote, kept as they were.
     #[serde(flatten)]
     pub extra: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Verified copies of small documents, by URL.
+pub type Cache = std::collections::BTreeMap<String, CachedDoc>;
+
+/// A verified copy of a small document and its validators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedDoc {
+    /// What to send to ask whether it changed.
+    #[serde(flatten)]
+    pub validators: crate::fetch::Validators,
+    /// The text.
+    pub text: String,
 }
 
 /// The first run of an install.
@@ -132,13 +167,15 @@ impl State {
     }
 }
 
-/// A signed manifest must carry a serial and an expiry, be unexpired, and
-/// not be older than (or, at the same serial, differ from) one accepted before.
+/// A signed manifest must carry a serial and an expiry, be unexpired at
+/// `now` (`None`: a freshness file vouches for it instead), and not be
+/// older than (or, at the same serial, differ from) one accepted before.
 pub(crate) fn check_fresh(
     manifest: &Manifest,
     url: &str,
     sha256: &str,
     seen: Option<&State>,
+    now: Option<std::time::SystemTime>,
 ) -> Result<()> {
     let (Some(serial), Some(expires)) = (manifest.serial, &manifest.expires) else {
         return Err(Error::Signature {
@@ -148,26 +185,56 @@ pub(crate) fn check_fresh(
             source: None,
         });
     };
-    let deadline = humantime::parse_rfc3339(expires).expect("checked when parsed");
-    if std::time::SystemTime::now() > deadline {
+    if let Some(now) = now {
+        unexpired(expires, now, url)?;
+    }
+    let seen = seen.map(|s| (s.serial, s.manifest_sha256.as_deref()));
+    not_older(serial, sha256, seen, url)
+}
+
+/// A freshness file must be unexpired at `now`, and not be older than (or,
+/// at the same serial, differ from) one accepted before.
+pub(crate) fn check_fresh_file(
+    fresh: &super::freshness::Freshness,
+    url: &str,
+    sha256: &str,
+    seen: Option<&State>,
+    now: std::time::SystemTime,
+) -> Result<()> {
+    unexpired(&fresh.expires, now, url)?;
+    let seen = seen.map(|s| (s.fresh_serial, s.fresh_sha256.as_deref()));
+    not_older(fresh.serial, sha256, seen, url)
+}
+
+fn unexpired(expires: &str, now: std::time::SystemTime, url: &str) -> Result<()> {
+    let deadline = humantime::parse_rfc3339(expires).map_err(|e| Error::Signature {
+        url: url.to_owned(),
+        reason: format!("its expiry {expires:?} is not a time ({e})"),
+        source: None,
+    })?;
+    if now > deadline {
         return Err(Error::Expired {
             url: url.to_owned(),
-            expires: expires.clone(),
+            expires: expires.to_owned(),
         });
     }
-    if let Some(State {
-        serial: Some(highest),
-        manifest_sha256,
-        ..
-    }) = seen
-    {
-        if serial < *highest {
+    Ok(())
+}
+
+fn not_older(
+    serial: u64,
+    sha256: &str,
+    seen: Option<(Option<u64>, Option<&str>)>,
+    url: &str,
+) -> Result<()> {
+    if let Some((Some(highest), seen_sha256)) = seen {
+        if serial < highest {
             return Err(Error::Rollback {
                 url: url.to_owned(),
                 reason: format!("its serial {serial} is lower than {highest}, accepted before"),
             });
         }
-        if serial == *highest && manifest_sha256.as_deref().is_some_and(|h| h != sha256) {
+        if serial == highest && seen_sha256.is_some_and(|h| h != sha256) {
             return Err(Error::Rollback {
                 url: url.to_owned(),
                 reason: format!("serial {serial} was accepted before with other content"),

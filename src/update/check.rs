@@ -13,10 +13,11 @@ use crate::config::Resolved;
 use crate::error::{Error, Result};
 use crate::fetch::{self, Limits};
 use crate::journal::{Journal, Step};
+use crate::release::freshness::{self, Freshness, FRESH_SUFFIX, MAX_FRESH_BYTES};
 use crate::release::manifest::{Manifest, Release};
 use crate::release::policy::Audience;
 use crate::release::signature::PublicKey;
-use crate::release::trust::{self, LastCheck, State};
+use crate::release::trust::{self, Cache, CachedDoc, LastCheck, State};
 
 /// What [`Updater::check`](crate::Updater::check) found; see
 /// [`Available`] for driving the steps by hand.
@@ -160,6 +161,9 @@ pub struct Query<'a> {
     pub keys: &'a [PublicKey],
     /// What this install accepted before (serial, hash), against replays.
     pub seen: Option<&'a State>,
+    /// The last verified copies of the documents, for conditional
+    /// requests: one the host says is unchanged is not fetched again.
+    pub cache: Option<&'a Cache>,
 }
 
 /// The result of [`find_update`]: the update, if any, and what the manifest
@@ -185,6 +189,161 @@ pub struct Checked {
     /// The time rollout schedules were read at (seconds since the Unix
     /// epoch; see [`Manifest::schedule_time`]).
     pub schedule_at: u64,
+    /// The serial and the sha256 of the signed lines of the freshness file
+    /// that vouched for the manifest, when one did.
+    pub fresh: Option<(u64, String)>,
+    /// The verified copies of what this check fetched (or found unchanged),
+    /// with their validators: the cache for the next check.
+    pub cache: Cache,
+}
+
+/// How a manifest's text came to be trusted.
+enum Vouched {
+    /// Not at all: no public key is configured.
+    Unsigned,
+    /// Its own signature, `versions.txt.minisig`.
+    Signature,
+    /// The freshness file that names its hash.
+    Fresh(Freshness, String),
+}
+
+/// The manifest's text, fetched (or its cached copy, when the host says it
+/// is unchanged) and vouched for: with keys, by the freshness file that
+/// binds its hash when the host has one, else by its own signature.
+fn manifest_text(
+    query: &Query<'_>,
+    limits: &Limits,
+    shown: &str,
+    cache: &mut Cache,
+) -> Result<(String, Vouched)> {
+    let url = query.manifest_url;
+    if query.keys.is_empty() {
+        let text = fetch_cached(url, limits, query.cache, cache)?;
+        log::warn!(
+            "{shown}: no public key configured: this update is NOT verified against a signature"
+        );
+        return Ok((text, Vouched::Unsigned));
+    }
+    let fresh_url = format!("{url}{FRESH_SUFFIX}");
+    let fresh_shown = fetch::redact(&fresh_url);
+    let small = Limits {
+        max_manifest_bytes: MAX_FRESH_BYTES,
+        ..limits.clone()
+    };
+    let mut fresh_cache = Cache::new();
+    match fetch_cached(&fresh_url, &small, query.cache, &mut fresh_cache) {
+        Ok(fresh_text) => {
+            let (fresh, fresh_sha256, which) =
+                freshness::verify(&fresh_text, query.keys, &fresh_shown)?;
+            let now = query.audience.now.unwrap_or_else(SystemTime::now);
+            trust::check_fresh_file(&fresh, &fresh_shown, &fresh_sha256, query.seen, now)?;
+            let expected = |text: &str| {
+                text.len() as u64 == fresh.size && sha256_hex(text.as_bytes()) == fresh.sha256
+            };
+            let at_hand = query
+                .cache
+                .and_then(|c| c.get(url))
+                .filter(|doc| expected(&doc.text));
+            let text = match at_hand {
+                // The manifest did not change: no request for it at all.
+                Some(doc) => {
+                    cache.insert(url.to_owned(), doc.clone());
+                    doc.text.clone()
+                }
+                None => {
+                    let mut fetched = Cache::new();
+                    let text = fetch_cached(url, limits, None, &mut fetched)?;
+                    if !expected(&text) {
+                        // What is no manifest at all (an error page) is
+                        // said as such.
+                        Manifest::parse_any(&text, shown, query.program)?;
+                        return Err(Error::Stale {
+                            url: shown.to_owned(),
+                            reason: format!(
+                                "it is not the manifest {fresh_shown} (serial {}) names (sha256 {}, {} bytes, not {}, {} bytes): \
+                                 a cache between holds another version of one of them, or it was changed after signing",
+                                fresh.serial,
+                                fresh.sha256,
+                                fresh.size,
+                                sha256_hex(text.as_bytes()),
+                                text.len()
+                            ),
+                        });
+                    }
+                    cache.append(&mut fetched);
+                    text
+                }
+            };
+            cache.append(&mut fresh_cache);
+            log::info!(
+                "{fresh_shown}: signature verified (key {}), serial {}, expires {}",
+                which + 1,
+                fresh.serial,
+                fresh.expires
+            );
+            Ok((text, Vouched::Fresh(fresh, fresh_sha256)))
+        }
+        // A repository published before freshness files: the manifest's
+        // own signature.
+        Err(e) if e.is_not_found() => {
+            log::debug!("{fresh_shown} is not there; checking {shown}'s own signature");
+            let text = fetch_cached(url, limits, query.cache, cache)?;
+            let sig_url = format!("{url}{}", crate::release::signature::SIGNATURE_SUFFIX);
+            let sig_limits = Limits {
+                max_manifest_bytes: crate::release::signature::MAX_SIGNATURE_BYTES,
+                ..limits.clone()
+            };
+            let mut sig_cache = Cache::new();
+            let signature = fetch_cached(&sig_url, &sig_limits, query.cache, &mut sig_cache)
+                .map_err(|e| Error::Signature {
+                    url: shown.to_owned(),
+                    reason: "unsigned: its signature cannot be fetched".into(),
+                    source: Some(Box::new(e)),
+                })?;
+            let which =
+                crate::release::signature::verify(text.as_bytes(), &signature, query.keys, shown)
+                    .inspect_err(|_| {
+                    cache.remove(url);
+                })?;
+            cache.append(&mut sig_cache);
+            log::info!("{shown}: signature verified (key {})", which + 1);
+            Ok((text, Vouched::Signature))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Fetches a small text, conditionally when `cached` has a copy of it;
+/// puts what it got (or the copy, still current) into `fresh`.
+fn fetch_cached(
+    url: &str,
+    limits: &Limits,
+    cached: Option<&Cache>,
+    fresh: &mut Cache,
+) -> Result<String> {
+    let at_hand = cached.and_then(|c| c.get(url));
+    match fetch::fetch_text_if(url, limits, at_hand.map(|doc| &doc.validators))? {
+        fetch::Fetched::NotModified => {
+            let doc = at_hand.expect("only a conditional request gets a 304");
+            log::debug!("{}: not modified", fetch::redact(url));
+            fresh.insert(url.to_owned(), doc.clone());
+            Ok(doc.text.clone())
+        }
+        fetch::Fetched::Text(text, validators) => {
+            fresh.insert(
+                url.to_owned(),
+                CachedDoc {
+                    validators,
+                    text: text.clone(),
+                },
+            );
+            Ok(text)
+        }
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    crate::release::hash::sha256_bytes(bytes)
 }
 
 /// Fetches a manifest (and, with keys, its signature), checks its
@@ -200,28 +359,10 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
         query.program,
         query.current
     );
-    let text = fetch::fetch_text(url, limits)?;
-    let signed = !query.keys.is_empty();
-    if signed {
-        let sig_url = format!("{url}{}", crate::release::signature::SIGNATURE_SUFFIX);
-        let sig_limits = Limits {
-            max_manifest_bytes: crate::release::signature::MAX_SIGNATURE_BYTES,
-            ..limits.clone()
-        };
-        let signature = fetch::fetch_text(&sig_url, &sig_limits).map_err(|e| Error::Signature {
-            url: shown.clone(),
-            reason: "unsigned: its signature cannot be fetched".into(),
-            source: Some(Box::new(e)),
-        })?;
-        let which =
-            crate::release::signature::verify(text.as_bytes(), &signature, query.keys, &shown)?;
-        log::info!("{shown}: signature verified (key {})", which + 1);
-    } else {
-        log::warn!(
-            "{shown}: no public key configured: this update is NOT verified against a signature"
-        );
-    }
-    let manifest = Manifest::parse_any(&text, &shown, query.program)?;
+    let mut cache = Cache::new();
+    let (text, vouched) = manifest_text(query, limits, &shown, &mut cache)?;
+    let signed = !matches!(vouched, Vouched::Unsigned);
+    let mut manifest = Manifest::parse_any(&text, &shown, query.program)?;
     if let Some(target) = &query.audience.target {
         if let Some(broken) = manifest.broken_for(query.program, target).next() {
             return Err(Error::Manifest {
@@ -239,13 +380,22 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
             broken.message
         );
     }
-    let manifest_sha256 = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(text.as_bytes()))
+    let manifest_sha256 = sha256_hex(text.as_bytes());
+    let now = query.audience.now.unwrap_or_else(SystemTime::now);
+    let fresh = match vouched {
+        Vouched::Unsigned => None,
+        Vouched::Signature => {
+            trust::check_fresh(&manifest, &shown, &manifest_sha256, query.seen, Some(now))?;
+            None
+        }
+        // The freshness file's expiry and signing time stand for the
+        // manifest's own.
+        Vouched::Fresh(fresh, fresh_sha256) => {
+            trust::check_fresh(&manifest, &shown, &manifest_sha256, query.seen, None)?;
+            manifest.signed = Some(fresh.signed.clone());
+            Some((fresh.serial, fresh_sha256))
+        }
     };
-    if signed {
-        trust::check_fresh(&manifest, &shown, &manifest_sha256, query.seen)?;
-    }
     let checked = |update| Checked {
         update,
         signed,
@@ -253,7 +403,9 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
         manifest_sha256: manifest_sha256.clone(),
         next_key: manifest.next_key.clone(),
         rollout_seen: manifest.releases_of(query.program).any(Release::staged),
-        schedule_at: manifest.schedule_time(query.audience.now.unwrap_or_else(SystemTime::now)),
+        schedule_at: manifest.schedule_time(now),
+        fresh: fresh.clone(),
+        cache: cache.clone(),
         newest: manifest
             .releases_of(query.program)
             .filter(|r| !r.yanked && query.audience.follows(r))
@@ -406,7 +558,7 @@ pub(crate) fn newest(updater: &Resolved) -> Result<Check> {
         match check_at(updater, url) {
             Ok(found) => return Ok(found),
             Err(e) => {
-                if matches!(e, Error::Expired { .. }) {
+                if matches!(e, Error::Expired { .. } | Error::Stale { .. }) {
                     expired += 1;
                 }
                 let mirrors = updater.manifest_urls().count() > 1;
@@ -421,7 +573,8 @@ pub(crate) fn newest(updater: &Resolved) -> Result<Check> {
         }
     }
     // A signed manifest past its expiry is the publisher's to renew
-    // (`leapfrog refresh`), not the user's problem: no update this time.
+    // (`leapfrog refresh`), and a cache serving a stale copy is the
+    // host's to catch up: not the user's problem, no update this time.
     if expired == failures.len() {
         for e in &failures {
             log::warn!(
@@ -471,6 +624,7 @@ pub(crate) fn check_at(updater: &Resolved, manifest_url: &str) -> Result<Check> 
             &keys
         },
         seen: Some(&state),
+        cache: Some(&state.cache),
     };
     let checked = find_update(&query, &settings.limits)?;
     let now = SystemTime::now();
@@ -478,40 +632,27 @@ pub(crate) fn check_at(updater: &Resolved, manifest_url: &str) -> Result<Check> 
     // read: what this check learnt is merged into the file as it is now,
     // never written over it.
     let mut fresh = State::read(install_dir)?;
-    if checked.signed && checked.serial < fresh.serial {
-        log::warn!(
-            "{}: serial {} is older than the {} another copy of the program accepted meanwhile; no update this time",
-            fetch::redact(manifest_url),
-            checked.serial.unwrap_or(0),
-            fresh.serial.unwrap_or(0)
-        );
-        return Ok(Check::UpToDate);
-    }
-    let mut changed = false;
+    let changed = match remember(&mut fresh, &checked, |url| {
+        updater.manifest_urls().any(|m| url.starts_with(m))
+    }) {
+        Ok(changed) => changed,
+        Err(why) => {
+            log::warn!(
+                "{}: {why}; no update this time",
+                fetch::redact(manifest_url)
+            );
+            return Ok(Check::UpToDate);
+        }
+    };
     let new_id = checked.rollout_seen && fresh.install_id.is_none();
     if new_id {
         fresh.install_id = Some(install_id);
-    }
-    if checked.signed {
-        if checked.serial > fresh.serial || fresh.manifest_sha256.is_none() {
-            fresh.serial = checked.serial;
-            fresh.manifest_sha256 = Some(checked.manifest_sha256.clone());
-            changed = true;
-        }
-        if let Some(next) = &checked.next_key {
-            if !fresh.next_keys.contains(next) {
-                log::info!(
-                    "trusting the publisher's next key {next}, announced by the signed manifest"
-                );
-                fresh.next_keys.push(next.clone());
-                changed = true;
-            }
-        }
     }
     let found = match checked.update {
         None => Check::UpToDate,
         Some(available) => decide(updater, &fresh, available, now),
     };
+    super::schedule::succeeded(&mut fresh);
     fresh.last_check = Some(LastCheck {
         at: unix_seconds(now),
         result: match &found {
@@ -539,6 +680,60 @@ pub(crate) fn check_at(updater: &Resolved, manifest_url: &str) -> Result<Check> 
         }
     }
     Ok(found)
+}
+
+/// Merges what a check learnt into an install's state: the serials and
+/// hashes accepted (the manifest's, the freshness file's), a next key the
+/// signed manifest announced, and the verified copies of the documents
+/// whose URL `keep` accepts. Returns whether anything that guards against
+/// replays changed; an error (nothing merged) when another copy of the
+/// program accepted a newer manifest meanwhile.
+pub fn remember(
+    state: &mut State,
+    checked: &Checked,
+    keep: impl Fn(&str) -> bool,
+) -> std::result::Result<bool, String> {
+    if checked.signed && checked.serial < state.serial {
+        return Err(format!(
+            "serial {} is older than the {} another copy of the program accepted meanwhile",
+            checked.serial.unwrap_or(0),
+            state.serial.unwrap_or(0)
+        ));
+    }
+    if let (Some((serial, _)), Some(highest)) = (&checked.fresh, state.fresh_serial) {
+        if *serial < highest {
+            return Err(format!(
+                "{FRESH_SUFFIX} serial {serial} is older than the {highest} another copy of the program accepted meanwhile"
+            ));
+        }
+    }
+    let mut changed = false;
+    if let Some((serial, sha256)) = &checked.fresh {
+        if Some(*serial) > state.fresh_serial || state.fresh_sha256.is_none() {
+            state.fresh_serial = Some(*serial);
+            state.fresh_sha256 = Some(sha256.clone());
+            changed = true;
+        }
+    }
+    if checked.signed {
+        if checked.serial > state.serial || state.manifest_sha256.is_none() {
+            state.serial = checked.serial;
+            state.manifest_sha256 = Some(checked.manifest_sha256.clone());
+            changed = true;
+        }
+        if let Some(next) = &checked.next_key {
+            if !state.next_keys.contains(next) {
+                log::info!(
+                    "trusting the publisher's next key {next}, announced by the signed manifest"
+                );
+                state.next_keys.push(next.clone());
+                changed = true;
+            }
+        }
+    }
+    state.cache.extend(checked.cache.clone());
+    state.cache.retain(|url, _| keep(url));
+    Ok(changed)
 }
 
 /// Whether an update found is offered now: not when it was rolled back

@@ -39,12 +39,13 @@ mod hop;
 mod install;
 pub(crate) mod lock;
 mod recover;
+pub mod schedule;
 mod stage;
 mod tidy;
 mod trial;
 
 pub(crate) use check::{check_at, nothing_in_progress, unix_seconds};
-pub use check::{find_update, Available, Check, Checked, Notes, Query};
+pub use check::{find_update, remember, Available, Check, Checked, Notes, Query};
 pub(crate) use hop::ENV_STAGED_BY;
 pub use install::rollback;
 pub use recover::Pending;
@@ -74,6 +75,32 @@ pub(crate) fn check(updater: &Resolved) -> Result<Check> {
     let checked = check::newest(updater);
     if checked.is_ok() {
         crate::adoption::maybe_ping(updater);
+    }
+    if let Err(e) = &checked {
+        // The next automatic check backs off, or waits as the host asked.
+        if let Ok(mut state) = crate::release::trust::State::read(updater.install_dir()) {
+            let now = unix_seconds(std::time::SystemTime::now());
+            let at = schedule::failed(
+                &mut state,
+                &updater.settings().schedule,
+                now,
+                e.retry_after(),
+                schedule::random(),
+            );
+            match state.write(updater.install_dir()) {
+                Ok(()) => log::info!(
+                    "the next automatic check waits {} s ({} failed in a row{})",
+                    at - now,
+                    state.failed_checks,
+                    if e.retry_after().is_some() {
+                        ", as the host asked"
+                    } else {
+                        ""
+                    }
+                ),
+                Err(w) => log::debug!("the check's failure cannot be noted: {}", w.chain()),
+            }
+        }
     }
     let outcome = match &checked {
         Ok(Check::UpToDate) => "up to date".to_owned(),

@@ -33,6 +33,8 @@ pub enum Behave {
     /// The file with an ETag, honouring a `Range: bytes=N-` request
     /// (206), and sent `chunk` bytes every `every` when `drip` says so.
     Ranged { drip: Option<(usize, Duration)> },
+    /// 503 with `Retry-After: seconds`.
+    Busy(u64),
     /// This status for the first `times` requests, then the file.
     FailTimes { status: u16, times: usize },
 }
@@ -152,6 +154,15 @@ fn serve(
             let text = format!("error {code}\n");
             head(&mut stream, &format!("{code} Error"), Some(text.len()));
             let _ = stream.write_all(text.as_bytes());
+            return;
+        }
+        (Behave::Busy(seconds), _) => {
+            let text = "busy\n";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 503 Service Unavailable\r\nRetry-After: {seconds}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                text.len()
+            );
             return;
         }
         (Behave::Body(bytes), _) => {

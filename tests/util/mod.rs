@@ -42,6 +42,9 @@ pub fn command(program: &Path) -> Command {
         .env_remove("LEAPFROG_ASSUME_YES")
         .env_remove("LEAPFROG_MANIFEST_URL")
         .env_remove("LEAPFROG_BACKUP_DIR")
+        // Every launch checks at once (a shipped app checks at most once
+        // a day, after a random wait); tests of the schedule remove it.
+        .env("LEAPFROG_CHECK_EVERY_START", "1")
         .stdin(Stdio::null());
     cmd
 }
@@ -374,6 +377,16 @@ impl World {
         let signature = leapfrog::publish::sign(key, None, text.as_bytes(), "test").unwrap();
         fs::write(self.releases.join("versions.txt"), text).unwrap();
         fs::write(self.releases.join("versions.txt.minisig"), signature).unwrap();
+        // The freshness file names the new manifest, signed by the same
+        // key; one that cannot be made (a manifest that does not parse)
+        // is left out, and clients read the manifest's own signature.
+        let signing = leapfrog::publish::Signing {
+            secret_key: Some(key.to_owned()),
+            ..Default::default()
+        };
+        if leapfrog::publish::refresh(&self.releases, &signing).is_err() {
+            let _ = fs::remove_file(leapfrog::publish::fresh_path(&self.releases));
+        }
     }
 
     /// Edits the manifest, raises its serial and signs it again with the

@@ -203,7 +203,13 @@ pub fn main() -> ExitCode {
     }
     // Never delays the start: the check runs in the background. This demo
     // has no other work, so it waits for the check to end.
-    let check = updater.spawn_startup_check();
+    // A check the user asked for (`--check-now`) is made at once; the
+    // automatic one keeps the schedule.
+    let check = if by_user {
+        std::thread::spawn(move || updater.update())
+    } else {
+        updater.spawn_startup_check()
+    };
     match check.join() {
         Ok(outcome) => say_outcome(outcome, restart),
         Err(_) => say!("the update check panicked"),
@@ -243,6 +249,10 @@ fn say_outcome(outcome: leapfrog::Result<Outcome>, restart: Restart) {
         Ok(Outcome::RolledBack(v)) => {
             say!("{v} was rolled back here before; not installing it again now")
         }
+        Ok(Outcome::NotDue { next }) => say!(
+            "no check now: the next automatic check is due at {}",
+            humantime::format_rfc3339_seconds(next)
+        ),
         Ok(other) => say!("{other:?}"),
         Err(e) => say!(
             "update failed, still running the installed version: {}",

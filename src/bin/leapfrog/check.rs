@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use leapfrog::internal::Audience;
+use leapfrog::internal::{Audience, State};
 
 use crate::Exit;
 
@@ -11,6 +11,7 @@ pub fn run(
     program: &str,
     current: &str,
     public_key: Option<&Path>,
+    cache: Option<&Path>,
     audience: Audience,
     json: bool,
 ) -> anyhow::Result<Exit> {
@@ -34,9 +35,29 @@ pub fn run(
         archive_template: None,
         keys: &keys,
         seen: None,
+        cache: None,
     };
     let limits = leapfrog::internal::Limits::default();
-    let checked = leapfrog::internal::find_update(&query, &limits)?;
+    let checked = match cache {
+        None => leapfrog::internal::find_update(&query, &limits)?,
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("creating the cache folder {}: {e}", dir.display()))?;
+            let mut state = State::read(dir)?;
+            let checked = leapfrog::internal::find_update(
+                &leapfrog::internal::Query {
+                    seen: Some(&state),
+                    cache: Some(&state.cache),
+                    ..query.clone()
+                },
+                &limits,
+            )?;
+            leapfrog::internal::remember(&mut state, &checked, |url| url.starts_with(manifest_url))
+                .map_err(|why| anyhow::anyhow!("{manifest_url}: {why}"))?;
+            state.write(dir)?;
+            checked
+        }
+    };
     let (status, exit) = match &checked.update {
         None => ("up_to_date", Exit::Ok),
         Some(a) if a.is_required() => ("required", Exit::UpdateRequired),

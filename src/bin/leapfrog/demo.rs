@@ -356,6 +356,9 @@ fn make_tree(
 fn launch(exe: &Path) -> anyhow::Result<Vec<String>> {
     let mut child = Command::new(exe)
         .env("LEAPFROG_ASSUME_YES", "1")
+        // Each launch of the demo checks at once; a shipped app checks at
+        // most once a day, after a random wait.
+        .env("LEAPFROG_CHECK_EVERY_START", "1")
         .env_remove("LEAPFROG_MANIFEST_URL")
         .env_remove("LEAPFROG_BACKUP_DIR")
         .stdin(Stdio::null())

@@ -131,15 +131,33 @@ enum Command {
         #[command(flatten)]
         sign: publish::SignArgs,
     },
-    /// Re-sign versions.txt with a higher serial and a new expiry, releases
-    /// untouched: run it more often than --expires-in (e.g. weekly, from a
-    /// scheduled job) so a signed repository never expires between releases.
+    /// Re-sign the freshness file (versions.txt.fresh) with a higher
+    /// serial and a new expiry; versions.txt and the releases stay byte for
+    /// byte, so cached copies stay valid. Run it more often than
+    /// --expires-in (e.g. daily, from a scheduled job) so a signed
+    /// repository never expires between releases.
     Refresh {
         /// The repository folder.
         #[arg(long)]
         repo: PathBuf,
         #[command(flatten)]
         sign: publish::SignArgs,
+    },
+    /// Upload a repository folder in the safe order: artifacts first, then
+    /// versions.txt and its signature, the freshness file last, so that an
+    /// upload cut off part way leaves the previous release served intact.
+    /// A published artifact is never rewritten. S3 takes its credentials
+    /// from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN),
+    /// AWS_REGION, and AWS_ENDPOINT_URL for R2, B2, MinIO and the like.
+    Upload {
+        /// The repository folder (from leapfrog publish).
+        repo: PathBuf,
+        /// file:///path (or a path), ftp://user:password@host/path,
+        /// ftps://..., or s3://bucket/prefix.
+        dest: String,
+        /// Verify the repository with this public key first.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
     },
     /// Make a minisign key pair for signing versions.txt.
     Keygen {
@@ -206,6 +224,12 @@ enum Command {
         /// required), version, channel, bucket, reason.
         #[arg(long)]
         json: bool,
+        /// Keep the last verified manifest (and freshness file) in this
+        /// folder and ask the host only whether it changed (If-None-Match,
+        /// If-Modified-Since); the serials seen are kept too, so an older
+        /// manifest is refused as it is by an install.
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
     },
     /// Sum up the adoption pings (apps with adoption_ping on) in a web
     /// server's or CDN's access log: pings, new installs, and how long
@@ -290,6 +314,11 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             sign,
         } => publish::yank(&repo, &program, &version, &sign),
         Command::Refresh { repo, sign } => publish::refresh(&repo, &sign),
+        Command::Upload {
+            repo,
+            dest,
+            public_key,
+        } => publish::upload(&repo, &dest, public_key.as_deref()),
         Command::Keygen {
             secret_key,
             public_key,
@@ -311,11 +340,13 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             target,
             by_user,
             json,
+            cache,
         } => check::run(
             &manifest_url,
             &program,
             &current,
             public_key.as_deref(),
+            cache.as_deref(),
             leapfrog::internal::Audience {
                 channel,
                 install_id,

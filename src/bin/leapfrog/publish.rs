@@ -106,9 +106,27 @@ pub fn refresh(repo: &Path, sign: &SignArgs) -> anyhow::Result<Exit> {
     let serial = leapfrog::publish::refresh(repo, &signing)
         .with_context(|| format!("refreshing {}", repo.display()))?;
     println!(
-        "re-signed {} at serial {serial}, valid for {}; the releases are untouched; upload versions.txt and versions.txt.minisig",
-        repo.join(leapfrog::publish::MANIFEST_NAME).display(),
+        "re-signed {} at serial {serial}, valid for {}; versions.txt and the releases are untouched; upload versions.txt.fresh",
+        leapfrog::publish::fresh_path(repo).display(),
         humantime::format_duration(signing.expires_in)
+    );
+    Ok(Exit::Ok)
+}
+
+pub fn upload(repo: &Path, dest: &str, public_key: Option<&Path>) -> anyhow::Result<Exit> {
+    if let Some(key) = public_key {
+        verify(repo, key)?;
+    }
+    let limits = leapfrog::internal::Limits::default();
+    let done = leapfrog::publish::upload::upload(repo, dest, &limits)
+        .with_context(|| format!("uploading {}", repo.display()))?;
+    let shown = leapfrog::internal::redact(dest);
+    println!(
+        "uploaded {} to {shown}: {} artifact(s) written, {} already there, then {}",
+        repo.display(),
+        done.written.len(),
+        done.already_there.len(),
+        done.pointers.join(", ")
     );
     Ok(Exit::Ok)
 }

@@ -129,6 +129,7 @@ pub fn run(install: &Path, backup: Option<&Path>) -> anyhow::Result<Exit> {
         &list.program,
         &list.version.to_string(),
         key_file.as_ref().map(|f| f.path()),
+        None,
         Audience {
             install_id: state.install_id,
             ..audience
