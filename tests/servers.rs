@@ -36,6 +36,11 @@ impl Daemon {
         fs::read_to_string(self._dir.path().join("access.log")).unwrap_or_default()
     }
 
+    /// vsftpd's transfer log.
+    pub fn xfer_log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     fn wait_ready(mut self, what: &str) -> Daemon {
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
@@ -122,11 +127,23 @@ fn nginx_with(root: &Path, rate: Option<&str>, tls: Option<&Certs>) -> Option<Da
 
 /// vsftpd serving `root` to anonymous users, at most `rate` bytes/s.
 fn vsftpd(root: &Path, rate: Option<u64>) -> Option<Daemon> {
-    vsftpd_with(root, rate, None)
+    vsftpd_with(root, rate, None, false)
+}
+
+/// vsftpd serving `root` to anonymous users, who may also upload, make
+/// folders, rename and delete below it (in folders the `ftp` user may
+/// write to); its transfer log is [`Daemon::xfer_log`].
+pub fn vsftpd_writable(root: &Path) -> Option<Daemon> {
+    vsftpd_with(root, None, None, true)
 }
 
 /// vsftpd as above, requiring TLS (explicit FTPS) with `tls` when given.
-fn vsftpd_with(root: &Path, rate: Option<u64>, tls: Option<&Certs>) -> Option<Daemon> {
+fn vsftpd_with(
+    root: &Path,
+    rate: Option<u64>,
+    tls: Option<&Certs>,
+    writable: bool,
+) -> Option<Daemon> {
     if !have("/usr/sbin/vsftpd", "vsftpd") {
         return None;
     }
@@ -138,7 +155,7 @@ fn vsftpd_with(root: &Path, rate: Option<u64>, tls: Option<&Certs>) -> Option<Da
     fs::create_dir_all(&empty).unwrap();
     let conf = format!(
         "listen=YES\nlisten_address=127.0.0.1\nlisten_port={port}\nbackground=NO\n\
-         anonymous_enable=YES\nanon_root={root}\nno_anon_password=YES\nlocal_enable=NO\nwrite_enable=NO\n\
+         anonymous_enable=YES\nanon_root={root}\nno_anon_password=YES\nlocal_enable=NO\n{write}\
          pasv_enable=YES\npasv_address=127.0.0.1\nseccomp_sandbox=NO\nisolate=NO\nisolate_network=NO\n\
          secure_chroot_dir={empty}\nvsftpd_log_file={log}\nxferlog_enable=YES\nanon_max_rate={rate}\n{ssl}",
         ssl = tls.map_or(String::new(), |c| format!(
@@ -152,6 +169,12 @@ fn vsftpd_with(root: &Path, rate: Option<u64>, tls: Option<&Certs>) -> Option<Da
         empty = empty.display(),
         log = log.display(),
         rate = rate.unwrap_or(0),
+        write = if writable {
+            "write_enable=YES\nanon_upload_enable=YES\nanon_mkdir_write_enable=YES\n\
+             anon_other_write_enable=YES\nanon_umask=022\n"
+        } else {
+            "write_enable=NO\n"
+        },
     );
     fs::write(dir.join("vsftpd.conf"), conf).unwrap();
     let child = Command::new("/usr/sbin/vsftpd")
@@ -546,7 +569,7 @@ fn vsftpd_ftps_update() {
     let world = World::new();
     open_to_all(&world);
     let Some(certs) = certs() else { return };
-    let Some(server) = vsftpd_with(&world.releases, None, Some(&certs)) else {
+    let Some(server) = vsftpd_with(&world.releases, None, Some(&certs), false) else {
         return;
     };
     // Plain FTP is refused by this server (TLS required)...

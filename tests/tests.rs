@@ -21,6 +21,7 @@ mod places;
 #[cfg(all(feature = "failpoints", target_os = "linux"))]
 mod powercut;
 mod rollout;
+mod scale;
 mod servers;
 mod signing;
 #[cfg(target_os = "linux")]
