@@ -209,6 +209,10 @@ pub mod internal {
         pub use crate::layout::*;
     }
     pub use crate::release::manifest::{parse_version, MAX_SERIAL};
+    /// The freshness file.
+    pub mod freshness {
+        pub use crate::release::freshness::*;
+    }
     pub use crate::release::policy::{this_target, Audience, DEFAULT_CHANNEL};
     pub use crate::release::trust::{LastCheck, State, STATE_NAME};
     pub use crate::update::schedule;

@@ -198,22 +198,7 @@ fn write_manifest(repo: &Path, manifest: &mut Manifest, signing: &Signing) -> Re
             sig_path.display()
         )));
     }
-    // Above every serial the repository gave out, the freshness file's too.
-    let serial = manifest
-        .serial
-        .unwrap_or(0)
-        .max(fresh_serial(repo).unwrap_or(0))
-        .checked_add(1)
-        .filter(|s| *s <= manifest::MAX_SERIAL)
-        .ok_or_else(|| {
-            Error::Publish(format!(
-                "{} is at serial {}, the largest allowed ({}); the repository cannot be published again \
-                 (start a new one with a new key and manifest URL)",
-                repo.join(MANIFEST_NAME).display(),
-                manifest.serial.unwrap_or(0),
-                manifest::MAX_SERIAL
-            ))
-        })?;
+    let serial = next_serial(repo, manifest)?;
     manifest.serial = Some(serial);
     let now = std::time::SystemTime::now();
     // A rollout that reached everyone is a release for everyone again,
@@ -261,11 +246,6 @@ fn write_manifest(repo: &Path, manifest: &mut Manifest, signing: &Signing) -> Re
                 text.as_bytes(),
                 &comment,
             )?;
-            // The manifest and its signature, then the freshness file that
-            // points at them: a client reading in between sees the old
-            // freshness file, and the old manifest is "no update this time".
-            write_pointer(&manifest_path, text.as_bytes())?;
-            write_pointer(&sig_path, signature.as_bytes())?;
             let fresh = Freshness {
                 serial,
                 signed: manifest.signed.clone().expect("set above when signing"),
@@ -276,6 +256,13 @@ fn write_manifest(repo: &Path, manifest: &mut Manifest, signing: &Signing) -> Re
             };
             let fresh_text =
                 crate::release::freshness::sign(&fresh, key, signing.password.clone())?;
+            // Everything is signed before anything is written. Then the
+            // manifest and its signature, and the freshness file that
+            // points at them last: a client reading in between sees the
+            // old freshness file, and the new manifest is "no update this
+            // time". A cut in between is mended by `refresh`.
+            write_pointer(&manifest_path, text.as_bytes())?;
+            write_pointer(&sig_path, signature.as_bytes())?;
             write_pointer(&fresh_path(repo), fresh_text.as_bytes())?;
         }
         #[cfg(not(feature = "sign"))]
@@ -371,7 +358,11 @@ fn parse_schedule(text: &str) -> Result<Vec<manifest::RolloutStep>> {
 /// expires (a scheduled job, say). Returns the new serial.
 ///
 /// Clients of leapfrog before freshness files read `versions.txt`'s own
-/// `expires`, which only a publish (or yank, rollout) renews.
+/// `expires`: when it is less than half of `signing.expires_in` away,
+/// `versions.txt` is signed again too (a higher serial and expiry, the
+/// releases as they were), so that they never go dark either. A
+/// `versions.txt.minisig` that does not match `versions.txt` (a publish cut
+/// off between the two) is signed again.
 pub fn refresh(repo: &Path, signing: &Signing) -> Result<u64> {
     let Some(key) = &signing.secret_key else {
         return Err(Error::Publish(
@@ -388,21 +379,47 @@ pub fn refresh(repo: &Path, signing: &Signing) -> Result<u64> {
             signature_path(repo).display()
         )));
     }
-    let serial = manifest
-        .serial
-        .unwrap_or(0)
-        .max(fresh_serial(repo).unwrap_or(0))
-        .checked_add(1)
-        .filter(|s| *s <= manifest::MAX_SERIAL)
-        .ok_or_else(|| {
-            Error::Publish(format!(
-                "{} is at serial {}, the largest allowed; the repository cannot be signed again \
-                 (start a new one with a new key and manifest URL)",
-                repo.display(),
-                manifest::MAX_SERIAL
-            ))
-        })?;
     let now = std::time::SystemTime::now();
+    let own_expiry = manifest
+        .expires
+        .as_deref()
+        .and_then(|e| humantime::parse_rfc3339(e).ok());
+    if own_expiry.is_none_or(|at| at < now + signing.expires_in / 2) {
+        log::warn!(
+            "{}'s own expiry ({}) is near: signing versions.txt again too, for leapfrog before freshness files",
+            manifest_path.display(),
+            manifest.expires.as_deref().unwrap_or("none")
+        );
+        let mut manifest = manifest;
+        return write_manifest(repo, &mut manifest, signing);
+    }
+    let serial = next_serial(repo, &manifest)?;
+    // A publish cut off between versions.txt and its signature.
+    let sig_path = signature_path(repo);
+    #[cfg(feature = "sign")]
+    let matches = {
+        let own_key = crate::release::signature::public_key_of(key, signing.password.clone())?;
+        fs::read_to_string(&sig_path).is_ok_and(|sig| {
+            crate::release::signature::verify(text.as_bytes(), &sig, &[own_key], "").is_ok()
+        })
+    };
+    // Without signing, the freshness file cannot be signed either (below).
+    #[cfg(not(feature = "sign"))]
+    let matches = true;
+    let signature = if matches {
+        None
+    } else {
+        log::warn!(
+            "{} does not match {}: signing it again",
+            sig_path.display(),
+            manifest_path.display()
+        );
+        let comment = format!(
+            "leapfrog versions.txt serial {}",
+            manifest.serial.unwrap_or(0)
+        );
+        Some(sign_text(key, signing.password.clone(), &text, &comment)?)
+    };
     let fresh = Freshness {
         serial,
         signed: humantime::format_rfc3339_seconds(now).to_string(),
@@ -412,8 +429,45 @@ pub fn refresh(repo: &Path, signing: &Signing) -> Result<u64> {
         size: text.len() as u64,
     };
     let signed = crate::release::freshness::sign(&fresh, key, signing.password.clone())?;
+    if let Some(signature) = signature {
+        write_pointer(&sig_path, signature.as_bytes())?;
+    }
     write_pointer(&fresh_path(repo), signed.as_bytes())?;
     Ok(serial)
+}
+
+#[cfg(feature = "sign")]
+fn sign_text(key: &Path, password: Option<String>, text: &str, comment: &str) -> Result<String> {
+    crate::release::signature::sign(key, password, text.as_bytes(), comment)
+}
+
+#[cfg(not(feature = "sign"))]
+fn sign_text(_: &Path, _: Option<String>, _: &str, _: &str) -> Result<String> {
+    Err(Error::Publish(
+        "built without the `sign` feature: cannot sign".into(),
+    ))
+}
+
+/// The serial of the next signing: above every one the repository gave
+/// out, its freshness file's too; never past [`manifest::MAX_SERIAL`].
+fn next_serial(repo: &Path, manifest: &Manifest) -> Result<u64> {
+    manifest
+        .serial
+        .unwrap_or(0)
+        .max(fresh_serial(repo).unwrap_or(0))
+        .checked_add(1)
+        .filter(|s| *s <= manifest::MAX_SERIAL)
+        .ok_or_else(|| {
+            Error::Publish(format!(
+                "{} is at serial {}, the largest allowed; the repository cannot be signed again \
+                 (start a new one with a new key and manifest URL)",
+                repo.join(MANIFEST_NAME).display(),
+                manifest
+                    .serial
+                    .unwrap_or(0)
+                    .max(fresh_serial(repo).unwrap_or(0))
+            ))
+        })
 }
 
 /// Replaces one of the repository's manifest files atomically, with a
@@ -460,7 +514,7 @@ pub fn fresh_path(repo: &Path) -> PathBuf {
 /// (the publisher's own file: not verified here).
 fn fresh_serial(repo: &Path) -> Option<u64> {
     let text = fs::read_to_string(fresh_path(repo)).ok()?;
-    let body = text.split("untrusted comment:").next()?;
+    let (body, _) = crate::release::freshness::split(&text)?;
     Freshness::parse(body, "").ok().map(|f| f.serial)
 }
 

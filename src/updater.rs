@@ -681,12 +681,13 @@ impl Updater {
         std::thread::Builder::new()
             .name("leapfrog-check".into())
             .spawn(move || {
-                let schedule = self.settings().schedule;
-                std::thread::sleep(schedule.start_wait(update::schedule::random()));
+                // Whether a check is due costs a read of the state file;
+                // only a check that is due waits its random moment.
                 if let Some(next) = self.not_due() {
-                    crate::adoption::finish();
                     return Ok(Outcome::NotDue { next });
                 }
+                let schedule = self.settings().schedule;
+                std::thread::sleep(schedule.start_wait(update::schedule::random()));
                 // update() logs what failed: the check, or the staging.
                 self.update()
             })
@@ -705,9 +706,7 @@ impl Updater {
         if schedule.due(&state, now) {
             return None;
         }
-        let at = schedule
-            .next_check(&state, update::schedule::jitter_of(&state))
-            .unwrap_or(now);
+        let at = schedule.next_check(&state).unwrap_or(now);
         log::info!(
             "no automatic check now: the next is due in {} (the last {}; at most one a {})",
             humantime::format_duration(std::time::Duration::from_secs(at.saturating_sub(now))),

@@ -95,16 +95,25 @@ pub(crate) fn watch(
         folder.display(),
         name.to_string_lossy()
     );
-    let signature = {
-        let mut s = name.clone();
-        s.push(".minisig");
-        s
-    };
+    // The manifest, its signature and its freshness file (a refresh, or
+    // the last file of a publish, changes only that one).
+    let names: Vec<std::ffi::OsString> = [
+        "",
+        crate::release::signature::SIGNATURE_SUFFIX,
+        crate::release::freshness::FRESH_SUFFIX,
+    ]
+    .into_iter()
+    .map(|suffix| {
+        let mut n = name.clone();
+        n.push(suffix);
+        n
+    })
+    .collect();
     let concerns = move |event: &notify::Event| {
-        event.paths.iter().any(|p| {
-            p.file_name()
-                .is_some_and(|n| n == name.as_os_str() || n == signature.as_os_str())
-        })
+        event
+            .paths
+            .iter()
+            .any(|p| p.file_name().is_some_and(|n| names.iter().any(|m| m == n)))
     };
     let thread = std::thread::Builder::new()
         .name("leapfrog-watch".into())

@@ -207,6 +207,99 @@ fn scale_a_replayed_older_freshness_file_is_refused() {
 }
 
 #[test]
+fn scale_a_freshness_file_once_accepted_is_never_given_up_for_the_manifests_own_signature() {
+    let w = World::signed();
+    let host = EvilServer::start(w.releases.clone());
+    w.resign(|m| m.releases.retain(|r| r.version.to_string() == "1.0.0"));
+    w.launch(&host.manifest_url())
+        .expect_code(0)
+        .expect_output("versions.txt.fresh: signature verified")
+        .expect_output("up to date");
+    // 1.1.0 is published; a host then drops the freshness file (404, or
+    // 403 as object stores answer): the install does not go back to the
+    // manifest's own signature, whose expiry may be far off.
+    let with_1_1 = signed_fixture();
+    let mut m = leapfrog::Manifest::parse(
+        &fs::read_to_string(with_1_1.releases.join("versions.txt")).unwrap(),
+        "t",
+    )
+    .unwrap();
+    m.serial = Some(100);
+    w.sign_text(&m.render(), None);
+    let before = tree_hashes(&w.install);
+    for status in [404, 403] {
+        host.set("versions.txt.fresh", Behave::Status(status));
+        w.launch(&host.manifest_url())
+            .expect_code(0)
+            .expect_output("does not go back to the manifest's own signature")
+            .expect_output("no update this time")
+            .expect_no_output("update failed");
+        assert_eq!(tree_hashes(&w.install), before);
+    }
+    host.clear();
+    w.launch(&host.manifest_url()).expect_code(0);
+    assert_eq!(version_installed(&w), "demo 1.1.0\n");
+}
+
+#[test]
+fn scale_a_repository_without_a_freshness_file_is_read_by_its_manifests_signature() {
+    // An install that never saw a freshness file, on a host that answers
+    // 403 for a missing object (object stores do).
+    let w = World::signed();
+    let host = EvilServer::start(w.releases.clone());
+    host.set("versions.txt.fresh", Behave::Status(403));
+    w.launch(&host.manifest_url())
+        .expect_code(0)
+        .expect_output("versions.txt: signature verified (key 1)");
+    assert_eq!(version_installed(&w), "demo 1.1.0\n");
+}
+
+#[test]
+fn scale_refresh_mends_a_cut_publish_and_renews_an_expiry_older_clients_read() {
+    let w = World::signed();
+    let server = Server::start(&w.releases, "127.0.0.1:0").unwrap();
+    let url = format!("{}versions.txt", server.url());
+    // A publish cut off after versions.txt: its .minisig is the old one.
+    let old_signature = fs::read(w.releases.join("versions.txt.minisig")).unwrap();
+    w.resign(|m| m.serial = m.serial.map(|s| s + 1));
+    fs::write(w.releases.join("versions.txt.minisig"), &old_signature).unwrap();
+    w.verify()
+        .expect_code(1)
+        .expect_output("the signature does not match");
+    let manifest = fs::read(w.releases.join("versions.txt")).unwrap();
+    refresh(&w, &[]);
+    assert_eq!(fs::read(w.releases.join("versions.txt")).unwrap(), manifest);
+    assert_ne!(
+        fs::read(w.releases.join("versions.txt.minisig")).unwrap(),
+        old_signature
+    );
+    w.verify().expect_code(0);
+    // versions.txt's own expiry, less than half of --expires-in away: it is
+    // signed again too, releases as they were.
+    let soon = SystemTime::now() + Duration::from_secs(2 * 86_400);
+    w.resign(|m| m.expires = Some(humantime::format_rfc3339_seconds(soon).to_string()));
+    let before = leapfrog::Manifest::parse(
+        &fs::read_to_string(w.releases.join("versions.txt")).unwrap(),
+        "t",
+    )
+    .unwrap();
+    refresh(&w, &["--expires-in", "30days"]);
+    let after = leapfrog::Manifest::parse(
+        &fs::read_to_string(w.releases.join("versions.txt")).unwrap(),
+        "t",
+    )
+    .unwrap();
+    assert!(after.serial > before.serial);
+    assert_eq!(after.releases, before.releases);
+    let expires = humantime::parse_rfc3339(after.expires.as_deref().unwrap()).unwrap();
+    let days = expires.duration_since(SystemTime::now()).unwrap().as_secs() / 86_400;
+    assert!((28..=30).contains(&days), "{days}");
+    w.verify().expect_code(0);
+    w.launch(&url).expect_code(0);
+    assert_eq!(version_installed(&w), "demo 1.1.0\n");
+}
+
+#[test]
 fn scale_check_cache_dir_asks_only_whether_the_manifest_changed() {
     let w = World::new();
     let Some(web) = nginx(&w.releases, None) else {
@@ -284,15 +377,20 @@ fn scale_automatic_checks_keep_their_interval_back_off_and_leave_a_busy_host_alo
         .expect_output("up to date");
     assert_eq!(asked(), 2);
 
-    // Past the interval and half of it again, the check is due; the host
+    // The next check is due after the interval and a random part of half
+    // of it. Past that, the check is due; the host
     // is busy and says for how long: one request, no retry in the run,
     // and none before the time it gave.
-    let age = |w: &World, seconds: u64| {
-        let mut state = State::read(&w.install).unwrap();
-        state.last_check.as_mut().unwrap().at -= seconds;
-        state.write(&w.install).unwrap();
-    };
-    age(&w, 36 * 3600 + 1);
+    let mut state = State::read(&w.install).unwrap();
+    let next = state.next_check.unwrap();
+    let last = state.last_check.as_ref().unwrap().at;
+    assert!(
+        (last + 24 * 3600..=last + 36 * 3600).contains(&next),
+        "{next} vs {last}"
+    );
+    state.last_check.as_mut().unwrap().at -= 36 * 3600 + 1;
+    state.next_check = Some(next - 36 * 3600 - 1);
+    state.write(&w.install).unwrap();
     host.set("versions.txt", Behave::Busy(600));
     let before = now();
     scheduled(&w, &url)
@@ -335,7 +433,12 @@ fn scale_automatic_checks_keep_their_interval_back_off_and_leave_a_busy_host_alo
         .expect_code(0)
         .expect_output("up to date");
     let state = State::read(&w.install).unwrap();
-    assert_eq!((state.failed_checks, state.next_check), (0, None));
+    assert_eq!(state.failed_checks, 0);
+    let (next, last) = (state.next_check.unwrap(), state.last_check.unwrap().at);
+    assert!(
+        (last + 24 * 3600..=last + 36 * 3600).contains(&next),
+        "{next} vs {last}"
+    );
     assert_eq!(asked(), 5);
 }
 
@@ -430,6 +533,29 @@ fn scale_upload_to_a_folder_leaves_the_old_release_whole_when_cut_off() {
     w.launch(&url).expect_code(0).expect_output("up to date");
     assert_eq!(version_installed(&w), "demo 1.1.0\n");
     fs::remove_file(site.join("demo-1.2.0.tar.gz")).unwrap();
+    // Cut off between the manifest and its signature: the freshness file
+    // still names 1.1.0's manifest, so clients see no update, not an error.
+    fs::remove_file(site.join("versions.txt.minisig")).unwrap();
+    fs::create_dir(site.join("versions.txt.minisig")).unwrap();
+    upload(&w, &dest, &[])
+        .expect_code(1)
+        .expect_output("versions.txt.minisig");
+    assert_eq!(
+        fs::read(site.join("versions.txt")).unwrap(),
+        fs::read(w.releases.join("versions.txt")).unwrap()
+    );
+    w.launch(&url)
+        .expect_code(0)
+        .expect_no_output("update failed");
+    assert_eq!(version_installed(&w), "demo 1.1.0\n");
+    let fresh_install = World::signed();
+    fresh_install
+        .launch(&url)
+        .expect_code(0)
+        .expect_output("no update this time")
+        .expect_no_output("update failed");
+    assert_eq!(version_installed(&fresh_install), "demo 1.0.0\n");
+    fs::remove_dir(site.join("versions.txt.minisig")).unwrap();
     upload(&w, &dest, &[]).expect_code(0);
     same_files(&w.releases, &site);
     w.launch(&url).expect_code(0);

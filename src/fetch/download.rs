@@ -7,9 +7,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{
-    backoff, open_once, redact, transfer_error, Failure, Limits, ProgressFn, Resume, Source,
-};
+use super::{open_once, redact, transfer_error, Failure, Limits, ProgressFn, Resume, Source};
 use crate::error::{io_err, Error, Result};
 use crate::release::hash::Hasher;
 
@@ -176,7 +174,11 @@ pub fn download_until(
                 ..
             }) => return Err(e),
             Err(f) if f.retryable && attempt < limits.retries => {
-                let wait = backoff(limits, attempt);
+                let Some(wait) = crate::fetch::retry_wait(limits, &f, attempt) else {
+                    // The host asked for a long wait: the partial download
+                    // is kept for the next update.
+                    return Err(f.error);
+                };
                 log::info!("{}; trying again in {wait:?}", f.error.chain());
                 std::thread::sleep(wait);
                 attempt += 1;

@@ -120,11 +120,12 @@ pub fn get(
     if status == 304 && cached.is_some() {
         return Ok(Got::NotModified);
     }
-    // A host that asks to be left alone for a while is not asked again
-    // in this run: the schedule waits as long (within a cap).
+    // A host that asks to be left alone for a while: a short wait is
+    // waited out in this run; after a long one, the schedule comes back
+    // (see `fetch::retrying`).
     if matches!(status, 429 | 503) {
         if let Some(wait) = header("retry-after").and_then(|v| parse_retry_after(&v)) {
-            return Err(Failure::fatal(Error::Download {
+            return Err(Failure::retry(Error::Download {
                 url: shown.clone(),
                 message: format!(
                     "HTTP {}: the host is busy and asks to come back in {} s",

@@ -306,14 +306,32 @@ impl std::fmt::Display for Status {
 
 impl std::error::Error for Status {}
 
-/// Runs `attempt` again with backoff after network and server errors.
+/// The longest `Retry-After` waited out within a run; a host that asks
+/// for longer is asked again by the next scheduled check.
+const MAX_RETRY_AFTER_IN_RUN: Duration = Duration::from_secs(30);
+
+/// How long to wait before trying `failure` again: the backoff, or the
+/// host's own `Retry-After` when it asked; `None` when it asked for longer
+/// than a run waits.
+pub(crate) fn retry_wait(limits: &Limits, failure: &Failure, attempt: u32) -> Option<Duration> {
+    match failure.error.retry_after() {
+        Some(asked) if asked > MAX_RETRY_AFTER_IN_RUN => None,
+        Some(asked) => Some(asked),
+        None => Some(backoff(limits, attempt)),
+    }
+}
+
+/// Runs `attempt` again with backoff after network and server errors (or
+/// after the host's own short `Retry-After`).
 fn retrying<T>(limits: &Limits, mut attempt: impl FnMut() -> Result<T, Failure>) -> Result<T> {
     let mut tries = 0;
     loop {
         match attempt() {
             Ok(done) => return Ok(done),
             Err(f) if f.retryable && tries < limits.retries => {
-                let wait = backoff(limits, tries);
+                let Some(wait) = retry_wait(limits, &f, tries) else {
+                    return Err(f.error);
+                };
                 log::info!("{}; trying again in {wait:?}", f.error.chain());
                 std::thread::sleep(wait);
                 tries += 1;

@@ -74,17 +74,30 @@ pub fn upload(repo: &Path, dest: &str, limits: &Limits) -> Result<Uploaded> {
             }
         }
     }
-    let pointers: Vec<String> = [
-        MANIFEST_NAME.to_owned(),
-        format!(
-            "{MANIFEST_NAME}{}",
-            crate::release::signature::SIGNATURE_SUFFIX
-        ),
-        format!("{MANIFEST_NAME}{}", crate::release::freshness::FRESH_SUFFIX),
-    ]
-    .into_iter()
-    .filter(|name| repo.join(name).is_file())
-    .collect();
+    // The freshness file must name the manifest as it is here: a publish
+    // cut off part way is mended by `refresh` before it goes anywhere.
+    let fresh_file = super::fresh_path(repo);
+    if let Ok(text) = fs::read_to_string(&fresh_file) {
+        let manifest_bytes = fs::read(&manifest_path).map_err(io_err("reading", &manifest_path))?;
+        let names_it = crate::release::freshness::split(&text)
+            .and_then(|(body, _)| crate::release::freshness::Freshness::parse(body, "").ok())
+            .is_some_and(|f| {
+                f.size == manifest_bytes.len() as u64
+                    && f.sha256 == crate::release::hash::sha256_bytes(&manifest_bytes)
+            });
+        if !names_it {
+            return Err(Error::Publish(format!(
+                "{} does not name {} as it is (a publish cut off part way?); run leapfrog refresh, then upload",
+                fresh_file.display(),
+                manifest_path.display()
+            )));
+        }
+    }
+    let pointers: Vec<String> = [manifest_path, super::signature_path(repo), fresh_file]
+        .iter()
+        .filter(|path| path.is_file())
+        .filter_map(|path| Some(path.file_name()?.to_string_lossy().into_owned()))
+        .collect();
     let mut artifacts = Vec::new();
     list_files(repo, "", &mut artifacts)?;
     artifacts.retain(|name| !pointers.contains(name));
@@ -101,12 +114,14 @@ pub fn upload(repo: &Path, dest: &str, limits: &Limits) -> Result<Uploaded> {
                 log::debug!("{name} is already at {}", redact(dest));
                 done.already_there.push(name.clone());
             }
-            Some(there) => return Err(Error::Publish(format!(
+            Some(there) => {
+                return Err(Error::Publish(format!(
                 "{}/{name} exists with {there} bytes, not the {size} of {}: a published file is \
                      never rewritten in place; publish a new version instead",
                 redact(dest).trim_end_matches('/'),
                 local.display()
-            ))),
+            )))
+            }
             None => {
                 store.put(name, &local, CACHE_ARTIFACT)?;
                 log::info!("uploaded {name} ({size} bytes)");
@@ -362,6 +377,12 @@ impl Store for S3 {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok())),
             404 => Ok(None),
+            403 => Err(self.fail(
+                name,
+                "HEAD answered 403: the credentials must be allowed to read the bucket's \
+                 objects and to list it (without listing, a missing object is 403, not 404)"
+                    .into(),
+            )),
             status => Err(self.fail(
                 name,
                 format!("HEAD answered {status}; check the credentials and the bucket"),

@@ -31,6 +31,21 @@ pub const FRESH_SUFFIX: &str = ".fresh";
 /// The largest freshness file accepted.
 pub const MAX_FRESH_BYTES: u64 = 4096;
 const HEADER: &str = "# leapfrog freshness v1";
+
+/// Whether `text` is a freshness file at all (its first line), as opposed
+/// to an error page or a host's answer for any path.
+pub fn looks_like(text: &str) -> bool {
+    text.lines().next().map(str::trim) == Some(HEADER)
+}
+
+/// The signed lines and the signature of a freshness file.
+pub fn split(text: &str) -> Option<(&str, &str)> {
+    let at = text
+        .match_indices(SIGNATURE_START)
+        .map(|(i, _)| i)
+        .find(|&i| i == 0 || text.as_bytes()[i - 1] == b'\n')?;
+    Some(text.split_at(at))
+}
 const SIGNATURE_START: &str = "untrusted comment:";
 
 /// What a freshness file says.
@@ -155,16 +170,11 @@ impl Freshness {
 /// signed it. `url` names it
 /// in errors.
 pub fn verify(text: &str, keys: &[PublicKey], url: &str) -> Result<(Freshness, String, usize)> {
-    let at = text
-        .match_indices(SIGNATURE_START)
-        .map(|(i, _)| i)
-        .find(|&i| i == 0 || text.as_bytes()[i - 1] == b'\n')
-        .ok_or_else(|| Error::Signature {
-            url: url.to_owned(),
-            reason: "the freshness file carries no signature".into(),
-            source: None,
-        })?;
-    let (body, signature) = text.split_at(at);
+    let (body, signature) = split(text).ok_or_else(|| Error::Signature {
+        url: url.to_owned(),
+        reason: "the freshness file carries no signature".into(),
+        source: None,
+    })?;
     let which = crate::release::signature::verify(body.as_bytes(), signature, keys, url)?;
     let fresh = Freshness::parse(body, url)?;
     let sha256 = crate::release::hash::sha256_bytes(body.as_bytes());

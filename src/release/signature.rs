@@ -122,6 +122,30 @@ pub fn sign(
     data: &[u8],
     trusted_comment: &str,
 ) -> Result<String> {
+    let sk = open_secret_key(secret_key, password)?;
+    let signature =
+        minisign::sign(None, &sk, data, Some(trusted_comment), None).map_err(|e| Error::Key {
+            path: secret_key.to_owned(),
+            reason: format!("signing failed ({e})"),
+        })?;
+    Ok(signature.into_string())
+}
+
+/// The public key of the secret key in `secret_key`.
+#[cfg(feature = "sign")]
+pub fn public_key_of(secret_key: &Path, password: Option<String>) -> Result<PublicKey> {
+    let sk = open_secret_key(secret_key, password)?;
+    let key_err = |reason: String| Error::Key {
+        path: secret_key.to_owned(),
+        reason,
+    };
+    let pk = minisign::PublicKey::from_secret_key(&sk)
+        .map_err(|e| key_err(format!("no public key for it ({e})")))?;
+    PublicKey::from_base64(&pk.to_base64()).map_err(|e| key_err(format!("its public key ({e})")))
+}
+
+#[cfg(feature = "sign")]
+fn open_secret_key(secret_key: &Path, password: Option<String>) -> Result<minisign::SecretKey> {
     let key_err = |reason: String| Error::Key {
         path: secret_key.to_owned(),
         reason,
@@ -130,7 +154,7 @@ pub fn sign(
         std::fs::read_to_string(secret_key).map_err(crate::error::io_err("reading", secret_key))?;
     let sk_box = minisign::SecretKeyBox::from_string(&text)
         .map_err(|e| key_err(format!("not a minisign secret key ({e})")))?;
-    let sk = match password {
+    match password {
         Some(p) => sk_box.into_secret_key(Some(p)),
         None => sk_box.into_unencrypted_secret_key(),
     }
@@ -138,8 +162,5 @@ pub fn sign(
         key_err(format!(
             "cannot open the secret key ({e}); an encrypted key needs its password in LEAPFROG_SECRET_KEY_PASSWORD"
         ))
-    })?;
-    let signature = minisign::sign(None, &sk, data, Some(trusted_comment), None)
-        .map_err(|e| key_err(format!("signing failed ({e})")))?;
-    Ok(signature.into_string())
+    })
 }

@@ -231,10 +231,59 @@ fn manifest_text(
         ..limits.clone()
     };
     let mut fresh_cache = Cache::new();
-    match fetch_cached(&fresh_url, &small, query.cache, &mut fresh_cache) {
-        Ok(fresh_text) => {
+    // A repository published before freshness files has none: its
+    // manifest's own signature decides. An install that accepted a
+    // freshness file before never falls back (a host that drops the file
+    // would otherwise hold it on an old manifest as long as that one's
+    // own expiry).
+    let seen_fresh = query.seen.is_some_and(|s| s.fresh_serial.is_some());
+    let absent = |why: String| {
+        if seen_fresh {
+            return Err(Error::Stale {
+                url: fresh_shown.clone(),
+                reason: format!(
+                    "{why}, but this install accepted the repository's freshness files before, \
+                     and does not go back to the manifest's own signature"
+                ),
+            });
+        }
+        log::debug!("{fresh_shown}: {why}; checking {shown}'s own signature");
+        Ok(None)
+    };
+    let fresh_text = match fetch_cached(&fresh_url, &small, query.cache, &mut fresh_cache) {
+        Ok(text) if freshness::looks_like(&text) => Some(text),
+        Ok(_) => absent("it is not a freshness file".into())?,
+        // Hosts answer a missing object 404, 410 or 403 (object stores).
+        Err(e)
+            if e.is_not_found()
+                || e.http_status()
+                    .is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429) =>
+        {
+            absent(format!("it cannot be fetched ({})", e.chain()))?
+        }
+        Err(e) => return Err(e),
+    };
+    match fresh_text {
+        Some(fresh_text) => {
             let (fresh, fresh_sha256, which) =
                 freshness::verify(&fresh_text, query.keys, &fresh_shown)?;
+            let name = url
+                .split(['?', '#'])
+                .next()
+                .unwrap_or(url)
+                .rsplit(['/', '\\'])
+                .next()
+                .unwrap_or(url);
+            if fresh.manifest != name {
+                return Err(Error::Signature {
+                    url: fresh_shown.clone(),
+                    reason: format!(
+                        "it vouches for {:?}, not {name:?}: the freshness file of another repository",
+                        fresh.manifest
+                    ),
+                    source: None,
+                });
+            }
             let now = query.audience.now.unwrap_or_else(SystemTime::now);
             trust::check_fresh_file(&fresh, &fresh_shown, &fresh_sha256, query.seen, now)?;
             let expected = |text: &str| {
@@ -242,12 +291,12 @@ fn manifest_text(
             };
             let at_hand = query
                 .cache
-                .and_then(|c| c.get(url))
+                .and_then(|c| c.get(&fetch::redact(url)))
                 .filter(|doc| expected(&doc.text));
             let text = match at_hand {
                 // The manifest did not change: no request for it at all.
                 Some(doc) => {
-                    cache.insert(url.to_owned(), doc.clone());
+                    cache.insert(fetch::redact(url), doc.clone());
                     doc.text.clone()
                 }
                 None => {
@@ -283,10 +332,7 @@ fn manifest_text(
             );
             Ok((text, Vouched::Fresh(fresh, fresh_sha256)))
         }
-        // A repository published before freshness files: the manifest's
-        // own signature.
-        Err(e) if e.is_not_found() => {
-            log::debug!("{fresh_shown} is not there; checking {shown}'s own signature");
+        None => {
             let text = fetch_cached(url, limits, query.cache, cache)?;
             let sig_url = format!("{url}{}", crate::release::signature::SIGNATURE_SUFFIX);
             let sig_limits = Limits {
@@ -303,13 +349,12 @@ fn manifest_text(
             let which =
                 crate::release::signature::verify(text.as_bytes(), &signature, query.keys, shown)
                     .inspect_err(|_| {
-                    cache.remove(url);
+                    cache.remove(&fetch::redact(url));
                 })?;
             cache.append(&mut sig_cache);
             log::info!("{shown}: signature verified (key {})", which + 1);
             Ok((text, Vouched::Signature))
         }
-        Err(e) => Err(e),
     }
 }
 
@@ -321,17 +366,19 @@ fn fetch_cached(
     cached: Option<&Cache>,
     fresh: &mut Cache,
 ) -> Result<String> {
-    let at_hand = cached.and_then(|c| c.get(url));
+    // Kept by the URL as it may be shown: never a password in the file.
+    let key = fetch::redact(url);
+    let at_hand = cached.and_then(|c| c.get(&key));
     match fetch::fetch_text_if(url, limits, at_hand.map(|doc| &doc.validators))? {
         fetch::Fetched::NotModified => {
             let doc = at_hand.expect("only a conditional request gets a 304");
-            log::debug!("{}: not modified", fetch::redact(url));
-            fresh.insert(url.to_owned(), doc.clone());
+            log::debug!("{key}: not modified");
+            fresh.insert(key, doc.clone());
             Ok(doc.text.clone())
         }
         fetch::Fetched::Text(text, validators) => {
             fresh.insert(
-                url.to_owned(),
+                key,
                 CachedDoc {
                     validators,
                     text: text.clone(),
@@ -582,6 +629,7 @@ pub(crate) fn newest(updater: &Resolved) -> Result<Check> {
                 e.chain()
             );
         }
+        back_off(updater, None);
         return Ok(Check::UpToDate);
     }
     let last = Box::new(failures.pop().expect("at least one URL was tried"));
@@ -633,7 +681,9 @@ pub(crate) fn check_at(updater: &Resolved, manifest_url: &str) -> Result<Check> 
     // never written over it.
     let mut fresh = State::read(install_dir)?;
     let changed = match remember(&mut fresh, &checked, |url| {
-        updater.manifest_urls().any(|m| url.starts_with(m))
+        updater
+            .manifest_urls()
+            .any(|m| url.starts_with(&fetch::redact(m)))
     }) {
         Ok(changed) => changed,
         Err(why) => {
@@ -641,6 +691,7 @@ pub(crate) fn check_at(updater: &Resolved, manifest_url: &str) -> Result<Check> 
                 "{}: {why}; no update this time",
                 fetch::redact(manifest_url)
             );
+            back_off(updater, None);
             return Ok(Check::UpToDate);
         }
     };
@@ -652,7 +703,12 @@ pub(crate) fn check_at(updater: &Resolved, manifest_url: &str) -> Result<Check> 
         None => Check::UpToDate,
         Some(available) => decide(updater, &fresh, available, now),
     };
-    super::schedule::succeeded(&mut fresh);
+    super::schedule::succeeded(
+        &mut fresh,
+        &settings.schedule,
+        unix_seconds(now),
+        super::schedule::random(),
+    );
     fresh.last_check = Some(LastCheck {
         at: unix_seconds(now),
         result: match &found {
@@ -680,6 +736,38 @@ pub(crate) fn check_at(updater: &Resolved, manifest_url: &str) -> Result<Check> 
         }
     }
     Ok(found)
+}
+
+/// A check that did not succeed (it failed, or found the repository
+/// expired or a stale copy): the next automatic one backs off, or waits as
+/// long as the host asked.
+pub(crate) fn back_off(updater: &Resolved, retry_after: Option<Duration>) {
+    let install = updater.install_dir();
+    let Ok(mut state) = State::read(install) else {
+        return;
+    };
+    let now = unix_seconds(SystemTime::now());
+    let schedule = &updater.settings().schedule;
+    let at = super::schedule::failed(
+        &mut state,
+        schedule,
+        now,
+        retry_after,
+        super::schedule::random(),
+    );
+    match state.write(install) {
+        Ok(()) => log::info!(
+            "the next automatic check waits {} s ({} in a row did not succeed{})",
+            at.saturating_sub(now),
+            state.failed_checks,
+            if retry_after.is_some() {
+                ", as the host asked"
+            } else {
+                ""
+            }
+        ),
+        Err(e) => log::debug!("the check's outcome cannot be noted: {}", e.chain()),
+    }
 }
 
 /// Merges what a check learnt into an install's state: the serials and

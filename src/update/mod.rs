@@ -78,29 +78,7 @@ pub(crate) fn check(updater: &Resolved) -> Result<Check> {
     }
     if let Err(e) = &checked {
         // The next automatic check backs off, or waits as the host asked.
-        if let Ok(mut state) = crate::release::trust::State::read(updater.install_dir()) {
-            let now = unix_seconds(std::time::SystemTime::now());
-            let at = schedule::failed(
-                &mut state,
-                &updater.settings().schedule,
-                now,
-                e.retry_after(),
-                schedule::random(),
-            );
-            match state.write(updater.install_dir()) {
-                Ok(()) => log::info!(
-                    "the next automatic check waits {} s ({} failed in a row{})",
-                    at - now,
-                    state.failed_checks,
-                    if e.retry_after().is_some() {
-                        ", as the host asked"
-                    } else {
-                        ""
-                    }
-                ),
-                Err(w) => log::debug!("the check's failure cannot be noted: {}", w.chain()),
-            }
-        }
+        check::back_off(updater, e.retry_after());
     }
     let outcome = match &checked {
         Ok(Check::UpToDate) => "up to date".to_owned(),

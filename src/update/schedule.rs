@@ -1,7 +1,8 @@
 //! When an automatic check may run: the polite client a CDN operator
 //! wants. A check that succeeded is not repeated before the minimum
 //! interval (24 h by default, never under an hour) plus a random part of
-//! half of it, so installs that started together drift apart; one that
+//! half of it, drawn at each check, so installs that started together
+//! drift apart; one that
 //! failed is retried after a full-jitter exponential backoff, or after the
 //! `Retry-After` the host gave (capped); the start of the app waits a
 //! random moment first. A check the user asked for
@@ -56,25 +57,28 @@ impl Schedule {
     }
 
     /// When the next automatic check may run (seconds since the Unix
-    /// epoch); `None`: now. `jitter` is a random number in `[0, 1)` drawn
-    /// once for the install's last check (see [`jitter_of`]).
-    pub fn next_check(&self, state: &State, jitter: f64) -> Option<u64> {
+    /// epoch), as the last check set it ([`succeeded`], [`failed`]); `None`:
+    /// now.
+    pub fn next_check(&self, state: &State) -> Option<u64> {
         if self.every_start {
             return None;
         }
-        // A failure set its own time (backoff, Retry-After).
-        if state.failed_checks > 0 || state.next_check.is_some() {
-            return state.next_check;
+        match (state.next_check, &state.last_check) {
+            (Some(at), _) => Some(at),
+            // A state written before the schedule: the interval from the
+            // last check.
+            (None, Some(last)) => Some(last.at.saturating_add(self.interval().as_secs())),
+            (None, None) => None,
         }
-        let last = state.last_check.as_ref()?.at;
-        let interval = self.interval().as_secs_f64();
-        Some(last + (interval * (1.0 + jitter / 2.0)) as u64)
     }
 
-    /// Whether an automatic check may run at `now`.
+    /// Whether an automatic check may run at `now`. A next check further
+    /// ahead than any this schedule sets (the clock was set back, or was
+    /// ahead when it was set) does not hold checks back.
     pub fn due(&self, state: &State, now: u64) -> bool {
-        self.next_check(state, jitter_of(state))
-            .is_none_or(|at| now >= at)
+        let furthest = (self.interval().as_secs() * 3 / 2).max(MAX_RETRY_AFTER.as_secs() * 11 / 10);
+        self.next_check(state)
+            .is_none_or(|at| now >= at || at > now.saturating_add(furthest + 60))
     }
 
     /// The random wait before a check at the app's start.
@@ -86,10 +90,15 @@ impl Schedule {
     }
 }
 
-/// A check succeeded: the interval runs from now.
-pub fn succeeded(state: &mut State) {
+/// A check succeeded at `now`: the next one is due after the interval and
+/// a random part of half of it (`random` in `[0, 1)`), so that installs
+/// that checked together drift apart. Returns the time set.
+pub fn succeeded(state: &mut State, schedule: &Schedule, now: u64, random: f64) -> u64 {
     state.failed_checks = 0;
-    state.next_check = None;
+    let interval = schedule.interval().as_secs_f64();
+    let at = now.saturating_add((interval * (1.0 + random.clamp(0.0, 1.0) / 2.0)) as u64);
+    state.next_check = Some(at);
+    at
 }
 
 /// A check failed at `now`: the next one waits the host's `Retry-After`
@@ -119,21 +128,9 @@ pub fn failed(
             ceiling.mul_f64(random.clamp(0.0, 1.0))
         }
     };
-    let at = now + wait.as_secs().max(1);
+    let at = now.saturating_add(wait.as_secs().max(1));
     state.next_check = Some(at);
     at
-}
-
-/// The install's jitter for the interval after its last check, in `[0,
-/// 1)`: drawn from its id and the time of that check, so that it stays the
-/// same from one start to the next but differs between installs and checks.
-pub fn jitter_of(state: &State) -> f64 {
-    use sha2::Digest;
-    let at = state.last_check.as_ref().map_or(0, |c| c.at);
-    let id = state.install_id.as_deref().unwrap_or_default();
-    let digest = sha2::Sha256::digest(format!("{id} {at}").as_bytes());
-    let n = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
-    (n >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// A random number in `[0, 1)` from the system's randomness.
@@ -168,15 +165,22 @@ mod tests {
     fn a_first_check_is_due_and_the_next_waits_the_interval_and_up_to_half_more() {
         let schedule = Schedule::default();
         assert!(schedule.due(&State::default(), 0));
-        let state = checked_at(1_000_000);
         let day = 24 * 3600;
-        assert!(!schedule.due(&state, 1_000_000 + day - 1));
-        assert!(schedule.due(&state, 1_000_000 + day + day / 2));
-        assert_eq!(schedule.next_check(&state, 0.0), Some(1_000_000 + day));
+        let mut state = checked_at(1_000_000);
         assert_eq!(
-            schedule.next_check(&state, 0.5),
-            Some(1_000_000 + day + day / 4)
+            succeeded(&mut state, &schedule, 1_000_000, 0.0),
+            1_000_000 + day
         );
+        assert!(!schedule.due(&state, 1_000_000 + day - 1));
+        assert!(schedule.due(&state, 1_000_000 + day));
+        assert_eq!(
+            succeeded(&mut state, &schedule, 1_000_000, 0.5),
+            1_000_000 + day + day / 4
+        );
+        assert!(!schedule.due(&state, 1_000_000 + day + day / 4 - 1));
+        // A state from before the schedule: the interval from the last check.
+        let old = checked_at(1_000_000);
+        assert!(!schedule.due(&old, 1_000_000 + day - 1) && schedule.due(&old, 1_000_000 + day));
     }
 
     #[test]
@@ -186,21 +190,26 @@ mod tests {
             ..Schedule::default()
         };
         assert_eq!(schedule.interval(), MIN_INTERVAL);
-        assert!(!schedule.due(&checked_at(0), 3599));
-        assert!(schedule.due(&checked_at(0), 3600 * 3 / 2));
+        let mut state = State::default();
+        succeeded(&mut state, &schedule, 0, 0.0);
+        assert!(!schedule.due(&state, 3599));
+        assert!(schedule.due(&state, 3600));
     }
 
     #[test]
-    fn installs_and_checks_draw_different_jitters() {
-        let a = checked_at(100);
-        let b = State {
-            install_id: Some("cd".repeat(16)),
-            ..checked_at(100)
+    fn a_next_check_further_ahead_than_any_set_does_not_hold_checks_back() {
+        // The clock ran a year ahead when the last check was made.
+        let schedule = Schedule::default();
+        let mut state = State::default();
+        succeeded(&mut state, &schedule, 400 * 24 * 3600, 0.0);
+        assert!(schedule.due(&state, 10 * 24 * 3600));
+        let huge = Schedule {
+            interval: Duration::from_secs(u64::MAX / 2),
+            ..Schedule::default()
         };
-        let draws = [jitter_of(&a), jitter_of(&b), jitter_of(&checked_at(101))];
-        assert!(draws.iter().all(|j| (0.0..1.0).contains(j)), "{draws:?}");
-        assert!(draws[0] != draws[1] && draws[0] != draws[2], "{draws:?}");
-        assert_eq!(jitter_of(&a), jitter_of(&a.clone()));
+        // No overflow, however long the interval.
+        assert!(succeeded(&mut state, &huge, u64::MAX - 5, 0.9) == u64::MAX);
+        assert!(failed(&mut state, &huge, u64::MAX - 5, None, 0.9) == u64::MAX);
     }
 
     #[test]
@@ -218,6 +227,7 @@ mod tests {
         );
         assert_eq!(failed(&mut state, &schedule, 1000, None, 0.0), 1001);
         assert!(!schedule.due(&state, 1000) && schedule.due(&state, 1001));
+        // The Retry-After cap holds however much is asked.
         for _ in 0..30 {
             failed(&mut state, &schedule, 0, None, 0.999_999);
         }
@@ -250,8 +260,11 @@ mod tests {
             0.0,
         );
         assert_eq!(at, MAX_RETRY_AFTER.as_secs());
-        succeeded(&mut state);
-        assert_eq!((state.failed_checks, state.next_check), (0, None));
+        succeeded(&mut state, &schedule, 0, 0.0);
+        assert_eq!(
+            (state.failed_checks, state.next_check),
+            (0, Some(24 * 3600))
+        );
     }
 
     #[test]
@@ -260,7 +273,9 @@ mod tests {
             every_start: true,
             ..Schedule::default()
         };
-        assert!(schedule.due(&checked_at(0), 1));
+        let mut state = checked_at(0);
+        succeeded(&mut state, &schedule, 0, 0.0);
+        assert!(schedule.due(&state, 1));
         assert_eq!(schedule.start_wait(0.9), Duration::ZERO);
         assert_eq!(Schedule::default().start_wait(0.5), DEFAULT_START_DELAY / 2);
     }

@@ -378,15 +378,36 @@ impl World {
         fs::write(self.releases.join("versions.txt"), text).unwrap();
         fs::write(self.releases.join("versions.txt.minisig"), signature).unwrap();
         // The freshness file names the new manifest, signed by the same
-        // key; one that cannot be made (a manifest that does not parse)
-        // is left out, and clients read the manifest's own signature.
-        let signing = leapfrog::publish::Signing {
-            secret_key: Some(key.to_owned()),
-            ..Default::default()
+        // key, with a serial above both; without a readable serial (or at
+        // the largest) there is none, and clients read the manifest's own
+        // signature.
+        use leapfrog::internal::freshness::{self, Freshness};
+        let path = leapfrog::publish::fresh_path(&self.releases);
+        let before = fs::read_to_string(&path).ok().and_then(|t| {
+            let (body, _) = freshness::split(&t)?;
+            Freshness::parse(body, "").ok().map(|f| f.serial)
+        });
+        let serial = text
+            .lines()
+            .find_map(|l| l.strip_prefix("serial ")?.trim().parse::<u64>().ok())
+            .filter(|s| *s < leapfrog::internal::MAX_SERIAL);
+        let Some(serial) = serial else {
+            let _ = fs::remove_file(&path);
+            return;
         };
-        if leapfrog::publish::refresh(&self.releases, &signing).is_err() {
-            let _ = fs::remove_file(leapfrog::publish::fresh_path(&self.releases));
-        }
+        let now = std::time::SystemTime::now();
+        let fresh = Freshness {
+            serial: serial.max(before.unwrap_or(0)) + 1,
+            signed: humantime::format_rfc3339_seconds(now).to_string(),
+            expires: humantime::format_rfc3339_seconds(now + Duration::from_secs(30 * 86_400))
+                .to_string(),
+            manifest: "versions.txt".into(),
+            sha256: leapfrog::publish::sha256_file(self.releases.join("versions.txt"))
+                .unwrap()
+                .0,
+            size: text.len() as u64,
+        };
+        fs::write(&path, freshness::sign(&fresh, key, None).unwrap()).unwrap();
     }
 
     /// Edits the manifest, raises its serial and signs it again with the

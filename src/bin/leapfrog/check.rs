@@ -52,7 +52,8 @@ pub fn run(
                 },
                 &limits,
             )?;
-            leapfrog::internal::remember(&mut state, &checked, |url| url.starts_with(manifest_url))
+            let shown = leapfrog::internal::redact(manifest_url);
+            leapfrog::internal::remember(&mut state, &checked, |url| url.starts_with(&shown))
                 .map_err(|why| anyhow::anyhow!("{manifest_url}: {why}"))?;
             state.write(dir)?;
             checked
