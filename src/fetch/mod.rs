@@ -192,7 +192,12 @@ pub(crate) fn open_once(
             source: None,
         }));
     };
-    Ok(Source {
+    Ok(guarded(source, limits))
+}
+
+/// `source` with its reader held to the minimum rate.
+fn guarded(source: Source, limits: &Limits) -> Source {
+    Source {
         reader: Box::new(RateGuard {
             inner: source.reader,
             min_rate: limits.min_rate,
@@ -201,7 +206,7 @@ pub(crate) fn open_once(
             window_bytes: 0,
         }),
         ..source
-    })
+    }
 }
 
 pub(crate) fn backoff(limits: &Limits, attempt: u32) -> Duration {
@@ -265,19 +270,10 @@ pub fn fetch_text_if(url: &str, limits: &Limits, cached: Option<&Validators>) ->
     let got = retrying(limits, || http::get(url, limits, None, cached))?;
     match got {
         http::Got::NotModified => Ok(Fetched::NotModified),
-        http::Got::Body(source, validators) => {
-            let source = Source {
-                reader: Box::new(RateGuard {
-                    inner: source.reader,
-                    min_rate: limits.min_rate,
-                    window: limits.rate_window,
-                    window_start: std::time::Instant::now(),
-                    window_bytes: 0,
-                }),
-                ..source
-            };
-            Ok(Fetched::Text(read_text(url, source, limits)?, validators))
-        }
+        http::Got::Body(source, validators) => Ok(Fetched::Text(
+            read_text(url, guarded(source, limits), limits)?,
+            validators,
+        )),
     }
 }
 
