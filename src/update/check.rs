@@ -287,7 +287,8 @@ fn manifest_text(
             let now = query.audience.now.unwrap_or_else(SystemTime::now);
             trust::check_fresh_file(&fresh, &fresh_shown, &fresh_sha256, query.seen, now)?;
             let expected = |text: &str| {
-                text.len() as u64 == fresh.size && sha256_hex(text.as_bytes()) == fresh.sha256
+                text.len() as u64 == fresh.size
+                    && crate::release::hash::sha256_bytes(text.as_bytes()) == fresh.sha256
             };
             let at_hand = query
                 .cache
@@ -314,7 +315,7 @@ fn manifest_text(
                                 fresh.serial,
                                 fresh.sha256,
                                 fresh.size,
-                                sha256_hex(text.as_bytes()),
+                                crate::release::hash::sha256_bytes(text.as_bytes()),
                                 text.len()
                             ),
                         });
@@ -389,10 +390,6 @@ fn fetch_cached(
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    crate::release::hash::sha256_bytes(bytes)
-}
-
 /// Fetches a manifest (and, with keys, its signature), checks its
 /// signature, expiry and serial, and returns the release of
 /// `query.program` to move to, if any. A manifest that lists no release of
@@ -427,7 +424,7 @@ pub fn find_update(query: &Query<'_>, limits: &Limits) -> Result<Checked> {
             broken.message
         );
     }
-    let manifest_sha256 = sha256_hex(text.as_bytes());
+    let manifest_sha256 = crate::release::hash::sha256_bytes(text.as_bytes());
     let now = query.audience.now.unwrap_or_else(SystemTime::now);
     let fresh = match vouched {
         Vouched::Unsigned => None,
