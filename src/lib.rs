@@ -11,13 +11,18 @@
 //! 2. **stage**: the install dir is copied to the backup dir (default
 //!    `<install>.backup`); the release archive is streamed into it while
 //!    hashed, unpacked into a staging folder only once its sha256 and size
-//!    match, and every file checked against the release's file list; then
-//!    the `need_update` journal is written. The install dir is untouched.
+//!    match, and every file checked against the release's file list (a
+//!    file the installed release has unchanged is hard-linked from the
+//!    backup and hashed instead); then the `need_update` journal is
+//!    written. The install dir is untouched.
 //! 3. **hop out**: the app re-executes itself from the backup copy (exec on
 //!    Unix, keeping the PID and arguments; spawn then exit on Windows).
 //! 4. **apply**: the copy brings the install dir to the new release, each
-//!    file replaced by one rename; files the old release shipped and the new
-//!    one dropped are removed; files no release shipped (user data) stay.
+//!    changed file replaced by one rename (an unchanged one is the
+//!    installed file itself, and stays); files the old release shipped and
+//!    the new one dropped are removed; files no release shipped (user data)
+//!    stay. Nothing else happens while the app is down: the archive and the
+//!    staging folder are removed once the new version runs.
 //! 5. **hop home**: the copy starts the new binary in the install dir. Its
 //!    first launch is a *trial*: the copy starts it as a child and watches
 //!    it (see below); later launches are plain.
@@ -38,9 +43,9 @@
 //! # Recovery rules
 //!
 //! The journal (`need_update` in the backup dir) is written before each
-//! step is taken, by write-temp, fsync, rename, fsync-dir; staged and
-//! applied files are flushed to disk (`syncfs`) before the journal moves
-//! past them. A crash or power cut at any instant leaves one of these, and
+//! step is taken, by write-temp, fsync, rename, fsync-dir; staged files
+//! (each file written and each folder) and applied ones (`syncfs`) are
+//! flushed to disk before the journal moves past them. A crash or power cut at any instant leaves one of these, and
 //! [`finish_pending`], first thing in the next launch of the program (old
 //! binary or new), does what the table says:
 //!

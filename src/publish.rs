@@ -31,12 +31,13 @@ use crate::release::freshness::Freshness;
 use crate::release::hash;
 use crate::release::manifest::{self, Manifest, Release};
 
-pub use crate::release::archive::{pack, unpack};
+pub use crate::release::archive::pack;
 pub use crate::release::file_list::{FileList, Item, FILE_LIST};
 pub use crate::release::hash::sha256_file;
 #[cfg(feature = "sign")]
 pub use crate::release::signature::{keygen, sign};
 pub use crate::release::signature::{read_public_key, PublicKey};
+pub use crate::release::unpack::unpack;
 
 #[cfg(feature = "upload")]
 pub mod upload;
@@ -804,7 +805,7 @@ pub fn verify_repo(
                 )));
             }
             let _ = fs::remove_dir_all(&scratch);
-            let list = archive::unpack(&archive, &scratch)?;
+            let list = crate::release::unpack::unpack(&archive, &scratch)?;
             if list.program != r.program || list.version != r.version {
                 return Err(Error::Publish(format!(
                     "{what}: {} holds {} {}",

@@ -78,6 +78,19 @@ fn crash_at_every_disk_change_recovers_old_or_new() {
     assert_ne!(old, new);
     let total = names.len();
     assert!(total >= 150, "only {total} points: {names:?}");
+    // Both ways a file is staged (written from the archive, or an unchanged
+    // one linked from the backup) and every flush of the stage are swept.
+    for point in [
+        "unpack write",
+        "unpack link",
+        "unpack sync",
+        "unpack sync dir",
+    ] {
+        assert!(
+            names.iter().any(|n| n == point),
+            "no {point:?} in {names:?}"
+        );
+    }
     let failures = each((1..=total).collect(), |k| {
         let world = World::new();
         let server = Server::start(&world.releases, "127.0.0.1:0").unwrap();

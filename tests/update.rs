@@ -706,12 +706,18 @@ fn update_backup_is_hard_links_on_the_same_file_system() {
         .expect_code(0)
         .expect_output("files as hard links")
         .expect_output("demo 1.1.0 running");
-    // The user's file is the same inode in both; the replaced release files
-    // are not (apply renamed new files in, never wrote into old ones).
+    // The user's file is the same inode in both, and so is the file 1.1.0
+    // did not change (linked into staging, not unpacked, and left in
+    // place); the replaced release files are not (apply renamed new files
+    // in, never wrote into old ones).
     let ino = |p: &std::path::Path| fs::metadata(p).unwrap().ino();
     assert_eq!(
         ino(&world.install.join(USER_FILE)),
         ino(&world.backup.join(USER_FILE))
+    );
+    assert_eq!(
+        ino(&world.install.join("assets/kept.txt")),
+        ino(&world.backup.join("assets/kept.txt"))
     );
     assert_ne!(
         ino(&world.install.join("demo")),

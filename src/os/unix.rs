@@ -22,6 +22,12 @@ pub(crate) fn is_executable(meta: &Metadata) -> bool {
     meta.permissions().mode() & 0o111 != 0
 }
 
+/// Whether the entry's mode is exactly the one unpacking gives a file the
+/// file list describes: 0755 or 0644 (no setuid, no group or world write).
+pub(crate) fn mode_is(meta: &Metadata, executable: bool) -> bool {
+    meta.permissions().mode() & 0o7777 == if executable { 0o755 } else { 0o644 }
+}
+
 /// Sets the mode to 0755 or 0644: no setuid, no group or world write.
 pub(crate) fn set_executable(path: &Path, executable: bool) -> Result<()> {
     let mode = if executable { 0o755 } else { 0o644 };
@@ -69,6 +75,13 @@ pub(crate) fn sync_fs(dir: &Path) -> Result<()> {
         rustix::fs::sync();
         Ok(())
     }
+}
+
+/// Whether two entries are one file (the same inode on the same device):
+/// hard links of each other, so one holds exactly what the other does.
+pub(crate) fn same_file(a: &Metadata, b: &Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
 }
 
 /// Whether two paths are on the same file system (device).

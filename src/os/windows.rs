@@ -23,6 +23,17 @@ pub(crate) fn is_executable(_meta: &Metadata) -> bool {
     false
 }
 
+/// Whether two entries are one file. std offers no stable file index on
+/// Windows, so this says no, and the caller falls back to its slower path.
+pub(crate) fn same_file(_a: &Metadata, _b: &Metadata) -> bool {
+    false
+}
+
+/// Windows has no execute bit: any mode is the one the file list says.
+pub(crate) fn mode_is(_meta: &Metadata, _executable: bool) -> bool {
+    true
+}
+
 /// Windows has no execute bit: nothing to set.
 pub(crate) fn set_executable(_path: &Path, _executable: bool) -> Result<()> {
     Ok(())

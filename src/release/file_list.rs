@@ -31,7 +31,7 @@ pub(crate) const MAX_LIST_BYTES: u64 = 16 * 1024 * 1024;
 pub(crate) const MAX_ITEMS: usize = 200_000;
 
 /// One item of a release.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Item {
     /// A directory.
     Dir,
@@ -350,9 +350,10 @@ fn reserved_message(path: &str, name: &str) -> String {
     )
 }
 
-/// Builds the file list of the tree at `dir` (skipping any [`FILE_LIST`] in it).
-pub fn list_tree(dir: impl AsRef<Path>, program: &str, version: &Version) -> Result<FileList> {
-    let dir = dir.as_ref();
+/// Builds the file list of the tree at `dir` (skipping any [`FILE_LIST`]
+/// in it), each file's sha256 left all zeros: the packer hashes each file
+/// as it reads it, once.
+pub(crate) fn list_tree_unhashed(dir: &Path, program: &str, version: &Version) -> Result<FileList> {
     let mut items = BTreeMap::new();
     walk_tree(dir, dir, &mut items)?;
     let list = FileList {
@@ -408,12 +409,11 @@ fn walk_tree(root: &Path, dir: &Path, items: &mut BTreeMap<String, Item>) -> Res
             items.insert(rel, Item::Dir);
             walk_tree(root, &path, items)?;
         } else if ft.is_file() {
-            let (sha256, size) = crate::release::hash::sha256_file(&path)?;
             items.insert(
                 rel,
                 Item::File {
-                    sha256,
-                    size,
+                    sha256: "0".repeat(64),
+                    size: meta.len(),
                     executable: os::is_executable(&meta),
                 },
             );

@@ -1,6 +1,6 @@
 //! What a release is, and what makes it trusted: the manifest that lists
 //! releases ([`manifest`]), the file list every release carries
-//! ([`file_list`]), its archive ([`archive`]), the manifest's signature
+//! ([`file_list`]), its archive ([`archive`], unpacked by [`unpack`]), the manifest's signature
 //! ([`signature`]), sha256 ([`hash`]), the rules beyond the signature
 //! ([`trust`]: freshness, locations, what an install remembers), and the
 //! release policy each install decides ([`policy`]: channels, rollouts,
@@ -14,3 +14,4 @@ pub(crate) mod manifest;
 pub(crate) mod policy;
 pub(crate) mod signature;
 pub(crate) mod trust;
+pub(crate) mod unpack;

@@ -371,8 +371,17 @@ pub(crate) fn copy_to_backup(install: &Path, backup: &Path, archive: &str) -> Re
     clear_except(backup, &keep)?;
     own_subdir(&backup.join(layout::DOWNLOAD))?;
     keep_downloads(&backup.join(layout::DOWNLOAD), |name| name == archive);
-    match link_tree(install, backup, true) {
+    let mut folders = Vec::new();
+    match link_tree(install, backup, true, &mut folders) {
         Ok(files) => {
+            // The links must be on disk before a journal relies on them: each
+            // folder made is flushed (deepest first), then the backup dir.
+            // The files' data is the installed files', on disk already.
+            crate::failpoint::at("backup sync", backup)?;
+            for dir in folders.iter().rev() {
+                crate::os::sync_dir(dir)?;
+            }
+            crate::os::sync_dir(backup)?;
             log::info!(
                 "backed up {} to {} ({files} files as hard links)",
                 install.display(),
@@ -394,7 +403,8 @@ pub(crate) fn copy_to_backup(install: &Path, backup: &Path, archive: &str) -> Re
         path: backup.to_owned(),
         source: io::Error::other(e.to_string()),
     })?;
-    Ok(())
+    // A whole copy, on disk before a journal relies on it.
+    crate::os::sync_fs(backup)
 }
 
 /// The entries at the root of `install` that belong in its backup: all but
@@ -415,9 +425,9 @@ fn backed_up(name: &std::ffi::OsStr) -> bool {
 }
 
 /// Mirrors the tree at `src` into `dst` with hard links (and symlinks as
-/// symlinks), returning the number of files linked. At the `root`,
-/// leapfrog's own files are left out.
-fn link_tree(src: &Path, dst: &Path, root: bool) -> io::Result<u64> {
+/// symlinks), returning the number of files linked and adding each folder
+/// made to `folders`. At the `root`, leapfrog's own files are left out.
+fn link_tree(src: &Path, dst: &Path, root: bool, folders: &mut Vec<PathBuf>) -> io::Result<u64> {
     let mut files = 0;
     for entry in fs::read_dir(src)? {
         let entry = entry?;
@@ -430,7 +440,8 @@ fn link_tree(src: &Path, dst: &Path, root: bool) -> io::Result<u64> {
         crate::failpoint::hit("backup link")?;
         if kind.is_dir() {
             fs::create_dir_all(&to)?;
-            files += link_tree(&from, &to, false)?;
+            folders.push(to.clone());
+            files += link_tree(&from, &to, false, folders)?;
         } else if kind.is_symlink() {
             crate::os::symlink(&fs::read_link(&from)?, &to).map_err(io::Error::other)?;
         } else if kind.is_file() {

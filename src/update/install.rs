@@ -9,9 +9,10 @@
 //! before its rename), and the directories are flushed before the journal
 //! moves on, so a power cut leaves no empty file behind a durable name.
 
+use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::backup::{self, same_dir};
 use super::lock;
@@ -25,14 +26,22 @@ use crate::release::file_list::{self, FileList, Item, FILE_LIST};
 pub(crate) struct Applied {
     pub replaced: usize,
     pub removed: usize,
+    /// Files the release did not change, left in place: the staged one is
+    /// the installed file itself (a hard link of it, through the backup).
+    pub kept: usize,
 }
 
-/// Step 4: brings the install dir to the staged release: each release file
-/// moved in by one rename, files the old release shipped and the new one
-/// dropped removed, files no release shipped left alone. The file list goes
-/// last. Running it again after a crash finishes the job; a file that an
-/// earlier run moved is checked against the release's file list, never
-/// taken on trust because something is there.
+/// Step 4: brings the install dir to the staged release: each changed
+/// release file moved in by one rename, files the old release shipped and
+/// the new one dropped removed, files no release shipped left alone. The
+/// file list goes last. This runs while the app is down, so it does only
+/// that: a file the release did not change is left where it is (its staged
+/// copy is a hard link of the installed file, so it holds the verified
+/// content already), each folder is made once, and the archive and the
+/// staging folder are removed later ([`discard_stage`]), once the new
+/// version runs. Running it again after a crash finishes the job; a file
+/// that an earlier run moved is checked against the release's file list,
+/// never taken on trust because something is there.
 pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
     journal.advance(Step::Applying)?;
     let staging = journal.staging_dir();
@@ -44,22 +53,38 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
     // The backup holds the old install's list, untouched by this step.
     let old_list = FileList::read_installed(&journal.backup_dir)?;
     let mut done = Applied::default();
+    // The folders known to be there, so that each is made (or looked at) once.
+    let mut folders = HashSet::from([install.clone()]);
+    // The folders whose entries this step changes, flushed at its end.
+    let mut changed = BTreeSet::from([install.clone()]);
 
     for (path, item) in &new_list.items {
         let dst = file_list::join(&install, path);
         if let Item::Dir = item {
-            if fs::symlink_metadata(&dst).is_ok_and(|m| !m.is_dir()) && was_shipped(&old_list, path)
-            {
-                fs::remove_file(&dst).map_err(io_err("removing", &dst))?;
+            match fs::symlink_metadata(&dst) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) if was_shipped(&old_list, path) => {
+                    fs::remove_file(&dst).map_err(io_err("removing", &dst))?;
+                    fs::create_dir_all(&dst).map_err(io_err("creating", &dst))?;
+                }
+                _ => {
+                    fs::create_dir_all(&dst).map_err(io_err("creating", &dst))?;
+                    changed.extend(dst.parent().map(Path::to_owned));
+                }
             }
-            fs::create_dir_all(&dst).map_err(io_err("creating", &dst))?;
+            folders.insert(dst);
             continue;
         }
         let src = file_list::join(&staging, path);
         match fs::symlink_metadata(&src) {
-            Ok(_) => {
+            Ok(staged) => {
+                if fs::symlink_metadata(&dst).is_ok_and(|m| crate::os::same_file(&staged, &m)) {
+                    done.kept += 1;
+                    continue;
+                }
                 crate::failpoint::at("apply rename", &dst)?;
-                move_into_place(&src, &dst)?;
+                move_into_place(&src, &dst, &mut folders)?;
+                changed.extend(dst.parent().map(Path::to_owned));
                 done.replaced += 1;
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -92,6 +117,7 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
                 continue;
             }
             crate::failpoint::at("apply remove", &dst)?;
+            changed.extend(dst.parent().map(Path::to_owned));
             match fs::remove_file(&dst) {
                 Ok(()) => done.removed += 1,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -106,7 +132,7 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
     let list_src = staging.join(FILE_LIST);
     if list_src.exists() {
         crate::failpoint::at("apply rename", &install.join(FILE_LIST))?;
-        move_into_place(&list_src, &install.join(FILE_LIST))?;
+        move_into_place(&list_src, &install.join(FILE_LIST), &mut folders)?;
     }
     if let Some(config) = &journal.config {
         let path = install.join(config);
@@ -114,21 +140,37 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
             crate::config::write_current_version(&path, &journal.to_version)?;
         }
     }
+    // The renamed files' data is on disk since staging: what remains to
+    // flush is the entries of the folders this step changed (deepest
+    // first), not the whole file system (which holds the downloaded
+    // archive, and whatever else other programs wrote).
     crate::failpoint::at("apply sync dir", &install)?;
-    crate::os::sync_dir(&install)?;
-    crate::os::sync_fs(&install)?;
+    for dir in changed.iter().rev() {
+        if fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+            crate::os::sync_dir(dir)?;
+        }
+    }
     journal.advance(Step::Applied)?;
-    let _ = fs::remove_dir_all(&staging);
-    let _ = fs::remove_file(journal.archive_path());
-    let _ = fs::remove_dir(journal.backup_dir.join(layout::DOWNLOAD));
     log::info!(
-        "applied {} {}: {} files replaced, {} removed",
+        "applied {} {}: {} files replaced, {} removed, {} unchanged left in place",
         journal.program,
         journal.to_version,
         done.replaced,
-        done.removed
+        done.removed,
+        done.kept
     );
     Ok(done)
+}
+
+/// Removes what an applied update no longer needs: the staging folder (the
+/// files left in it are links of installed ones), the archive and the
+/// download folder. Called once the new version runs, outside the app's
+/// downtime; what a crash leaves here is removed by the next launch's tidy
+/// once the update is over.
+pub(crate) fn discard_stage(journal: &Journal) {
+    let _ = fs::remove_dir_all(journal.staging_dir());
+    let _ = fs::remove_file(journal.archive_path());
+    let _ = fs::remove_dir(journal.backup_dir.join(layout::DOWNLOAD));
 }
 
 /// The file list of the release being installed: staged, or (once moved)
@@ -206,12 +248,15 @@ pub(crate) fn intact(install: &Path) -> Result<Option<FileList>> {
     Ok(complete.then_some(list))
 }
 
-/// Moves `src` over `dst` by one rename, making `dst`'s parent first. Across
-/// file systems (a backup dir elsewhere) it puts a flushed copy in place,
-/// then removes `src`.
-fn move_into_place(src: &Path, dst: &Path) -> Result<()> {
+/// Moves `src` over `dst` by one rename, making `dst`'s parent first unless
+/// it is among the `folders` known to be there. Across file systems (a
+/// backup dir elsewhere) it puts a flushed copy in place, then removes `src`.
+fn move_into_place(src: &Path, dst: &Path, folders: &mut HashSet<PathBuf>) -> Result<()> {
     if let Some(parent) = dst.parent() {
-        fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+        if !folders.contains(parent) {
+            fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+            folders.insert(parent.to_owned());
+        }
     }
     match crate::os::replace_file(src, dst) {
         Ok(()) => Ok(()),

@@ -262,6 +262,7 @@ fn apply_when_the_app_ends(app: &str, backup: &Path, token: &str) -> ! {
     } else {
         match install::apply(&mut journal) {
             Ok(done) => {
+                install::discard_stage(&journal);
                 log::info!(
                     "{} {} is installed ({} files replaced, {} removed); its next launch is its trial",
                     journal.program,

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::fetch::{self, Expect};
 use crate::journal::{Journal, Step};
 use crate::release::file_list::{FileList, Item};
+use crate::release::unpack::Earlier;
 
 /// Everything [`stage`] needs to know.
 pub(crate) struct StagePlan<'a> {
@@ -90,8 +91,8 @@ pub(crate) fn stage_release(plan: &StagePlan<'_>) -> Result<Journal> {
         });
     }
     // A power cut after the journal says `staged` must find the staged
-    // files on disk, not only the journal.
-    crate::os::sync_fs(&plan.backup_dir)?;
+    // files on disk, not only the journal: the unpack flushed each file it
+    // wrote and each folder (the archive and the linked files need none).
     journal.write()?;
     super::history::record_journal(
         &journal,
@@ -164,7 +165,21 @@ fn unpack_archive(plan: &StagePlan<'_>, journal: &Journal) -> Result<FileList> {
     let release = plan.release;
     let archive = journal.archive_path();
     let staging = journal.staging_dir();
-    let list = crate::release::archive::unpack(&archive, &staging)?;
+    // The installed release, as backed up: its unchanged files are linked,
+    // not unpacked and written again.
+    let installed = FileList::read_installed(&plan.backup_dir).ok().flatten();
+    let unpacked = crate::release::unpack::unpack_with(
+        &archive,
+        &staging,
+        crate::release::unpack::Options {
+            earlier: installed.as_ref().map(|list| Earlier {
+                dir: &plan.backup_dir,
+                list,
+            }),
+            durable: true,
+        },
+    )?;
+    let list = unpacked.list;
     if list.program != release.program || list.version != release.version {
         return Err(Error::BadArchive {
             archive,
@@ -182,10 +197,12 @@ fn unpack_archive(plan: &StagePlan<'_>, journal: &Journal) -> Result<FileList> {
         });
     }
     log::info!(
-        "unpacked {} items ({}) into {}",
+        "unpacked {} items ({}) into {}: {} files written, {} unchanged ones linked from the backup",
         list.items.len(),
         crate::error::human_size(list.total_size()),
-        staging.display()
+        staging.display(),
+        unpacked.written,
+        unpacked.linked
     );
     if !crate::os::same_device(&plan.install_dir, &plan.backup_dir) {
         // Applying will copy the release onto the install dir's disk.

@@ -110,6 +110,8 @@ pub(crate) fn watch(mut journal: Journal, lock: Option<UpdateLock>) -> Error {
                         child.id()
                     ),
                 );
+                // Outside the app's downtime: what the update no longer needs.
+                super::install::discard_stage(&journal);
                 match watch_child(&mut child, &journal, &interrupts, started) {
                     Ok(how) => {
                         healthy(&journal, &how);

@@ -217,7 +217,13 @@ pub fn write_tree(dir: &Path, files: &[(&str, &str)]) {
 /// `allow_unsigned`), and a few files that change between versions.
 pub fn app_tree(dir: &Path, version: &str, public_key: Option<&str>, extra: &[(&str, &str)]) {
     fs::create_dir_all(dir.join("data")).unwrap();
-    fs::copy(BIN, dir.join("demo")).unwrap();
+    // This very binary, with the version appended (an ELF runs the same
+    // with bytes after its end): each release's program differs, as real
+    // ones do.
+    let mut program = fs::read(BIN).unwrap();
+    program.extend_from_slice(format!("\nleapfrog test build {version}\n").as_bytes());
+    fs::write(dir.join("demo"), program).unwrap();
+    fs::set_permissions(dir.join("demo"), fs::metadata(BIN).unwrap().permissions()).unwrap();
     let key_line = public_key.map_or(",\n    \"allow_unsigned\": true".to_owned(), |k| {
         format!(",\n    \"public_key\": \"{k}\"")
     });
@@ -244,11 +250,13 @@ pub const FILES_1_0: &[(&str, &str)] = &[
     ("README.txt", "demo 1.0.0\n"),
     ("assets/logo.txt", "logo one\n"),
     ("assets/old.txt", "dropped by 1.1.0\n"),
+    ("assets/kept.txt", "the same in every release\n"),
 ];
 pub const FILES_1_1: &[(&str, &str)] = &[
     ("README.txt", "demo 1.1.0\n"),
     ("assets/logo.txt", "logo two\n"),
     ("assets/new.txt", "added by 1.1.0\n"),
+    ("assets/kept.txt", "the same in every release\n"),
 ];
 
 fn make_fixture(signed: bool) -> Fixture {
