@@ -66,6 +66,7 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
                 Ok(_) if was_shipped(&old_list, path) => {
                     fs::remove_file(&dst).map_err(io_err("removing", &dst))?;
                     fs::create_dir_all(&dst).map_err(io_err("creating", &dst))?;
+                    changed.extend(dst.parent().map(Path::to_owned));
                 }
                 _ => {
                     fs::create_dir_all(&dst).map_err(io_err("creating", &dst))?;
@@ -126,7 +127,9 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
         }
         // Deepest first; a dir that still holds user files stays.
         for dir in dropped_dirs.iter().rev() {
-            let _ = fs::remove_dir(dir);
+            if fs::remove_dir(dir).is_ok() {
+                changed.extend(dir.parent().map(Path::to_owned));
+            }
         }
     }
     let list_src = staging.join(FILE_LIST);
