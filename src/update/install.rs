@@ -9,7 +9,7 @@
 //! before its rename), and the directories are flushed before the journal
 //! moves on, so a power cut leaves no empty file behind a durable name.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -55,8 +55,6 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
     let mut done = Applied::default();
     // The folders known to be there, so that each is made (or looked at) once.
     let mut folders = HashSet::from([install.clone()]);
-    // The folders whose entries this step changes, flushed at its end.
-    let mut changed = BTreeSet::from([install.clone()]);
 
     for (path, item) in &new_list.items {
         let dst = file_list::join(&install, path);
@@ -66,12 +64,8 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
                 Ok(_) if was_shipped(&old_list, path) => {
                     fs::remove_file(&dst).map_err(io_err("removing", &dst))?;
                     fs::create_dir_all(&dst).map_err(io_err("creating", &dst))?;
-                    changed.extend(dst.parent().map(Path::to_owned));
                 }
-                _ => {
-                    fs::create_dir_all(&dst).map_err(io_err("creating", &dst))?;
-                    changed.extend(dst.parent().map(Path::to_owned));
-                }
+                _ => fs::create_dir_all(&dst).map_err(io_err("creating", &dst))?,
             }
             folders.insert(dst);
             continue;
@@ -85,7 +79,6 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
                 }
                 crate::failpoint::at("apply rename", &dst)?;
                 move_into_place(&src, &dst, &mut folders)?;
-                changed.extend(dst.parent().map(Path::to_owned));
                 done.replaced += 1;
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -118,7 +111,6 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
                 continue;
             }
             crate::failpoint::at("apply remove", &dst)?;
-            changed.extend(dst.parent().map(Path::to_owned));
             match fs::remove_file(&dst) {
                 Ok(()) => done.removed += 1,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -127,9 +119,7 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
         }
         // Deepest first; a dir that still holds user files stays.
         for dir in dropped_dirs.iter().rev() {
-            if fs::remove_dir(dir).is_ok() {
-                changed.extend(dir.parent().map(Path::to_owned));
-            }
+            let _ = fs::remove_dir(dir);
         }
     }
     let list_src = staging.join(FILE_LIST);
@@ -143,16 +133,12 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
             crate::config::write_current_version(&path, &journal.to_version)?;
         }
     }
-    // The renamed files' data is on disk since staging: what remains to
-    // flush is the entries of the folders this step changed (deepest
-    // first), not the whole file system (which holds the downloaded
-    // archive, and whatever else other programs wrote).
+    // The renamed files' data is on disk since staging, and the archive
+    // was flushed as its download ended: what this flush writes is little
+    // more than the entries this step changed.
     crate::failpoint::at("apply sync dir", &install)?;
-    for dir in changed.iter().rev() {
-        if fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
-            crate::os::sync_dir(dir)?;
-        }
-    }
+    crate::os::sync_dir(&install)?;
+    crate::os::sync_fs(&install)?;
     journal.advance(Step::Applied)?;
     log::info!(
         "applied {} {}: {} files replaced, {} removed, {} unchanged left in place",
