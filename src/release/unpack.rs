@@ -774,6 +774,11 @@ impl<'a> Writer<'a> {
             crate::failpoint::at("unpack sync dir", dir)?;
             os::sync_dir(dir)?;
         }
+        // And `dest`'s own name, on file systems that do not keep metadata
+        // in order.
+        if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
+            os::sync_dir(parent)?;
+        }
         Ok(())
     }
 }

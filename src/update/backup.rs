@@ -79,10 +79,24 @@ fn not_ours(backup: &Path, why: &str) -> Error {
 pub(crate) fn claim(backup: &Path, install: &Path) -> Result<()> {
     match fs::symlink_metadata(backup) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(parent) = backup.parent() {
-                fs::create_dir_all(parent).map_err(|e| cannot_make(backup, e))?;
+            // Made folder by folder, each one's entry flushed in its parent:
+            // a journal written in here later is only as durable as the
+            // names that lead to it.
+            let mut missing: Vec<&Path> = backup
+                .ancestors()
+                .take_while(|a| fs::symlink_metadata(a).is_err())
+                .collect();
+            missing.reverse();
+            for dir in missing {
+                match fs::create_dir(dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir != backup => {}
+                    Err(e) => return Err(cannot_make(backup, e)),
+                }
+                if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    crate::os::sync_dir(parent)?;
+                }
             }
-            fs::create_dir(backup).map_err(|e| cannot_make(backup, e))?;
             return write_marker(backup, install);
         }
         Err(e) => return Err(cannot_make(backup, e)),
@@ -368,20 +382,26 @@ pub(crate) fn to_list_path(p: &Path) -> String {
 /// its hash before it is used).
 pub(crate) fn copy_to_backup(install: &Path, backup: &Path, archive: &str) -> Result<()> {
     let keep = [layout::DOWNLOAD, layout::MARKER, layout::LOG_DIR];
+    // The journal of an earlier update goes first, and durably: a journal
+    // left over a half-cleared backup would let an undo "restore" files
+    // that are no longer there.
+    let journal = Journal::path_in(backup);
+    match fs::remove_file(&journal) {
+        Ok(()) => crate::os::sync_dir(backup)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("removing", &journal)(e)),
+    }
     clear_except(backup, &keep)?;
     own_subdir(&backup.join(layout::DOWNLOAD))?;
     keep_downloads(&backup.join(layout::DOWNLOAD), |name| name == archive);
-    let mut folders = Vec::new();
-    match link_tree(install, backup, true, &mut folders) {
+    match link_tree(install, backup, true) {
         Ok(files) => {
-            // The links must be on disk before a journal relies on them: each
-            // folder made is flushed (deepest first), then the backup dir.
-            // The files' data is the installed files', on disk already.
+            // The links must be on disk before a journal relies on them, and
+            // so must the data they share with the installed files (written
+            // by whatever installed them, perhaps moments ago): one flush of
+            // the file system, which the app's downtime does not wait for.
             crate::failpoint::at("backup sync", backup)?;
-            for dir in folders.iter().rev() {
-                crate::os::sync_dir(dir)?;
-            }
-            crate::os::sync_dir(backup)?;
+            crate::os::sync_fs(backup)?;
             log::info!(
                 "backed up {} to {} ({files} files as hard links)",
                 install.display(),
@@ -425,9 +445,9 @@ fn backed_up(name: &std::ffi::OsStr) -> bool {
 }
 
 /// Mirrors the tree at `src` into `dst` with hard links (and symlinks as
-/// symlinks), returning the number of files linked and adding each folder
-/// made to `folders`. At the `root`, leapfrog's own files are left out.
-fn link_tree(src: &Path, dst: &Path, root: bool, folders: &mut Vec<PathBuf>) -> io::Result<u64> {
+/// symlinks), returning the number of files linked. At the `root`,
+/// leapfrog's own files are left out.
+fn link_tree(src: &Path, dst: &Path, root: bool) -> io::Result<u64> {
     let mut files = 0;
     for entry in fs::read_dir(src)? {
         let entry = entry?;
@@ -440,8 +460,7 @@ fn link_tree(src: &Path, dst: &Path, root: bool, folders: &mut Vec<PathBuf>) -> 
         crate::failpoint::hit("backup link")?;
         if kind.is_dir() {
             fs::create_dir_all(&to)?;
-            folders.push(to.clone());
-            files += link_tree(&from, &to, false, folders)?;
+            files += link_tree(&from, &to, false)?;
         } else if kind.is_symlink() {
             crate::os::symlink(&fs::read_link(&from)?, &to).map_err(io::Error::other)?;
         } else if kind.is_file() {

@@ -9,7 +9,7 @@
 //! before its rename), and the directories are flushed before the journal
 //! moves on, so a power cut leaves no empty file behind a durable name.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -43,6 +43,9 @@ pub(crate) struct Applied {
 /// that an earlier run moved is checked against the release's file list,
 /// never taken on trust because something is there.
 pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
+    // A run after a crash finds what the earlier run did in place and so
+    // does not know which folders it changed.
+    let rerun = journal.step == Step::Applying;
     journal.advance(Step::Applying)?;
     let staging = journal.staging_dir();
     let install = journal.install_dir.clone();
@@ -55,6 +58,8 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
     let mut done = Applied::default();
     // The folders known to be there, so that each is made (or looked at) once.
     let mut folders = HashSet::from([install.clone()]);
+    // The folders whose entries this step changes, flushed at its end.
+    let mut changed = BTreeSet::from([install.clone()]);
 
     for (path, item) in &new_list.items {
         let dst = file_list::join(&install, path);
@@ -63,9 +68,9 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
                 Ok(meta) if meta.is_dir() => {}
                 Ok(_) if was_shipped(&old_list, path) => {
                     fs::remove_file(&dst).map_err(io_err("removing", &dst))?;
-                    fs::create_dir_all(&dst).map_err(io_err("creating", &dst))?;
+                    make_folder(&dst, &mut folders, &mut changed)?;
                 }
-                _ => fs::create_dir_all(&dst).map_err(io_err("creating", &dst))?,
+                _ => make_folder(&dst, &mut folders, &mut changed)?,
             }
             folders.insert(dst);
             continue;
@@ -78,7 +83,7 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
                     continue;
                 }
                 crate::failpoint::at("apply rename", &dst)?;
-                move_into_place(&src, &dst, &mut folders)?;
+                move_into_place(&src, &dst, &mut folders, &mut changed)?;
                 done.replaced += 1;
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -111,6 +116,7 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
                 continue;
             }
             crate::failpoint::at("apply remove", &dst)?;
+            changed.extend(dst.parent().map(Path::to_owned));
             match fs::remove_file(&dst) {
                 Ok(()) => done.removed += 1,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -119,13 +125,20 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
         }
         // Deepest first; a dir that still holds user files stays.
         for dir in dropped_dirs.iter().rev() {
-            let _ = fs::remove_dir(dir);
+            if fs::remove_dir(dir).is_ok() {
+                changed.extend(dir.parent().map(Path::to_owned));
+            }
         }
     }
     let list_src = staging.join(FILE_LIST);
     if list_src.exists() {
         crate::failpoint::at("apply rename", &install.join(FILE_LIST))?;
-        move_into_place(&list_src, &install.join(FILE_LIST), &mut folders)?;
+        move_into_place(
+            &list_src,
+            &install.join(FILE_LIST),
+            &mut folders,
+            &mut changed,
+        )?;
     }
     if let Some(config) = &journal.config {
         let path = install.join(config);
@@ -133,12 +146,20 @@ pub(crate) fn apply(journal: &mut Journal) -> Result<Applied> {
             crate::config::write_current_version(&path, &journal.to_version)?;
         }
     }
-    // The renamed files' data is on disk since staging, and the archive
-    // was flushed as its download ended: what this flush writes is little
-    // more than the entries this step changed.
+    // The renamed files' data is on disk since staging: what remains to
+    // flush is the entries of the folders this step changed, deepest first
+    // (a folder's new entries before its own name in its parent), not the
+    // whole file system, which holds the downloaded archive and whatever
+    // else other programs wrote.
     crate::failpoint::at("apply sync dir", &install)?;
-    crate::os::sync_dir(&install)?;
-    crate::os::sync_fs(&install)?;
+    for dir in changed.iter().rev() {
+        if fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+            crate::os::sync_dir(dir)?;
+        }
+    }
+    if rerun {
+        crate::os::sync_fs(&install)?;
+    }
     journal.advance(Step::Applied)?;
     log::info!(
         "applied {} {}: {} files replaced, {} removed, {} unchanged left in place",
@@ -237,16 +258,54 @@ pub(crate) fn intact(install: &Path) -> Result<Option<FileList>> {
     Ok(complete.then_some(list))
 }
 
+/// Makes `dir` and any missing folder above it, each once per run (known
+/// ones in `folders`), noting the parent of each folder made in `changed`
+/// so that its new entry is flushed.
+fn make_folder(
+    dir: &Path,
+    folders: &mut HashSet<PathBuf>,
+    changed: &mut BTreeSet<PathBuf>,
+) -> Result<()> {
+    if folders.contains(dir) {
+        return Ok(());
+    }
+    let mut missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|a| !folders.contains(*a) && fs::symlink_metadata(a).is_err())
+        .collect();
+    missing.reverse();
+    for d in missing {
+        match fs::create_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && d.is_dir() => {}
+            Err(e) => return Err(io_err("creating", d)(e)),
+        }
+        changed.extend(d.parent().map(Path::to_owned));
+        folders.insert(d.to_owned());
+    }
+    if !dir.is_dir() {
+        return Err(io_err("creating", dir)(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            "something that is not a folder is in the way",
+        )));
+    }
+    folders.insert(dir.to_owned());
+    Ok(())
+}
+
 /// Moves `src` over `dst` by one rename, making `dst`'s parent first unless
 /// it is among the `folders` known to be there. Across file systems (a
 /// backup dir elsewhere) it puts a flushed copy in place, then removes `src`.
-fn move_into_place(src: &Path, dst: &Path, folders: &mut HashSet<PathBuf>) -> Result<()> {
+fn move_into_place(
+    src: &Path,
+    dst: &Path,
+    folders: &mut HashSet<PathBuf>,
+    changed: &mut BTreeSet<PathBuf>,
+) -> Result<()> {
     if let Some(parent) = dst.parent() {
-        if !folders.contains(parent) {
-            fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
-            folders.insert(parent.to_owned());
-        }
+        make_folder(parent, folders, changed)?;
     }
+    changed.insert(dst.parent().unwrap_or(dst).to_owned());
     match crate::os::replace_file(src, dst) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {

@@ -150,11 +150,6 @@ fn fetch_archive(plan: &StagePlan<'_>, archive: &Path) -> Result<String> {
         plan.progress.as_ref(),
         plan.cancel.as_deref(),
     )?;
-    // On disk now, while the app runs: the flush before the apply step,
-    // during the app's downtime, then finds little left to write.
-    fs::File::open(archive)
-        .and_then(|f| f.sync_all())
-        .map_err(crate::error::io_err("flushing", archive))?;
     log::info!(
         "verified {} ({}, sha256 {computed})",
         archive.display(),
