@@ -131,6 +131,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A delta patch cannot be applied: damaged, crafted, or made for
+    /// another old file.
+    #[error("delta {patch}: {reason}")]
+    BadDelta {
+        /// The patch file.
+        patch: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// The need_update journal could not be understood.
     #[error("update journal {path}: {reason}")]
     Journal {
@@ -314,6 +324,7 @@ impl Error {
             Error::UnsafeArchive { archive, .. } | Error::BadArchive { archive, .. } => {
                 Some(archive)
             }
+            Error::BadDelta { patch, .. } => Some(patch),
             Error::Busy { lock, .. } => Some(lock),
             Error::InProgress { backup_dir, .. } => Some(backup_dir),
             _ => None,

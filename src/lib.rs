@@ -196,6 +196,9 @@ mod watch;
 pub use config::{Ask, Restart};
 pub use error::{Error, Result};
 pub use hooks::{HookCall, Lifecycle};
+/// File deltas: `make` a patch from an old and a new file, `apply` it.
+#[cfg(feature = "delta")]
+pub use release::delta;
 pub use release::manifest::{Manifest, Release};
 pub use update::{confirm_healthy, finish_pending, rollback, Available, Check, Notes, Pending};
 pub use updater::{Outcome, StagedUpdate, Updater, UpdaterBuilder};

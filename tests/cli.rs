@@ -309,3 +309,56 @@ fn demo_runs_end_to_end_and_keeps_its_dirs() {
         .expect_code(1)
         .expect_output("is not empty");
 }
+
+#[test]
+fn delta_make_and_apply_rebuild_a_changed_executable_and_refuse_another_old_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // A real executable and a new build of it: bytes changed through it,
+    // a block moved, more code at the end.
+    let old = fs::read(env!("CARGO_BIN_EXE_leapfrog")).unwrap();
+    let mut new = old.clone();
+    for i in (4096..new.len()).step_by(65_537) {
+        new[i] = new[i].wrapping_add(1);
+    }
+    let moved = new[100_000..150_000].to_vec();
+    new.drain(100_000..150_000);
+    new.extend_from_slice(&moved);
+    new.extend_from_slice(b"and a new function at the end");
+    let (o, n) = (dir.path().join("old"), dir.path().join("new"));
+    fs::write(&o, &old).unwrap();
+    fs::write(&n, &new).unwrap();
+    let patch = dir.path().join("patch");
+    run(
+        leapfrog().args(["delta", "make"]).args([&o, &n, &patch]),
+        LIMIT,
+    )
+    .expect_code(0)
+    .expect_output("wrote");
+    let size = fs::metadata(&patch).unwrap().len();
+    assert!(size < new.len() as u64 / 50, "{size}-byte patch");
+    let out = dir.path().join("out");
+    run(
+        leapfrog().args(["delta", "apply"]).args([&o, &patch, &out]),
+        LIMIT,
+    )
+    .expect_code(0)
+    .expect_output("sha256 checked");
+    assert!(fs::read(&out).unwrap() == new, "the rebuilt file differs");
+    // Applied to the new file instead of the old one: refused, named, and
+    // nothing written.
+    let wrong = dir.path().join("wrong-out");
+    let refused = run(
+        leapfrog()
+            .args(["delta", "apply"])
+            .args([&n, &patch, &wrong]),
+        LIMIT,
+    );
+    assert_eq!(refused.code(), Some(1));
+    assert!(
+        refused.stderr().contains("made for another old file")
+            && refused.stderr().contains(&patch.display().to_string()),
+        "{}",
+        refused.stderr()
+    );
+    assert!(!wrong.exists());
+}

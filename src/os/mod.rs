@@ -26,7 +26,10 @@ use crate::error::{human_size, io_err, Error, Result};
 /// the new one: write a temp file beside it, fsync, rename over, fsync the dir.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = crate::layout::temp_path(dir, name);
     crate::failpoint::at("write_atomic create", &tmp)?;

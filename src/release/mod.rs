@@ -4,9 +4,11 @@
 //! ([`signature`]), sha256 ([`hash`]), the rules beyond the signature
 //! ([`trust`]: freshness, locations, what an install remembers), and the
 //! release policy each install decides ([`policy`]: channels, rollouts,
-//! floors, targets).
+//! floors, targets); and file deltas ([`delta`]).
 
 pub(crate) mod archive;
+#[cfg(feature = "delta")]
+pub mod delta;
 pub(crate) mod file_list;
 pub(crate) mod freshness;
 pub(crate) mod hash;

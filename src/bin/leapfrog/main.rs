@@ -7,6 +7,7 @@
 
 mod app;
 mod check;
+mod delta;
 mod demo;
 mod logger;
 mod publish;
@@ -248,11 +249,42 @@ enum Command {
         #[arg(long)]
         backup: Option<PathBuf>,
     },
+    /// Make or apply a file delta (a patch that rebuilds NEW from OLD).
+    Delta {
+        #[command(subcommand)]
+        action: DeltaAction,
+    },
     /// Run the whole update story on loopback: publish, install, update, relaunch.
     Demo {
         /// Keep everything in DIR (releases/, install/demo, install/demo.backup).
         #[arg(long)]
         keep: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeltaAction {
+    /// Write to PATCH the delta that rebuilds NEW from OLD.
+    Make {
+        /// The old file.
+        old: PathBuf,
+        /// The new file.
+        new: PathBuf,
+        /// The patch to write.
+        patch: PathBuf,
+    },
+    /// Rebuild from OLD and PATCH the new file into OUT (checked against
+    /// the sha256 the patch names before OUT appears).
+    Apply {
+        /// The old file (the one the patch was made from).
+        old: PathBuf,
+        /// The patch.
+        patch: PathBuf,
+        /// Where the rebuilt file goes.
+        out: PathBuf,
+        /// Refuse a patch that claims a larger result (bytes).
+        #[arg(long, default_value_t = 4 << 30)]
+        max_size: u64,
     },
 }
 
@@ -373,6 +405,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
             }
             Ok(Exit::Ok)
         }
+        Command::Delta { action } => delta::run(action),
         Command::Demo { keep } => demo::run(keep),
     }
 }
