@@ -43,9 +43,11 @@
 //! # Recovery rules
 //!
 //! The journal (`need_update` in the backup dir) is written before each
-//! step is taken, by write-temp, fsync, rename, fsync-dir; staged files
-//! (each file written and each folder) and applied ones (`syncfs`) are
-//! flushed to disk before the journal moves past them. A crash or power cut at any instant leaves one of these, and
+//! step is taken, by write-temp, fsync, rename, fsync-dir; the backup
+//! (one `syncfs` after its links), staged files (each file written and each
+//! folder) and applied ones (each folder the step changed) are flushed to
+//! disk before the journal moves past them. A crash or power cut at any
+//! instant leaves one of these, and
 //! [`finish_pending`], first thing in the next launch of the program (old
 //! binary or new), does what the table says:
 //!
