@@ -136,16 +136,17 @@ fn ruff_pair() -> (PathBuf, PathBuf) {
             .status()
             .expect("python3 -m pip");
         assert!(status.success(), "downloading ruff {version} from PyPI");
-        let script = format!(
-            "import glob, zipfile\n\
-             z = zipfile.ZipFile(glob.glob({wheels:?} + '/*.whl')[0])\n\
+        // Paths go to Python as arguments, never pasted into its source.
+        let script = "import sys, zipfile, os\n\
+             d, exe = sys.argv[1], sys.argv[2]\n\
+             whl = [f for f in os.listdir(d) if f.endswith('.whl')][0]\n\
+             z = zipfile.ZipFile(os.path.join(d, whl))\n\
              name = [n for n in z.namelist() if n.endswith('/scripts/ruff')][0]\n\
-             open({exe:?} + '.part', 'wb').write(z.read(name))\n",
-            wheels = wheels.display().to_string(),
-            exe = exe.display().to_string(),
-        );
+             open(exe + '.part', 'wb').write(z.read(name))\n";
         let status = Command::new("python3")
-            .args(["-c", &script])
+            .args(["-c", script])
+            .arg(&wheels)
+            .arg(&exe)
             .status()
             .unwrap();
         assert!(status.success(), "unpacking ruff {version}'s wheel");

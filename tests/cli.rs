@@ -327,6 +327,8 @@ fn delta_make_and_apply_rebuild_a_changed_executable_and_refuse_another_old_file
     let (o, n) = (dir.path().join("old"), dir.path().join("new"));
     fs::write(&o, &old).unwrap();
     fs::write(&n, &new).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&o, fs::Permissions::from_mode(0o755)).unwrap();
     let patch = dir.path().join("patch");
     run(
         leapfrog().args(["delta", "make"]).args([&o, &n, &patch]),
@@ -344,6 +346,11 @@ fn delta_make_and_apply_rebuild_a_changed_executable_and_refuse_another_old_file
     .expect_code(0)
     .expect_output("sha256 checked");
     assert!(fs::read(&out).unwrap() == new, "the rebuilt file differs");
+    // A program stays executable.
+    assert_eq!(
+        fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
     // Applied to the new file instead of the old one: refused, named, and
     // nothing written.
     let wrong = dir.path().join("wrong-out");

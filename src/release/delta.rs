@@ -67,6 +67,11 @@ pub struct Header {
 }
 
 /// Makes the patch that rebuilds `new` from `old`, in memory.
+///
+/// # Panics
+///
+/// When `old` is larger than the suffix array takes (2 GiB); [`make`]
+/// refuses such a file with an error instead.
 pub fn diff(old: &[u8], new: &[u8]) -> Vec<u8> {
     let steps = scan(old, new);
     let streams = encode(old, new, &steps);
@@ -112,9 +117,9 @@ pub fn make(old: &Path, new: &Path, patch: &Path) -> Result<u64> {
 
 fn read_input(path: &Path) -> Result<Vec<u8>> {
     let bytes = fs::read(path).map_err(io_err("reading", path))?;
-    if bytes.len() as u64 >= u64::from(u32::MAX) {
+    if bytes.len() > suffix_array::MAX_LENGTH {
         return Err(Error::Publish(format!(
-            "{} is {} bytes; deltas are made of files under 4 GiB",
+            "{} is {} bytes; deltas are made of files under 2 GiB",
             path.display(),
             bytes.len()
         )));
@@ -152,9 +157,20 @@ pub fn apply(old: &Path, patch: &Path, out: &Path, max_output: u64) -> Result<()
         patch: patch.to_owned(),
         reason,
     };
-    let old_bytes = fs::read(old).map_err(io_err("reading", old))?;
     let mut file = io::BufReader::new(fs::File::open(patch).map_err(io_err("opening", patch))?);
     let header = read_header(&mut file).map_err(bad)?;
+    // The old file's size first, from its metadata: a wrong (or endless)
+    // file is refused before it is read.
+    let old_size = fs::metadata(old).map_err(io_err("reading", old))?.len();
+    let old_bytes = if old_size == header.old_size {
+        let mut bytes = Vec::new();
+        fs::File::open(old)
+            .and_then(|f| f.take(header.old_size + 1).read_to_end(&mut bytes))
+            .map_err(io_err("reading", old))?;
+        bytes
+    } else {
+        Vec::new()
+    };
     if header.old_size != old_bytes.len() as u64
         || header.old_sha256 != <[u8; 32]>::from(Sha256::digest(&old_bytes))
     {
@@ -164,7 +180,7 @@ pub fn apply(old: &Path, patch: &Path, out: &Path, max_output: u64) -> Result<()
             header.old_size,
             hex(&header.old_sha256),
             old.display(),
-            old_bytes.len()
+            old_size
         )));
     }
     if header.new_size > max_output {
@@ -175,7 +191,19 @@ pub fn apply(old: &Path, patch: &Path, out: &Path, max_output: u64) -> Result<()
     }
     let tmp = temp_beside(out);
     let result = (|| {
-        let f = fs::File::create(&tmp).map_err(io_err("creating", &tmp))?;
+        // A new file, never one planted at the temp name (a link would be
+        // followed), with the old file's permissions: a program stays
+        // executable.
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io_err("creating", &tmp))?;
+        let permissions = fs::metadata(old)
+            .map_err(io_err("reading", old))?
+            .permissions();
+        f.set_permissions(permissions)
+            .map_err(io_err("setting the permissions of", &tmp))?;
         let mut w = HashingWriter {
             inner: BufWriter::with_capacity(1 << 20, f),
             hasher: Sha256::new(),
@@ -200,6 +228,7 @@ pub fn apply(old: &Path, patch: &Path, out: &Path, max_output: u64) -> Result<()
             .into_inner()
             .map_err(|e| io_err("writing", &tmp)(e.into_error()))?;
         f.sync_all().map_err(io_err("flushing", &tmp))?;
+        drop(f);
         fs::rename(&tmp, out).map_err(io_err(&format!("renaming {} to", tmp.display()), out))
     })();
     if result.is_err() {
@@ -247,7 +276,10 @@ fn rebuild(
         if s.len() as u64 != *len {
             return Err(bad("it ends early (cut off?)"));
         }
-        raw.push(decoder(io::Cursor::new(s)));
+        raw.push(io::BufReader::new(decoder(
+            io::Cursor::new(s),
+            header.new_size,
+        )));
     }
     let mut raw = raw.into_iter();
     let mut next = || raw.next().expect("five streams");
@@ -258,7 +290,7 @@ fn rebuild(
         zeros: 0,
         literal: 0,
     };
-    let mut extra = decoder(patch.take(lens[STREAMS - 1]));
+    let mut extra = decoder(patch.take(lens[STREAMS - 1]), header.new_size);
 
     let mut pos: u64 = 0;
     let mut written: u64 = 0;
@@ -270,6 +302,9 @@ fn rebuild(
         };
         let copy = get_varint(&mut copies).map_err(Rebuild::Bad)?;
         let seek = unzigzag(get_varint(&mut seeks).map_err(Rebuild::Bad)?);
+        if add == 0 && copy == 0 {
+            return Err(bad("it has a step that writes nothing"));
+        }
         if written
             .checked_add(add)
             .and_then(|w| w.checked_add(copy))
@@ -295,7 +330,7 @@ fn rebuild(
             at += n;
             left -= n;
         }
-        let mut left = copy as usize;
+        let mut left = usize::try_from(copy).map_err(|_| bad("a step copies too much"))?;
         while left > 0 {
             let n = left.min(buf.len());
             extra
@@ -313,8 +348,8 @@ fn rebuild(
     if written != header.new_size {
         return Err(bad("its steps end before the whole result is written"));
     }
-    // Whole streams only: a cut-off or padded patch is refused even where
-    // the bytes it still has would rebuild the file.
+    // The extra stream whole: a cut-off patch is refused even where the
+    // bytes it still has would rebuild the file.
     match extra.read(&mut buf[..1]) {
         Ok(0) => {}
         Ok(_) => return Err(bad("its extra stream holds more than its steps use")),
@@ -449,6 +484,14 @@ fn scan_range(
 
 /// The six streams of `steps`, uncompressed.
 fn encode(old: &[u8], new: &[u8], steps: &[Step]) -> [Vec<u8>; STREAMS] {
+    // A step that adds and copies nothing only moves in the old file, which
+    // the step before it can do: there are none, so that applying can
+    // refuse them (each step then writes at least one byte).
+    let steps: Vec<Step> = steps
+        .iter()
+        .copied()
+        .filter(|s| s.add + s.copy > 0)
+        .collect();
     let (mut adds, mut copies, mut seeks) = (Vec::new(), Vec::new(), Vec::new());
     let (mut runs, mut literals, mut extra) = (Vec::new(), Vec::new(), Vec::new());
     let mut zeros = 0u64;
@@ -533,11 +576,16 @@ impl<R: Read> Differences<R> {
     }
 }
 
+/// The dictionary for a stream of `len` bytes.
+fn dict_size(len: u64) -> u64 {
+    len.checked_next_power_of_two()
+        .unwrap_or(MAX_DICT)
+        .clamp(4096, MAX_DICT)
+}
+
 fn compress(data: &[u8]) -> Vec<u8> {
     use liblzma::stream::{Check, Filters, LzmaOptions, Stream, PRESET_EXTREME};
-    let dict = (data.len() as u64)
-        .next_power_of_two()
-        .clamp(4096, MAX_DICT) as u32;
+    let dict = dict_size(data.len() as u64) as u32;
     let mut options = LzmaOptions::new_preset(9 | PRESET_EXTREME).expect("preset 9e exists");
     options.dict_size(dict);
     let mut filters = Filters::new();
@@ -550,11 +598,12 @@ fn compress(data: &[u8]) -> Vec<u8> {
     out
 }
 
-fn decoder<R: Read>(r: R) -> impl Read {
-    // The memory limit: the largest dictionary a patch of ours uses, and
-    // some room for the decoder's own state.
-    let stream = liblzma::stream::Stream::new_stream_decoder(MAX_DICT + (8 << 20), 0)
-        .expect("an xz decoder");
+fn decoder<R: Read>(r: R, new_size: u64) -> impl Read {
+    // The memory limit: the dictionary a patch of ours uses for a stream of
+    // a result this size (no stream is larger than the result), and room
+    // for the decoder's own state.
+    let limit = dict_size(new_size) + (1 << 20);
+    let stream = liblzma::stream::Stream::new_stream_decoder(limit, 0).expect("an xz decoder");
     liblzma::read::XzDecoder::new_stream(io::BufReader::new(r), stream)
 }
 
@@ -853,6 +902,15 @@ mod tests {
             ],
         );
         refused(&old, &p, 1 << 20, "not the 13 bytes with sha256");
+        // Steps that write nothing (a stream of zeros costs a patch next
+        // to nothing, so they would spin without end).
+        let p = crafted(
+            &old,
+            13,
+            sha,
+            [&[0; 3000], &[0; 3000], &[0; 3000], &runs, b"", b""],
+        );
+        refused(&old, &p, 1 << 20, "a step that writes nothing");
         // Cut off, and not a patch at all.
         refused(&old, &good[..good.len() - 3], 1 << 20, "delta");
         refused(
