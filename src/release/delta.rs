@@ -78,7 +78,8 @@ pub fn diff(old: &[u8], new: &[u8]) -> Vec<u8> {
     let packed: Vec<Vec<u8>> = std::thread::scope(|scope| {
         let jobs: Vec<_> = streams
             .iter()
-            .map(|s| scope.spawn(move || compress(s)))
+            .zip(LITERAL_CONTEXT)
+            .map(|(s, context)| scope.spawn(move || compress(s, context)))
             .collect();
         jobs.into_iter()
             .map(|j| j.join().expect("a compression thread"))
@@ -583,11 +584,28 @@ fn dict_size(len: u64) -> u64 {
         .clamp(4096, MAX_DICT)
 }
 
-fn compress(data: &[u8]) -> Vec<u8> {
+/// LZMA's literal context, literal position and position bits for each
+/// stream (measured on ruff's executables, 0.6 % smaller than the
+/// defaults): the steps and runs are varints, whose bytes tell little about
+/// the next, the literals and new bytes are machine code.
+const LITERAL_CONTEXT: [(u32, u32, u32); STREAMS] = [
+    (1, 0, 0),
+    (1, 0, 0),
+    (1, 0, 0),
+    (4, 0, 0),
+    (3, 0, 0),
+    (3, 1, 1),
+];
+
+fn compress(data: &[u8], (lc, lp, pb): (u32, u32, u32)) -> Vec<u8> {
     use liblzma::stream::{Check, Filters, LzmaOptions, Stream, PRESET_EXTREME};
     let dict = dict_size(data.len() as u64) as u32;
     let mut options = LzmaOptions::new_preset(9 | PRESET_EXTREME).expect("preset 9e exists");
-    options.dict_size(dict);
+    options
+        .dict_size(dict)
+        .literal_context_bits(lc)
+        .literal_position_bits(lp)
+        .position_bits(pb);
     let mut filters = Filters::new();
     filters.lzma2(&options);
     let stream = Stream::new_stream_encoder(&filters, Check::None).expect("an LZMA2 encoder");
@@ -736,7 +754,11 @@ mod tests {
         patch.extend_from_slice(&Sha256::digest(old));
         put_varint(&mut patch, new_size);
         patch.extend_from_slice(&new_sha256);
-        let packed: Vec<Vec<u8>> = streams.iter().map(|s| compress(s)).collect();
+        let packed: Vec<Vec<u8>> = streams
+            .iter()
+            .zip(LITERAL_CONTEXT)
+            .map(|(s, context)| compress(s, context))
+            .collect();
         for s in &packed {
             put_varint(&mut patch, s.len() as u64);
         }
