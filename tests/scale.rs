@@ -126,8 +126,13 @@ fn scale_an_idle_check_is_one_304_and_a_refresh_sends_only_the_freshness_file() 
     // A release: the new freshness file, then the new manifest, then the archive.
     w.resign(|m| *m = leapfrog::Manifest::parse(&with_1_1, "t").unwrap());
     let seen = lines();
-    w.launch(&url).expect_code(0);
-    assert_eq!(version_installed(&w), "demo 1.1.0\n");
+    let updated = w.launch(&url).expect_code(0);
+    assert_eq!(
+        version_installed(&w),
+        "demo 1.1.0\n",
+        "{}",
+        updated.stdout()
+    );
     let got = requests(&web.access_log(), seen);
     assert_eq!(
         got[..3],

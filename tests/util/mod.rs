@@ -383,8 +383,11 @@ impl World {
             .or(self.fixture.secret_key.as_deref())
             .expect("a signed world");
         let signature = leapfrog::publish::sign(key, None, text.as_bytes(), "test").unwrap();
-        fs::write(self.releases.join("versions.txt"), text).unwrap();
-        fs::write(self.releases.join("versions.txt.minisig"), signature).unwrap();
+        write_later(&self.releases.join("versions.txt"), text.as_bytes());
+        write_later(
+            &self.releases.join("versions.txt.minisig"),
+            signature.as_bytes(),
+        );
         // The freshness file names the new manifest, signed by the same
         // key, with a serial above both; without a readable serial (or at
         // the largest) there is none, and clients read the manifest's own
@@ -415,7 +418,10 @@ impl World {
                 .0,
             size: text.len() as u64,
         };
-        fs::write(&path, freshness::sign(&fresh, key, None).unwrap()).unwrap();
+        write_later(
+            &path,
+            freshness::sign(&fresh, key, None).unwrap().as_bytes(),
+        );
     }
 
     /// Edits the manifest, raises its serial and signs it again with the
@@ -715,4 +721,25 @@ pub fn on_terminal(install: &Path, args: &[&str], env: &[(&str, &str)], answer: 
     drop(stdin);
     let out = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Writes `bytes` to `path` with a modification time in a later second than
+/// the file it replaces, as `leapfrog publish` does: a web server's ETag
+/// (nginx: size and whole seconds) must change, or a client that asks
+/// whether the file changed is told it did not.
+pub fn write_later(path: &Path, bytes: &[u8]) {
+    let seconds = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let before = fs::metadata(path).and_then(|m| m.modified()).ok();
+    fs::write(path, bytes).unwrap();
+    if let Some(before) = before {
+        let file = fs::File::options().write(true).open(path).unwrap();
+        let now = file.metadata().unwrap().modified().unwrap();
+        if seconds(now) <= seconds(before) {
+            file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(seconds(before) + 1))
+                .unwrap();
+        }
+    }
 }
