@@ -42,6 +42,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::{io_err, Error, Result};
+use crate::release::hash::HashingWriter;
 
 const MAGIC: &[u8; 8] = b"LFDELTA1";
 /// The dictionary of the largest stream; applying needs about this much.
@@ -179,7 +180,7 @@ pub fn apply(old: &Path, patch: &Path, out: &Path, max_output: u64) -> Result<()
             "it is made for another old file ({} bytes, sha256 {}), not {} ({} bytes); \
              download the whole release instead",
             header.old_size,
-            hex(&header.old_sha256),
+            hex::encode(header.old_sha256),
             old.display(),
             old_size
         )));
@@ -205,27 +206,20 @@ pub fn apply(old: &Path, patch: &Path, out: &Path, max_output: u64) -> Result<()
             .permissions();
         f.set_permissions(permissions)
             .map_err(io_err("setting the permissions of", &tmp))?;
-        let mut w = HashingWriter {
-            inner: BufWriter::with_capacity(1 << 20, f),
-            hasher: Sha256::new(),
-            written: 0,
-        };
+        let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, f));
         rebuild(&old_bytes, &header, &mut file, &mut w).map_err(|e| match e {
             Rebuild::Bad(reason) => bad(reason),
             Rebuild::Write(e) => io_err("writing", &tmp)(e),
         })?;
-        let digest: [u8; 32] = w.hasher.finalize_reset().into();
-        if w.written != header.new_size || digest != header.new_sha256 {
+        let (w, digest, written) = w.finish();
+        let named = hex::encode(header.new_sha256);
+        if written != header.new_size || digest != named {
             return Err(bad(format!(
-                "the result is {} bytes with sha256 {}, not the {} bytes with sha256 {} it names",
-                w.written,
-                hex(&digest),
+                "the result is {written} bytes with sha256 {digest}, not the {} bytes with sha256 {named} it names",
                 header.new_size,
-                hex(&header.new_sha256)
             )));
         }
         let f = w
-            .inner
             .into_inner()
             .map_err(|e| io_err("writing", &tmp)(e.into_error()))?;
         f.sync_all().map_err(io_err("flushing", &tmp))?;
@@ -625,25 +619,6 @@ fn decoder<R: Read>(r: R, new_size: u64) -> impl Read {
     liblzma::read::XzDecoder::new_stream(io::BufReader::new(r), stream)
 }
 
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    written: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -691,10 +666,6 @@ fn zigzag(v: i64) -> u64 {
 
 fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -818,120 +789,48 @@ mod tests {
         );
         // A result larger than the caller allows.
         refused(&old, &good, 5, "more than the 5 bytes allowed");
-        let runs = varints(&[10, 0]);
+        let runs = [10, 0];
+        // A patch for a 13-byte result of `sha` with these streams.
+        let steps =
+            |size: u64, adds: &[u64], copies: &[u64], seeks: &[u64], runs: &[u64], extra: &[u8]| {
+                crafted(
+                    &old,
+                    size,
+                    sha,
+                    [
+                        &varints(adds),
+                        &varints(copies),
+                        &varints(seeks),
+                        &varints(runs),
+                        b"",
+                        extra,
+                    ],
+                )
+            };
         // Adding from past the old file's end.
-        let p = crafted(
-            &old,
-            20,
-            sha,
-            [
-                &varints(&[20]),
-                &varints(&[0]),
-                &varints(&[0]),
-                &runs,
-                b"",
-                b"",
-            ],
-        );
+        let p = steps(20, &[20], &[0], &[0], &runs, b"");
         refused(&old, &p, 1 << 20, "past the end of the old file");
         // Steps that write more than the result's size.
-        let p = crafted(
-            &old,
-            4,
-            sha,
-            [
-                &varints(&[2, 3]),
-                &varints(&[0, 0]),
-                &varints(&[0, 0]),
-                &runs,
-                b"",
-                b"",
-            ],
-        );
+        let p = steps(4, &[2, 3], &[0, 0], &[0, 0], &runs, b"");
         refused(&old, &p, 1 << 20, "more than the result's size");
         // A move outside the old file.
-        let p = crafted(
-            &old,
-            13,
-            sha,
-            [
-                &varints(&[2, 2]),
-                &varints(&[0, 0]),
-                &varints(&[zigzag(-100), 0]),
-                &runs,
-                b"",
-                b"",
-            ],
-        );
+        let p = steps(13, &[2, 2], &[0, 0], &[zigzag(-100), 0], &runs, b"");
         refused(&old, &p, 1 << 20, "outside the old file");
         // Differences that run out.
-        let p = crafted(
-            &old,
-            13,
-            sha,
-            [
-                &varints(&[10]),
-                &varints(&[3]),
-                &varints(&[0]),
-                &varints(&[2, 0]),
-                b"",
-                b"abc",
-            ],
-        );
+        let p = steps(13, &[10], &[3], &[0], &[2, 0], b"abc");
         refused(&old, &p, 1 << 20, "differences end before");
         // Extra bytes that run out.
-        let p = crafted(
-            &old,
-            13,
-            sha,
-            [
-                &varints(&[10]),
-                &varints(&[3]),
-                &varints(&[0]),
-                &runs,
-                b"",
-                b"ab",
-            ],
-        );
+        let p = steps(13, &[10], &[3], &[0], &runs, b"ab");
         refused(&old, &p, 1 << 20, "extra stream ends early");
         // Steps that end before the result does.
-        let p = crafted(
-            &old,
-            13,
-            sha,
-            [
-                &varints(&[10]),
-                &varints(&[0]),
-                &varints(&[0]),
-                &runs,
-                b"",
-                b"",
-            ],
-        );
+        let p = steps(13, &[10], &[0], &[0], &runs, b"");
         refused(&old, &p, 1 << 20, "end before the whole result");
         // Well-formed steps, a different result: the sha256 says so.
-        let p = crafted(
-            &old,
-            13,
-            sha,
-            [
-                &varints(&[10]),
-                &varints(&[3]),
-                &varints(&[0]),
-                &runs,
-                b"",
-                b"abd",
-            ],
-        );
+        let p = steps(13, &[10], &[3], &[0], &runs, b"abd");
         refused(&old, &p, 1 << 20, "not the 13 bytes with sha256");
         // Steps that write nothing (a stream of zeros costs a patch next
         // to nothing, so they would spin without end).
-        let p = crafted(
-            &old,
-            13,
-            sha,
-            [&[0; 3000], &[0; 3000], &[0; 3000], &runs, b"", b""],
-        );
+        let p = steps(13, &[0; 3000], &[0; 3000], &[0; 3000], &runs, b"");
         refused(&old, &p, 1 << 20, "a step that writes nothing");
         // Cut off, and not a patch at all.
         refused(&old, &good[..good.len() - 3], 1 << 20, "delta");
